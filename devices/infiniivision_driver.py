@@ -1,0 +1,77 @@
+"""Driver for Keysight InfiniiVision oscilloscopes (DSOX1000/2000/3000) used as digitizers.
+
+From the "InfiniiVision Programmer's Guide": :CHANnel<n>, :TIMebase, :TRIGger:EDGE, :SINGle,
+:TER?, :WAVeform:PREamble? (format, type, points, count, xincrement, xorigin, xreference,
+yincrement, yorigin, yreference) and :WAVeform:DATA? (an IEEE 488.2 definite-length block);
+volts = (code - yreference) * yincrement + yorigin, time = (i - xreference) * xincrement + xorigin.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from quenchlab.errors import InstrumentError
+
+from .transport import VisaTransport
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One channel's record: seconds from the trigger and volts."""
+
+    time: np.ndarray
+    volts: np.ndarray
+
+
+class InfiniiVision:
+    """An oscilloscope capturing single records."""
+
+    def __init__(self, address: str, name: str = "digitizer", timeout: float = 5.0):
+        self.io = VisaTransport(name, address, timeout=timeout)
+        self.name, self.address = name, address
+
+    def identify(self) -> str:
+        return self.io.query("*IDN?")
+
+    def check_errors(self) -> None:
+        reply = self.io.query(":SYST:ERR?")
+        if not reply.lstrip("+").startswith("0,"):
+            raise InstrumentError(self.name, self.address, ":SYST:ERR?", f"reported {reply}")
+
+    def configure_channel(self, channel: int, volts_range: float, offset: float) -> None:
+        self.io.write(f":CHAN{channel}:RANG {volts_range:.6g};OFFS {offset:.6g};COUP DC;DISP 1")
+        self.check_errors()
+
+    def configure_capture(self, duration: float, pre_trigger: float, points: int,
+                          trigger: str = "EXT", level: float = 1.0) -> None:
+        """Record `duration` s, `pre_trigger` s of it before an edge on `trigger`."""
+        self.io.write(f":TIM:RANG {duration:.6g};REF LEFT;POS {duration / 10 - pre_trigger:.6g}")
+        self.io.write(f":TRIG:MODE EDGE;SWE NORM;:TRIG:EDGE:SOUR {trigger};LEV {level:.6g};SLOP POS")
+        self.io.write(f":WAV:POIN:MODE NORM;:WAV:POIN {points};:WAV:FORM WORD;BYT MSBF;UNS 1")
+        self.check_errors()
+
+    def time_range(self) -> float:
+        return float(self.io.query(":TIM:RANG?"))
+
+    def arm(self) -> None:
+        self.io.query(":TER?")  # read-and-clear a stale trigger event
+        self.io.write(":SINGle")
+
+    def triggered(self) -> bool:
+        return self.io.query(":TER?") == "+1"
+
+    def acquiring(self) -> bool:
+        """True while armed or still filling the record (:OPER:COND? bit 3, Run)."""
+        return bool(int(self.io.query(":OPER:COND?")) & 8)
+
+    def fetch(self, channel: int) -> Trace:
+        self.io.write(f":WAV:SOUR CHAN{channel}")
+        fields = self.io.query(":WAV:PRE?").split(",")
+        if fields[0] != "1":
+            raise InstrumentError(self.name, self.address, ":WAV:PRE?", f"format {fields[0]} is not WORD")
+        x_inc, x_org, x_ref, y_inc, y_org, y_ref = (float(f) for f in fields[4:10])
+        codes = self.io.query_block(":WAV:DATA?", datatype="H", big_endian=True).astype(float)
+        index = np.arange(codes.size)
+        return Trace(time=(index - x_ref) * x_inc + x_org, volts=(codes - y_ref) * y_inc + y_org)
+
+    def close(self) -> None:
+        self.io.close()

@@ -1,0 +1,156 @@
+"""Driver for the Keysight N6900/N7900 Advanced Power System (one output), SCPI over LAN.
+
+Commands from the "N6900/N7900 Series Operating and Service Guide", ch. 6 (SCPI Programming
+Reference): SOURce, OUTPut[:PROTection] (incl. the I/O watchdog), LIST, TRIGger, INITiate,
+ABORt, SENSe:SWEep and FETCh:ARRay (built-in digitizer), STATus registers and SYSTem:ERRor.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from quenchlab.errors import InstrumentError
+
+from .transport import VisaTransport
+
+TRAN_ACTIVE = 64  # STATus:OPERation bit 6: the transient system (a list) is initiated or running
+QUESTIONABLE_BITS = {1: "over-voltage", 2: "over-current", 4: "power fail", 16: "over-temperature",
+                     512: "inhibit", 2048: "watchdog"}
+MAX_LIST_STEPS = 512
+MAX_DWELL = 262.144  # s
+
+
+@dataclass(frozen=True)
+class ListProgram:
+    """A hardware-timed output list: one level and one dwell per step."""
+
+    levels: tuple[float, ...]
+    dwells: tuple[float, ...]
+    control: str = "current"  # the quantity the list steps; the other is the fixed limit
+    limit: float = 0.0  # the other quantity's setting while the list runs
+
+    @property
+    def duration(self) -> float:
+        return sum(self.dwells)
+
+
+class N6900:
+    """One output of an N6900/N7900 supply."""
+
+    def __init__(self, address: str, name: str = "supply", timeout: float = 2.0):
+        self.io = VisaTransport(name, address, timeout=timeout)
+        self.name, self.address = name, address
+
+    def identify(self) -> str:
+        return self.io.query("*IDN?")
+
+    def check_errors(self) -> None:
+        """Drain SYSTem:ERRor? and raise if the supply reported any error."""
+        errors = []
+        while len(errors) < 30:
+            reply = self.io.query("SYST:ERR?")
+            if reply.split(",", 1)[0].strip() in ("0", "+0"):
+                break
+            errors.append(reply)
+        if errors:
+            raise InstrumentError(self.name, self.address, "SYST:ERR?", "reported " + "; ".join(errors))
+
+    # --- setpoints, output, measurements ---------------------------------------------------
+    def set_voltage(self, volts: float) -> None:
+        self.io.write(f"VOLT {volts:.6g}")
+
+    def set_current(self, amps: float) -> None:
+        self.io.write(f"CURR {amps:.6g}")
+
+    def voltage_setting(self) -> float:
+        return float(self.io.query("VOLT?"))
+
+    def current_setting(self) -> float:
+        return float(self.io.query("CURR?"))
+
+    def output_off(self) -> None:
+        """Abort any list and switch the output off (safe in any state)."""
+        self.io.write("ABOR:TRAN;:OUTP OFF")
+
+    def output_on(self) -> None:
+        self.io.write("OUTP ON")
+
+    def output_enabled(self) -> bool:
+        """True only if the output is programmed on and no protection holds it off."""
+        return self.io.query("OUTP?") == "1" and self.questionable() == 0
+
+    def measure(self) -> tuple[float, float]:
+        return float(self.io.query("MEAS:VOLT?")), float(self.io.query("MEAS:CURR?"))
+
+    # --- protection ------------------------------------------------------------------------
+    def configure_protection(self, ovp: float, ocp: bool, delay: float, watchdog: float | None) -> None:
+        """Program OVP, OCP (with its delay) and the I/O watchdog (None disables it)."""
+        self.io.write(f"VOLT:PROT {ovp:.6g};:CURR:PROT:STAT {int(ocp)};:OUTP:PROT:DEL {delay:.6g}")
+        if watchdog is None:
+            self.io.write("OUTP:PROT:WDOG OFF")
+        else:
+            self.io.write(f"OUTP:PROT:WDOG:DEL {round(watchdog)};:OUTP:PROT:WDOG ON")
+        self.check_errors()
+
+    def protection_settings(self) -> dict[str, float]:
+        return {"ovp": float(self.io.query("VOLT:PROT?")),
+                "ocp": float(self.io.query("CURR:PROT:STAT?")),
+                "protection_delay": float(self.io.query("OUTP:PROT:DEL?")),
+                "watchdog": float(self.io.query("OUTP:PROT:WDOG?")),
+                "watchdog_delay": float(self.io.query("OUTP:PROT:WDOG:DEL?"))}
+
+    def questionable(self) -> int:
+        return int(self.io.query("STAT:QUES:COND?"))
+
+    def trips(self) -> list[str]:
+        """Names of the protections now holding the output off."""
+        bits = self.questionable()
+        return [name for bit, name in QUESTIONABLE_BITS.items() if bits & bit]
+
+    def clear_protection(self) -> None:
+        self.io.write("OUTP:PROT:CLE")
+
+    # --- lists -----------------------------------------------------------------------------
+    def upload_list(self, program: ListProgram) -> None:
+        """Load a list, to start on a bus trigger; the output returns to 0 when it ends."""
+        if not 1 <= len(program.levels) <= MAX_LIST_STEPS or len(program.dwells) != len(program.levels):
+            raise ValueError(f"a list holds 1-{MAX_LIST_STEPS} steps with one dwell each")
+        if any(not 0 <= d <= MAX_DWELL for d in program.dwells):
+            raise ValueError(f"list dwells must be within 0-{MAX_DWELL} s")
+        stepped, fixed = ("CURR", "VOLT") if program.control == "current" else ("VOLT", "CURR")
+        levels = ",".join(f"{v:.6g}" for v in program.levels)
+        dwells = ",".join(f"{d:.7g}" for d in program.dwells)
+        self.io.write(f"ABOR:TRAN;:{fixed}:MODE FIX;:{stepped}:MODE FIX;:{stepped} 0;:{fixed} {program.limit:.6g}")
+        self.io.write(f"LIST:{stepped} {levels}")
+        self.io.write(f"LIST:{fixed} {program.limit:.6g}")
+        self.io.write(f"LIST:DWEL {dwells};:LIST:COUN 1;:LIST:TERM:LAST OFF")
+        self.io.write(f"{stepped}:MODE LIST;:TRIG:TRAN:SOUR BUS;:DIG:PIN1:FUNC TOUT")
+        self.check_errors()
+
+    def arm_list(self) -> None:
+        self.io.write("INIT:TRAN")
+
+    def trigger(self) -> None:
+        """*TRG: starts an armed list (and a bus-triggered acquisition)."""
+        self.io.write("*TRG")
+
+    def list_running(self) -> bool:
+        return bool(int(self.io.query("STAT:OPER:COND?")) & TRAN_ACTIVE)
+
+    # --- built-in digitizer ----------------------------------------------------------------
+    def configure_digitizer(self, points: int, interval: float, pre_trigger: int = 0) -> None:
+        """Acquire `points` samples every `interval` s, starting with the list (TRAN1)."""
+        self.io.write(f"SENS:SWE:POIN {points};:SENS:SWE:TINT {interval:.6g};"
+                      f":SENS:SWE:OFFS:POIN {-pre_trigger};:TRIG:ACQ:SOUR TRAN1")
+        self.check_errors()
+
+    def arm_digitizer(self) -> None:
+        self.io.write("INIT:ACQ")
+
+    def fetch(self) -> tuple[np.ndarray, np.ndarray]:
+        """(volts, amps) of the last acquisition; waits for it to complete."""
+        volts = np.array(self.io.query("FETC:ARR:VOLT?").split(","), dtype=float)
+        amps = np.array(self.io.query("FETC:ARR:CURR?").split(","), dtype=float)
+        return volts, amps
+
+    def close(self) -> None:
+        self.io.close()

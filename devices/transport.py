@@ -1,0 +1,100 @@
+"""Transports under the drivers: a VISA resource (LAN SCPI) and a serial port.
+
+Each transport owns one lock, so a driver's command and its reply are never interleaved
+with another thread's, and resends a query a bounded number of times before it raises an
+`InstrumentError` naming the instrument, its address and the command.
+"""
+import threading
+
+import numpy as np
+import pyvisa
+import serial
+
+from quenchlab.errors import InstrumentError
+
+_resource_manager: pyvisa.ResourceManager | None = None
+
+
+def _visa() -> pyvisa.ResourceManager:
+    global _resource_manager
+    if _resource_manager is None:
+        _resource_manager = pyvisa.ResourceManager("@py")
+    return _resource_manager
+
+
+class VisaTransport:
+    """SCPI over a VISA resource, e.g. ``TCPIP::192.168.1.20::5025::SOCKET``."""
+
+    def __init__(self, name: str, address: str, timeout: float = 2.0, retries: int = 2):
+        self.name, self.address, self.retries = name, address, retries
+        self.lock = threading.RLock()
+        try:
+            self._resource = _visa().open_resource(
+                address, read_termination="\n", write_termination="\n", timeout=timeout * 1000)
+        except (pyvisa.Error, OSError, ValueError) as error:
+            raise InstrumentError(name, address, "open", f"cannot connect ({error})") from None
+
+    def write(self, command: str) -> None:
+        with self.lock:
+            try:
+                self._resource.write(command)
+            except (pyvisa.Error, OSError) as error:
+                raise InstrumentError(self.name, self.address, command, f"write failed ({error})") from None
+
+    def query(self, command: str) -> str:
+        return self._retry(command, lambda: self._resource.query(command).strip())
+
+    def query_block(self, command: str, datatype: str, big_endian: bool) -> np.ndarray:
+        """A query answered by an IEEE 488.2 definite-length block."""
+        return self._retry(command, lambda: self._resource.query_binary_values(
+            command, datatype=datatype, is_big_endian=big_endian, container=np.array))
+
+    def _retry(self, command, attempt):
+        with self.lock:
+            for remaining in range(self.retries, -1, -1):
+                try:
+                    return attempt()
+                except pyvisa.errors.VisaIOError as error:
+                    if remaining == 0:
+                        raise InstrumentError(self.name, self.address, command,
+                                              f"no reply after {self.retries + 1} tries ({error.abbreviation})") from None
+                    self._resource.clear()
+                except (pyvisa.Error, OSError) as error:
+                    raise InstrumentError(self.name, self.address, command, f"I/O failed ({error})") from None
+
+    def close(self) -> None:
+        self._resource.close()
+
+
+class SerialTransport:
+    """A serial line with one terminator for commands and replies (e.g. CR)."""
+
+    def __init__(self, name: str, address: str, *, baudrate: int, parity: str = serial.PARITY_NONE,
+                 terminator: bytes = b"\r", timeout: float = 0.5, retries: int = 2):
+        self.name, self.address, self.retries, self.terminator = name, address, retries, terminator
+        self.lock = threading.RLock()
+        try:
+            self._port = serial.serial_for_url(address, baudrate=baudrate, bytesize=serial.EIGHTBITS,
+                                               parity=parity, stopbits=serial.STOPBITS_ONE, timeout=timeout)
+        except (serial.SerialException, OSError, ValueError) as error:
+            raise InstrumentError(name, address, "open", f"cannot open the serial port ({error})") from None
+
+    def write(self, command: str) -> None:
+        with self.lock:
+            self._port.write(command.encode("ascii") + self.terminator)
+
+    def query(self, command: str, lines: int = 1) -> str:
+        """Send `command` and return its reply (several lines joined by the terminator)."""
+        with self.lock:
+            for _ in range(self.retries + 1):
+                self._port.reset_input_buffer()
+                self._port.write(command.encode("ascii") + self.terminator)
+                replies = [self._port.read_until(self.terminator) for _ in range(lines)]
+                if all(r.endswith(self.terminator) for r in replies):
+                    return self.terminator.decode().join(r[:-len(self.terminator)].decode("ascii", "replace")
+                                                         for r in replies)
+            raise InstrumentError(self.name, self.address, command,
+                                  f"no complete reply after {self.retries + 1} tries")
+
+    def close(self) -> None:
+        self._port.close()

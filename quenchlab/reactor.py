@@ -1,0 +1,103 @@
+"""A flash Joule heating reactor assembled from its config: drivers, devices and the flyer.
+
+With `simulate=True` the config's twins are started and the very same drivers connect to
+them instead of the instruments.
+"""
+from quenchlab.devices.fjh_pulse import PulseFlyer
+from quenchlab.devices.impac_device import ImpacPyrometer
+from quenchlab.devices.impac_driver import Impac
+from quenchlab.devices.infiniivision_device import InfiniiVisionDigitizer
+from quenchlab.devices.infiniivision_driver import InfiniiVision
+from quenchlab.devices.n6900_device import N6900Supply
+from quenchlab.devices.n6900_driver import N6900
+
+from .config import TWIN, FJHConfig
+from .errors import ConfigError, InstrumentError
+
+
+class FJHReactor:
+    """Connects to every instrument, programs its settings from the config and reads them back."""
+
+    def __init__(self, config: FJHConfig, *, simulate: bool = False):
+        self.config = config
+        self.twins = None
+        self._drivers = []
+        addresses = {name: getattr(config.instruments, name).address for name in ("supply", "pyrometer", "digitizer")}
+        if simulate or config.simulated:
+            from quenchlab.sim.fjh_twins import FJHTwins
+            self.twins = FJHTwins(config)
+            addresses = self.twins.addresses
+        elif TWIN in addresses.values():
+            raise ConfigError("an instrument's address is 'twin': run with --sim, or fill in its real address")
+        try:
+            self._connect(addresses)
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self, addresses: dict[str, str]) -> None:
+        c = self.config.instruments
+        self.supply_driver = self._open(N6900(addresses["supply"], timeout=c.supply.timeout))
+        self.supply_driver.output_off()
+        self.supply_driver.configure_protection(c.supply.ovp, c.supply.ocp, c.supply.protection_delay, c.supply.watchdog)
+        self.pyrometer_driver = self._open(Impac(addresses["pyrometer"], c.pyrometer.bus_address, c.pyrometer.baudrate))
+        self.pyrometer_driver.set_emissivity(c.pyrometer.emissivity)
+        self.pyrometer_driver.set_response_time(c.pyrometer.response_time)
+        self.pyrometer_driver.set_measuring_range(c.pyrometer.range_begin, c.pyrometer.range_end)
+        self.pyrometer_driver.set_analog_live_zero(c.pyrometer.analog_output == "4-20 mA")
+        self.digitizer_driver = self._open(InfiniiVision(addresses["digitizer"], timeout=c.digitizer.timeout))
+        # 0-20 mA through the shunt spans 0..20 mA * R; give the channel 10 % headroom
+        full_scale = 0.020 * c.digitizer.shunt * 1.1
+        self.digitizer_driver.configure_channel(c.digitizer.channel, full_scale, full_scale / 2)
+        self._verify()
+        self.supply = N6900Supply(self.supply_driver, name="supply")
+        self.pyrometer = ImpacPyrometer(self.pyrometer_driver, name="pyrometer")
+        self.digitizer = InfiniiVisionDigitizer(self.digitizer_driver, name="digitizer")
+        self.flyer = PulseFlyer(
+            self.supply_driver, self.pyrometer_driver, self.digitizer_driver,
+            channel=c.digitizer.channel, shunt=c.digitizer.shunt, record=c.digitizer.record,
+            pre_trigger=c.digitizer.pre_trigger, points=c.digitizer.points,
+            supply_interval=c.supply.digitizer_interval, analysis=self.config.analysis.settings())
+
+    def _open(self, driver):
+        self._drivers.append(driver)
+        return driver
+
+    def _verify(self) -> None:
+        """Read back what was programmed; a mismatch refuses to start."""
+        c = self.config.instruments
+        settings = self.supply_driver.protection_settings()
+        expected = {"ovp": c.supply.ovp, "ocp": float(c.supply.ocp), "watchdog": 1.0,
+                    "watchdog_delay": float(round(c.supply.watchdog))}
+        begin, end = self.pyrometer_driver.measuring_range()
+        checks = [("supply", k, settings[k], v) for k, v in expected.items()]
+        checks += [("pyrometer", "emissivity", self.pyrometer_driver.emissivity(), c.pyrometer.emissivity),
+                   ("pyrometer", "range_begin", begin, round(c.pyrometer.range_begin - 273.15) + 273.15),
+                   ("pyrometer", "range_end", end, round(c.pyrometer.range_end - 273.15) + 273.15)]
+        for instrument, field, actual, wanted in checks:
+            if abs(actual - wanted) > 1e-6 * max(1.0, abs(wanted)):
+                driver = getattr(self, f"{instrument}_driver")
+                raise InstrumentError(instrument, driver.address, field,
+                                      f"reads back {actual:g}, not the configured {wanted:g}")
+
+    def detectors(self):
+        return [self.pyrometer, self.supply]
+
+    def close(self) -> None:
+        """Output off (best effort), then close every port and stop the twins."""
+        for driver in self._drivers:
+            try:
+                if isinstance(driver, N6900):
+                    driver.output_off()
+                driver.close()
+            except Exception:  # closing must go on for the others
+                pass
+        self._drivers.clear()
+        if self.twins:
+            self.twins.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,176 @@
+"""Twin of an IMPAC IGA 6/23 Advanced pyrometer (one-colour, InGaAs, ~1.6 um), UPP protocol.
+
+Written from the "IGA 6/23 Advanced" operating manual, section "Interface / protocol": a
+command is a two-digit bus address, two lower-case letters, an optional parameter and CR;
+queries answer the value + CR, settings answer "ok", an unknown command "no", and a
+malformed message gets no answer at all. Address 98 reaches all units without reply, 99 all
+units with reply. Temperatures are five digits in 0.1 degC; 88880 is over range and 77770
+under range. Not modelled (answered "no"): the peak picker (lz) and streaming to a
+separate output port.
+"""
+import math
+import re
+
+import numpy as np
+
+from .fjh_world import FJHWorld
+
+C2 = 14388.0  # um K, second radiation constant
+WAVELENGTH = 1.6  # um
+BASIC_RANGE = (250.0, 2500.0)  # degC, the instrument's full measuring range
+RESPONSE_TIMES = {0: 10e-6, 1: 1e-3, 2: 3e-3, 3: 5e-3, 4: 10e-3, 5: 50e-3, 6: 0.25, 7: 1.0, 8: 3.0, 9: 10.0}
+OVER, UNDER = "88880", "77770"
+KELVIN = 273.15
+_MESSAGE = re.compile(r"^(\d\d)([a-z]{2})(\S*)$")
+
+
+class ImpacTwin:
+    """The pyrometer looking at the world's sample, on a serial line at `baudrate`."""
+
+    terminator = b"\r"
+
+    def __init__(self, world: FJHWorld, address: int = 0, baudrate: int = 19200,
+                 noise_at_floor: float = 3.0, seed: int | None = None):
+        self.world = world
+        self.address = address
+        self.baudrate = baudrate
+        self.noise_at_floor = noise_at_floor  # K, one sigma at the range begin
+        self.rng = np.random.default_rng(seed)
+        self.emissivity = 1.0
+        self.response_code = 1
+        self.range_c = (600.0, 2500.0)
+        self.analog_live_zero = True  # 4-20 mA
+        self.serial_number = "23041"
+        self._apply_response_time()
+
+    # --- measurement physics ---------------------------------------------------------------
+    def _apply_response_time(self) -> None:
+        self.world.sensor_lag = RESPONSE_TIMES[self.response_code] / math.log(10)
+
+    def indicated(self, sensed: np.ndarray) -> np.ndarray:
+        """Indicated temperature (K) for the lagged true temperature, before range checks.
+
+        Emissivity error (domain.md): 1/T_m - 1/T = -(lambda/c2) ln(eps_true/eps_set).
+        Noise grows as the radiance falls: sigma ~ T^2 exp(c2/(lambda T)).
+        """
+        sensed = np.asarray(sensed, dtype=float)
+        inverse = 1 / sensed - (WAVELENGTH / C2) * math.log(self.world.sample.emissivity / self.emissivity)
+        measured = 1 / inverse
+        floor = self.range_c[0] + KELVIN
+        sigma = self.noise_at_floor * (measured / floor) ** 2 * np.exp(C2 / WAVELENGTH * (1 / measured - 1 / floor))
+        return measured + self.rng.normal(0.0, 1.0, measured.shape) * np.minimum(sigma, 200.0)
+
+    def analog_current(self, times: np.ndarray) -> np.ndarray:
+        """Analog output (mA): the measuring range mapped linearly onto 0/4-20 mA."""
+        kelvin = self.indicated(self.world.sample_at(times, "sensed"))
+        low, high = (c + KELVIN for c in self.range_c)
+        zero = 4.0 if self.analog_live_zero else 0.0
+        fraction = np.clip((kelvin - low) / (high - low), 0.0, 1.0)
+        return zero + (20.0 - zero) * fraction
+
+    def reading(self) -> str:
+        with self.world.lock:
+            self.world.advance()
+            sensed = self.world.sensed_temperature
+        kelvin = float(self.indicated(np.array([sensed]))[0])
+        celsius = kelvin - KELVIN
+        if celsius < self.range_c[0]:
+            return UNDER
+        if celsius > self.range_c[1]:
+            return OVER
+        return f"{round(celsius * 10):05d}"
+
+    # --- protocol --------------------------------------------------------------------------
+    def handle(self, message: bytes) -> bytes | None:
+        match = _MESSAGE.match(message.decode("ascii", errors="replace").strip("\n"))
+        if not match:
+            return None  # syntax or framing error: the unit stays silent
+        address, command, parameter = int(match[1]), match[2], match[3]
+        if address not in (self.address, 98, 99):
+            return None
+        answer = self._answer(command, parameter)
+        return None if address == 98 else (answer + "\r").encode("ascii")
+
+    def _answer(self, command: str, parameter: str) -> str:
+        handler = getattr(self, f"_cmd_{command}", None)
+        if handler is None:
+            return "no"
+        try:
+            return handler(parameter)
+        except ValueError:
+            return "no"
+
+    def _cmd_ms(self, parameter: str) -> str:
+        if not parameter:
+            return self.reading()
+        count = int(parameter)
+        if not 1 <= count <= 999 or len(parameter) != 3:
+            raise ValueError(parameter)
+        lines = []
+        for _ in range(count):  # one reading per response interval of the unit
+            self.world.clock.sleep(max(RESPONSE_TIMES[self.response_code], 1e-3))
+            lines.append(self.reading())
+        return "\r".join(lines)
+
+    def _cmd_em(self, parameter: str) -> str:
+        if not parameter:
+            return f"{round(self.emissivity * 1000):04d}"
+        per_mille = _digits(parameter, 4)
+        if not 50 <= per_mille <= 1000:
+            raise ValueError(parameter)
+        self.emissivity = per_mille / 1000
+        return "ok"
+
+    def _cmd_ez(self, parameter: str) -> str:
+        if not parameter:
+            return str(self.response_code)
+        self.response_code = _digits(parameter, 1)
+        self._apply_response_time()
+        return "ok"
+
+    def _cmd_mb(self, parameter: str) -> str:
+        return self._range(0, parameter)
+
+    def _cmd_me(self, parameter: str) -> str:
+        return self._range(1, parameter)
+
+    def _range(self, index: int, parameter: str) -> str:
+        if not parameter:
+            return f"{round(self.range_c[index]):04d}"
+        value = float(_digits(parameter, 4))
+        new = list(self.range_c)
+        new[index] = value
+        if not (BASIC_RANGE[0] <= new[0] and new[1] <= BASIC_RANGE[1] and new[1] - new[0] >= 50):
+            raise ValueError(parameter)
+        self.range_c = tuple(new)
+        return "ok"
+
+    def _cmd_as(self, parameter: str) -> str:
+        if not parameter:
+            return "1" if self.analog_live_zero else "0"
+        code = _digits(parameter, 1)
+        if code not in (0, 1):
+            raise ValueError(parameter)
+        self.analog_live_zero = code == 1
+        return "ok"
+
+    def _cmd_na(self, parameter: str) -> str:
+        return "IGA 6/23 Adv" if not parameter else "no"
+
+    def _cmd_sn(self, parameter: str) -> str:
+        return self.serial_number
+
+    def _cmd_ve(self, parameter: str) -> str:
+        return "V2.01 sim"
+
+    def _cmd_fs(self, parameter: str) -> str:
+        return "00"
+
+    def _cmd_gt(self, parameter: str) -> str:
+        return "0031"
+
+
+def _digits(text: str, width: int) -> int:
+    if len(text) != width or not text.isdigit():
+        raise ValueError(text)
+    return int(text)

@@ -1,0 +1,315 @@
+"""Twin of a Keysight InfiniiVision oscilloscope used as a digitizer, speaking SCPI on TCP.
+
+Written from the "InfiniiVision 3000 X-Series Oscilloscopes Programmer's Guide": :CHANnel<n>
+(RANGe = 8 divisions, SCALe, OFFSet, COUPling, PROBe), :TIMebase (RANGe = 10 divisions,
+POSition = trigger to reference point, REFerence LEFT/CENTer/RIGHt at 1, 5 or 9 divisions),
+:TRIGger[:EDGE], :SINGle/:RUN/:STOP/:DIGitize, :TER? (read-and-clear trigger event),
+:OPERegister:CONDition? (bit 3 = 8, Run), and :WAVeform (PREamble, DATA? as an IEEE 488.2
+definite-length block; volts = (code - yreference) * yincrement + yorigin,
+time = (index - xreference) * xincrement + xorigin, in seconds from the trigger).
+"""
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .fjh_world import FJHWorld
+from .scpi import ScpiEngine, ScpiError, format_number, parse_bool, parse_choice, parse_number
+
+MAX_POINTS = 62500  # the measurement record in NORMal mode
+REFERENCE_DIVISION = {"LEFT": 1, "CENT": 5, "RIGH": 9}
+FORMAT_CODE = {"BYTE": 0, "WORD": 1, "ASC": 4}
+
+Signal = Callable[[np.ndarray], np.ndarray]  # reactor times -> volts at the input
+
+
+@dataclass
+class Channel:
+    scale: float = 1.0  # V/div
+    offset: float = 0.0  # V at screen centre
+    coupling: str = "DC"
+    probe: float = 1.0
+    display: bool = True
+
+
+class InfiniiVisionTwin:
+    """A 4-channel scope whose inputs are wired to signals of the world."""
+
+    terminator = b"\n"
+
+    def __init__(self, world: FJHWorld, inputs: dict[int, Signal], model: str = "DSOX3024T",
+                 noise: float = 2e-3, seed: int | None = None):
+        self.world = world
+        self.inputs = inputs
+        self.noise = noise  # V rms of the front end
+        self.rng = np.random.default_rng(seed)
+        self.engine = ScpiEngine(f"KEYSIGHT TECHNOLOGIES,{model},MYSIM0001,07.50.2021102830")
+        self._register()
+        self.reset()
+
+    def reset(self) -> None:
+        self.channels = {n: Channel() for n in range(1, 5)}
+        self.time_scale, self.time_position, self.reference = 100e-6, 0.0, "CENT"
+        self.trigger_source, self.trigger_level, self.trigger_slope = "CHAN1", 0.0, "POS"
+        self.sweep = "AUTO"
+        self.state = "stopped"  # stopped | armed | triggered
+        self.armed_at = self.trigger_time = math.inf
+        self.trigger_event = False
+        self.wave_source, self.wave_format, self.msb_first, self.unsigned = 1, "BYTE", True, True
+        self.wave_points = 1000
+        self.record: dict[int, np.ndarray] = {}
+
+    # --- acquisition ---------------------------------------------------------------------
+    def _span(self) -> tuple[float, float]:
+        """Start of the record relative to the trigger, and its length (s)."""
+        length = 10 * self.time_scale
+        return self.time_position - REFERENCE_DIVISION[self.reference] * self.time_scale, length
+
+    def _update(self) -> None:
+        """Find the trigger and complete the acquisition as reactor time passes."""
+        with self.world.lock:
+            self.world.advance()
+            now = self.world.time
+        if self.state == "armed":
+            found = self._find_trigger(now)
+            if found is not None:
+                self.state, self.trigger_time, self.trigger_event = "triggered", found, True
+        if self.state == "triggered":
+            start, length = self._span()
+            if now >= self.trigger_time + start + length:
+                self._capture()
+                self.state = "stopped"
+
+    def _find_trigger(self, now: float) -> float | None:
+        if self.trigger_source == "EXT":
+            return next((t for t in self.world.trigger_line if self.armed_at <= t <= now), None)
+        channel = int(self.trigger_source[4:])
+        history = self.world.history(self.armed_at, now)
+        times = history["t"][history["t"] >= self.armed_at]
+        if times.size < 2:
+            return None
+        volts = self.inputs.get(channel, np.zeros_like)(times)
+        above = volts >= self.trigger_level if self.trigger_slope == "POS" else volts <= self.trigger_level
+        crossings = np.flatnonzero(~above[:-1] & above[1:])
+        return float(times[crossings[0] + 1]) if crossings.size else None
+
+    def _capture(self) -> None:
+        start, length = self._span()
+        points = min(self.wave_points, MAX_POINTS)
+        times = self.trigger_time + start + np.arange(points) * (length / points)
+        self.record = {}
+        for n, channel in self.channels.items():
+            signal = self.inputs.get(n)
+            volts = signal(times) if signal else np.zeros(points)
+            if channel.coupling == "AC":
+                volts = volts - volts.mean()
+            self.record[n] = volts + self.rng.normal(0.0, self.noise, points)
+
+    def _arm(self) -> None:
+        self.record = {}
+        self.state, self.armed_at, self.trigger_time = "armed", self.world.time, math.inf
+
+    # --- waveform transfer -------------------------------------------------------------
+    def preamble(self) -> tuple[int, float, float, int, float, float, int]:
+        channel = self.channels[self.wave_source]
+        start, length = self._span()
+        points = len(self.record.get(self.wave_source, ())) or min(self.wave_points, MAX_POINTS)
+        full = 8 * channel.scale
+        codes = 256 if self.wave_format == "BYTE" else 65536
+        y_reference = codes // 2 if self.unsigned else 0
+        return points, length / points, start, 0, full / (codes * 0.8), channel.offset, y_reference
+
+    def _waveform_data(self) -> bytes:
+        if self.wave_source not in self.record:
+            raise ScpiError(-230, "Data corrupt or stale")
+        volts = self.record[self.wave_source]
+        if self.wave_format == "ASC":
+            body = ",".join(f"{v:+.6E}" for v in volts).encode("ascii")
+        else:
+            _, _, _, _, y_inc, y_org, y_ref = self.preamble()
+            high = 255 if self.wave_format == "BYTE" else 65535
+            codes = np.clip(np.round((volts - y_org) / y_inc) + y_ref, 0, high)
+            if not self.unsigned:
+                codes = codes - (high + 1) // 2
+            kind = ("u" if self.unsigned else "i") + ("1" if self.wave_format == "BYTE" else "2")
+            order = ">" if self.msb_first else "<"
+            body = codes.astype(np.dtype(order + kind)).tobytes()
+        size = str(len(body))
+        return b"#" + str(len(size)).encode() + size.encode() + body
+
+    # --- protocol ----------------------------------------------------------------------
+    def handle(self, message: bytes) -> bytes | None:
+        self._update()
+        text = message.decode("ascii", errors="replace").strip()
+        if text.upper().startswith((":WAV:DATA?", ":WAVEFORM:DATA?", "WAV:DATA?", "WAVEFORM:DATA?")):
+            try:
+                return self._waveform_data() + b"\n"
+            except ScpiError as error:
+                self.engine.push_error(error.code, error.message)
+                return None
+        reply = self.engine.handle(text)
+        return None if reply is None else reply.encode("ascii") + b"\n"
+
+    def _register(self) -> None:
+        e = self.engine.command
+        e("*RST", lambda a, q: self.reset(), query=False)
+        e(":CHANnel<n>:SCALe", self._channel("scale", 1e-3, 5.0))
+        e(":CHANnel<n>:RANGe", self._channel_range)
+        e(":CHANnel<n>:OFFSet", self._channel("offset", -40.0, 40.0))
+        e(":CHANnel<n>:PROBe", self._channel("probe", 0.001, 10000.0))
+        e(":CHANnel<n>:COUPling", self._channel_coupling)
+        e(":CHANnel<n>:DISPlay", self._channel_display)
+        e(":CHANnel<n>", self._channel_summary, set=False)
+        e(":TIMebase:SCALe", self._timebase_scale)
+        e(":TIMebase:RANGe", self._timebase_range)
+        e(":TIMebase:POSition", self._setting("time_position", -500.0, 500.0))
+        e(":TIMebase:REFerence", self._choice("reference", ["LEFT", "CENTer", "RIGHt"]))
+        e(":TRIGger:MODE", self._trigger_mode)
+        e(":TRIGger:SWEep", self._choice("sweep", ["AUTO", "NORMal"]))
+        e(":TRIGger[:EDGE]:SOURce", self._trigger_source)
+        e(":TRIGger[:EDGE]:LEVel", self._setting("trigger_level", -100.0, 100.0))
+        e(":TRIGger[:EDGE]:SLOPe", self._choice("trigger_slope", ["POSitive", "NEGative"]))
+        e(":TRIGger:FORCe", lambda a, q: self._force(), query=False)
+        e(":SINGle", lambda a, q: self._arm(), query=False)
+        e(":RUN", lambda a, q: self._arm(), query=False)
+        e(":STOP", lambda a, q: setattr(self, "state", "stopped"), query=False)
+        e(":DIGitize", lambda a, q: self._digitize(), query=False)
+        e(":TER", lambda a, q: self._read_trigger_event(), set=False)
+        e(":OPERegister:CONDition", lambda a, q: "+8" if self.state != "stopped" else "+0", set=False)
+        e(":WAVeform:SOURce", self._wave_source)
+        e(":WAVeform:FORMat", self._choice("wave_format", ["BYTE", "WORD", "ASCii"]))
+        e(":WAVeform:BYTeorder", self._byte_order)
+        e(":WAVeform:UNSigned", self._flag("unsigned"))
+        e(":WAVeform:POINts", self._setting("wave_points", 100, MAX_POINTS, integer=True))
+        e(":WAVeform:POINts:MODE", lambda a, q: "NORM" if q else None)
+        e(":WAVeform:PREamble", lambda a, q: self._preamble_text(), set=False)
+
+    def _preamble_text(self) -> str:
+        points, x_inc, x_org, x_ref, y_inc, y_org, y_ref = self.preamble()
+        fields = [str(FORMAT_CODE[self.wave_format]), "0", str(points), "1",
+                  format_number(x_inc), format_number(x_org), str(x_ref),
+                  format_number(y_inc), format_number(y_org), str(y_ref)]
+        return ",".join(fields)
+
+    # handler factories
+    def _setting(self, attr, low, high, integer=False):
+        def handler(args, query):
+            if query:
+                value = getattr(self, attr)
+                return str(int(value)) if integer else format_number(value)
+            value = parse_number(args, minimum=low, maximum=high)
+            setattr(self, attr, int(value) if integer else value)
+        return handler
+
+    def _choice(self, attr, choices):
+        def handler(args, query):
+            if query:
+                return getattr(self, attr)
+            setattr(self, attr, parse_choice(args, 0, choices))
+        return handler
+
+    def _flag(self, attr):
+        def handler(args, query):
+            if query:
+                return "1" if getattr(self, attr) else "0"
+            setattr(self, attr, parse_bool(args))
+        return handler
+
+    def _channel(self, attr, low, high):
+        def handler(args, query, n=1):
+            channel = self._channel_of(n)
+            if query:
+                return format_number(getattr(channel, attr))
+            setattr(channel, attr, parse_number(args, minimum=low, maximum=high))
+        return handler
+
+    def _channel_of(self, n: int) -> Channel:
+        if n not in self.channels:
+            raise ScpiError(-114, "Header suffix out of range")
+        return self.channels[n]
+
+    def _channel_range(self, args, query, n=1):
+        channel = self._channel_of(n)
+        if query:
+            return format_number(8 * channel.scale)
+        channel.scale = parse_number(args, minimum=8e-3, maximum=40.0) / 8
+
+    def _channel_coupling(self, args, query, n=1):
+        channel = self._channel_of(n)
+        if query:
+            return channel.coupling
+        channel.coupling = parse_choice(args, 0, ["AC", "DC"])
+
+    def _channel_display(self, args, query, n=1):
+        channel = self._channel_of(n)
+        if query:
+            return "1" if channel.display else "0"
+        channel.display = parse_bool(args)
+
+    def _channel_summary(self, args, query, n=1):
+        c = self._channel_of(n)
+        return (f":CHAN{n}:RANG {format_number(8 * c.scale)};OFFS {format_number(c.offset)};"
+                f"COUP {c.coupling};DISP {int(c.display)};PROB {format_number(c.probe)}")
+
+    def _timebase_scale(self, args, query):
+        if query:
+            return format_number(self.time_scale)
+        self.time_scale = parse_number(args, minimum=500e-12, maximum=50.0)
+
+    def _timebase_range(self, args, query):
+        if query:
+            return format_number(10 * self.time_scale)
+        self.time_scale = parse_number(args, minimum=5e-9, maximum=500.0) / 10
+
+    def _trigger_mode(self, args, query):
+        if query:
+            return "EDGE"
+        parse_choice(args, 0, ["EDGE"])
+
+    def _trigger_source(self, args, query):
+        if query:
+            return self.trigger_source
+        choice = args[0].strip().upper() if args else ""
+        if choice in ("EXT", "EXTERNAL"):
+            self.trigger_source = "EXT"
+            return
+        for n in self.channels:
+            if choice in (f"CHAN{n}", f"CHANNEL{n}"):
+                self.trigger_source = f"CHAN{n}"
+                return
+        raise ScpiError(-224, "Illegal parameter value")
+
+    def _wave_source(self, args, query):
+        if query:
+            return f"CHAN{self.wave_source}"
+        choice = args[0].strip().upper() if args else ""
+        for n in self.channels:
+            if choice in (f"CHAN{n}", f"CHANNEL{n}"):
+                self.wave_source = n
+                return
+        raise ScpiError(-224, "Illegal parameter value")
+
+    def _byte_order(self, args, query):
+        if query:
+            return "MSBF" if self.msb_first else "LSBF"
+        self.msb_first = parse_choice(args, 0, ["MSBFirst", "LSBFirst"]) == "MSBF"
+
+    def _force(self) -> None:
+        if self.state == "armed":
+            self.state, self.trigger_time, self.trigger_event = "triggered", self.world.time, True
+
+    def _digitize(self) -> None:
+        """:DIGitize acquires one record and stops; here it waits (in reactor time) for it."""
+        self._arm()
+        if self.sweep == "AUTO":
+            self._force()
+        start, length = self._span()
+        give_up = self.world.time + 10 * length + 10.0
+        while self.state != "stopped" and self.world.time < give_up:
+            self.world.clock.sleep(max(length / 20, 1e-4))
+            self._update()
+
+    def _read_trigger_event(self) -> str:
+        event, self.trigger_event = self.trigger_event, False
+        return "+1" if event else "+0"

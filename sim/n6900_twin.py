@@ -1,0 +1,356 @@
+"""Twin of a Keysight N6900/N7900 Advanced Power System (one output), speaking SCPI on TCP.
+
+Written from the "N6900/N7900 Series Operating and Service Guide" (ch. 6, SCPI Programming
+Reference): output and protection (OUTPut, OUTPut:PROTection incl. the I/O watchdog, whose
+trip latches the output off while OUTP? still reads 1), lists (LIST, TRIGger:TRANsient,
+INITiate, ABORt), the built-in digitizer (SENSe:SWEep, TRIGger:ACQuire, FETCh:ARRay) and the
+status registers (Operation: CV 1, CC 2, OFF 4, WTG-meas 8, WTG-tran 16, MEAS-active 32,
+TRAN-active 64; Questionable: OV 1, OC 2, OT 16, PROT/watchdog 2048).
+"""
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .fjh_world import FJHWorld
+from .scpi import ScpiEngine, ScpiError, format_number, parse_bool, parse_choice, parse_list, parse_number
+
+OV, OC, OT, WATCHDOG = 1, 2, 16, 2048
+MAX_LIST_STEPS = 512
+MAX_DWELL = 262.144  # s
+MIN_SAMPLE_INTERVAL = 5.12e-6  # s
+MAX_SWEEP_POINTS = 512 * 1024
+
+
+@dataclass(frozen=True)
+class Rating:
+    model: str = "N6952A"
+    volts: float = 60.0
+    amps: float = 100.0
+    watts: float = 2000.0
+
+
+@dataclass
+class ListProgram:
+    """The LIST subsystem: per-step levels and dwells, repeated `count` times."""
+
+    current: list[float] = field(default_factory=lambda: [0.0])
+    voltage: list[float] = field(default_factory=lambda: [0.0])
+    dwell: list[float] = field(default_factory=lambda: [1e-3])
+    count: float = 1  # math.inf for INF
+    terminate_last: bool = False
+
+    def length(self) -> int:
+        lengths = {len(self.current), len(self.voltage), len(self.dwell)} - {1}
+        if len(lengths) > 1:
+            raise ScpiError(-221, "Settings conflict;list lengths differ")
+        return lengths.pop() if lengths else 1
+
+    def step_at(self, elapsed: float) -> int | None:
+        """Index of the step running `elapsed` s after the trigger, None once finished."""
+        n = self.length()
+        dwells = [self.dwell[i if len(self.dwell) > 1 else 0] for i in range(n)]
+        period = sum(dwells)
+        repetition, rest = divmod(elapsed, period) if period > 0 else (math.inf, 0.0)
+        if repetition >= self.count:
+            return None
+        for i, d in enumerate(dwells):
+            if rest < d:
+                return i
+            rest -= d
+        return n - 1
+
+    def level(self, values: list[float], step: int) -> float:
+        return values[step if len(values) > 1 else 0]
+
+    def duration(self) -> float:
+        n = self.length()
+        return sum(self.dwell[i if len(self.dwell) > 1 else 0] for i in range(n)) * self.count
+
+    def boundaries(self, start: float) -> list[float]:
+        n, out, t = self.length(), [], start
+        reps = int(min(self.count, 4096))
+        for _ in range(reps):
+            for i in range(n):
+                t += self.dwell[i if len(self.dwell) > 1 else 0]
+                out.append(t)
+        return out
+
+
+class N6900Twin:
+    """One output of an N6900 supply driving the world's sample."""
+
+    terminator = b"\n"
+
+    def __init__(self, world: FJHWorld, rating: Rating = Rating(), serial: str = "SIM0001"):
+        self.world = world
+        self.rating = rating
+        self.engine = ScpiEngine(f"Keysight Technologies,{rating.model},{serial},D.03.01")
+        self._register()
+        self.reset()
+        world.source = self
+
+    # --- state -----------------------------------------------------------------------------
+    def reset(self) -> None:
+        """*RST state (Operating and Service Guide, "*RST" and "Factory-reset state")."""
+        self.voltage = 0.0
+        self.current = 0.0
+        self.output = False
+        self.ovp = self.rating.volts * 1.2
+        self.ocp = False
+        self.protection_delay = 0.02
+        self.watchdog = False
+        self.watchdog_delay = 60.0
+        self.tripped = 0
+        self.last_io = self.world.time
+        self.current_mode = "FIX"
+        self.voltage_mode = "FIX"
+        self.list = ListProgram()
+        self.transient_source = "IMM"
+        self.transient = "idle"  # idle | waiting | running
+        self.list_start = math.inf
+        self.list_boundaries: list[float] = []
+        self.cc_since: float | None = None
+        self.constant_current = False
+        self.acq_points, self.acq_interval, self.acq_offset = 3255, 20.48e-6, 0
+        self.acq_source = "BUS"
+        self.acquisition = "idle"  # idle | waiting | triggered
+        self.pin1_function = "DIO"
+        self.acq_trigger_time = math.inf
+
+    # --- the world's view (ElectricalSource) -----------------------------------------------
+    def _settle(self, t: float) -> None:
+        """Bring discrete state (watchdog, list completion) up to reactor time t."""
+        if self.watchdog and not self.tripped & WATCHDOG and t >= self.last_io + self.watchdog_delay:
+            self.tripped |= WATCHDOG
+        if self.transient == "running" and self._list_step(t) is None:
+            self.transient = "idle"
+            if self.list.terminate_last:
+                last = self.list.length() - 1
+                if self.current_mode == "LIST":
+                    self.current = self.list.level(self.list.current, last)
+                if self.voltage_mode == "LIST":
+                    self.voltage = self.list.level(self.list.voltage, last)
+
+    def _list_step(self, t: float) -> int | None:
+        return self.list.step_at(t - self.list_start) if t >= self.list_start else 0
+
+    def drive(self, t: float) -> tuple[bool, float, float]:
+        self._settle(t)
+        volts, amps = self.voltage, self.current
+        if self.transient == "running":
+            step = self._list_step(t)
+            if self.current_mode == "LIST":
+                amps = self.list.level(self.list.current, step)
+            if self.voltage_mode == "LIST":
+                volts = self.list.level(self.list.voltage, step)
+        amps = min(amps, self.rating.watts / max(volts, 1e-9), self.rating.amps)
+        return self.output and not self.tripped, volts, amps
+
+    def next_change(self, t: float) -> float:
+        times = [math.inf]
+        if self.watchdog and not self.tripped & WATCHDOG:
+            times.append(self.last_io + self.watchdog_delay)
+        if self.transient == "running":
+            times.extend(b for b in self.list_boundaries if b > t)
+        if self.cc_since is not None and self.ocp:
+            times.append(self.cc_since + self.protection_delay)
+        return min(times)
+
+    def observe(self, t: float, volts: float, amps: float, constant_current: bool) -> None:
+        if volts > self.ovp:
+            self.tripped |= OV
+        self.cc_since = (self.cc_since if self.cc_since is not None else t) if constant_current else None
+        if self.ocp and self.cc_since is not None and t - self.cc_since >= self.protection_delay:
+            self.tripped |= OC
+        self.constant_current = constant_current
+
+    # --- protocol --------------------------------------------------------------------------
+    def handle(self, message: bytes) -> bytes | None:
+        with self.world.lock:
+            self.world.advance()
+            now = self.world.time
+            self._settle(now)
+            self.last_io = now
+            reply = self.engine.handle(message.decode("ascii", errors="replace").strip())
+        return None if reply is None else reply.encode("ascii") + b"\n"
+
+    def _register(self) -> None:
+        e, r = self.engine.command, self.rating
+        e("*RST", lambda a, q: self.reset(), query=False)
+        e("*TRG", lambda a, q: self._bus_trigger(), query=False)
+        e("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]", self._number("voltage", 0, r.volts * 1.02))
+        e("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", self._number("current", 0, r.amps * 1.02))
+        e("[SOURce:]VOLTage:PROTection[:LEVel]", self._number("ovp", 0, r.volts * 1.2))
+        e("[SOURce:]CURRent:PROTection:STATe", self._flag("ocp"))
+        e("[SOURce:]CURRent:MODE", self._mode("current_mode"))
+        e("[SOURce:]VOLTage:MODE", self._mode("voltage_mode"))
+        e("OUTPut[:STATe]", self._flag("output"))
+        e("OUTPut:PROTection:CLEar", lambda a, q: self._clear_protection(), query=False)
+        e("OUTPut:PROTection:DELay", self._number("protection_delay", 0, 0.255))
+        e("OUTPut:PROTection:WDOG[:STATe]", self._flag("watchdog"))
+        e("OUTPut:PROTection:WDOG:DELay", self._number("watchdog_delay", 1, 3600, step=1.0))
+        e("[SOURce:]LIST:CURRent[:LEVel]", self._list("current", r.amps * 1.02))
+        e("[SOURce:]LIST:VOLTage[:LEVel]", self._list("voltage", r.volts * 1.02))
+        e("[SOURce:]LIST:DWELl", self._list("dwell", MAX_DWELL))
+        e("[SOURce:]LIST:CURRent:POINts", lambda a, q: str(len(self.list.current)), set=False)
+        e("[SOURce:]LIST:VOLTage:POINts", lambda a, q: str(len(self.list.voltage)), set=False)
+        e("[SOURce:]LIST:DWELl:POINts", lambda a, q: str(len(self.list.dwell)), set=False)
+        e("[SOURce:]LIST:COUNt", self._list_count)
+        e("[SOURce:]LIST:TERMinate:LAST", self._list_flag)
+        e("TRIGger:TRANsient:SOURce", self._source("transient_source", ["BUS", "IMMediate", "EXTernal"]))
+        e("TRIGger:TRANsient[:IMMediate]", lambda a, q: self._start_list(), query=False)
+        e("INITiate[:IMMediate]:TRANsient", lambda a, q: self._initiate(), query=False)
+        e("ABORt:TRANsient", lambda a, q: self._abort(), query=False)
+        e("[SOURce:]DIGital:PIN1:FUNCtion", self._source("pin1_function", ["DIO", "DINPut", "TOUTput", "TINPut", "FAULt", "INHibit", "ONCouple", "OFFCouple"]))
+        e("SENSe:SWEep:POINts", self._number("acq_points", 1, MAX_SWEEP_POINTS, step=1.0))
+        e("SENSe:SWEep:TINTerval", self._number("acq_interval", MIN_SAMPLE_INTERVAL, 40000.0))
+        e("SENSe:SWEep:OFFSet:POINts", self._number("acq_offset", -(MAX_SWEEP_POINTS - 1), 2e9, step=1.0))
+        e("TRIGger:ACQuire:SOURce", self._source("acq_source", ["BUS", "TRANsient1", "EXTernal"]))
+        e("TRIGger:ACQuire[:IMMediate]", lambda a, q: self._trigger_acquisition(self.world.time), query=False)
+        e("INITiate[:IMMediate]:ACQuire", lambda a, q: self._initiate_acquisition(), query=False)
+        e("ABORt:ACQuire", lambda a, q: setattr(self, "acquisition", "idle"), query=False)
+        e("FETCh:ARRay:CURRent[:DC]", lambda a, q: self._fetch("amps"), set=False)
+        e("FETCh:ARRay:VOLTage[:DC]", lambda a, q: self._fetch("volts"), set=False)
+        e("MEASure[:SCALar]:VOLTage[:DC]", lambda a, q: format_number(self._measured()[0]), set=False)
+        e("MEASure[:SCALar]:CURRent[:DC]", lambda a, q: format_number(self._measured()[1]), set=False)
+        e("STATus:QUEStionable:CONDition", lambda a, q: str(self._questionable()), set=False)
+        e("STATus:OPERation:CONDition", lambda a, q: str(self._operation()), set=False)
+
+    # handler factories: one setting stored in one attribute
+    def _number(self, attr, low, high, step=None):
+        def handler(args, query):
+            if query:
+                return format_number(getattr(self, attr))
+            value = parse_number(args, minimum=low, maximum=high, default=low)
+            setattr(self, attr, round(value / step) * step if step else value)
+        return handler
+
+    def _flag(self, attr):
+        def handler(args, query):
+            if query:
+                return "1" if getattr(self, attr) else "0"
+            setattr(self, attr, parse_bool(args))
+        return handler
+
+    def _source(self, attr, choices):
+        def handler(args, query):
+            if query:
+                return getattr(self, attr)
+            setattr(self, attr, parse_choice(args, 0, choices))
+        return handler
+
+    def _mode(self, attr):
+        def handler(args, query):
+            if query:
+                return getattr(self, attr)
+            if self.transient != "idle":
+                raise ScpiError(-221, "Settings conflict")
+            setattr(self, attr, parse_choice(args, 0, ["FIXed", "STEP", "LIST"]))
+        return handler
+
+    def _list(self, attr, high):
+        def handler(args, query):
+            if query:
+                return ",".join(format_number(v) for v in getattr(self.list, attr))
+            values = parse_list(args, minimum=0, maximum=high)
+            if len(values) > MAX_LIST_STEPS:
+                raise ScpiError(-222, "Data out of range;list longer than 512 steps")
+            if attr == "dwell":  # 1 us resolution up to 0.262144 s, coarser above (ch. 6, LIST:DWELl)
+                values = [_round_dwell(v) for v in values]
+            setattr(self.list, attr, values)
+        return handler
+
+    def _list_count(self, args, query):
+        if query:
+            return "9.9E37" if math.isinf(self.list.count) else str(int(self.list.count))
+        if args and args[0].strip().upper() in ("INF", "INFINITY"):
+            self.list.count = math.inf
+        else:
+            self.list.count = int(parse_number(args, minimum=1, maximum=4096))
+
+    def _list_flag(self, args, query):
+        if query:
+            return "1" if self.list.terminate_last else "0"
+        self.list.terminate_last = parse_bool(args)
+
+    # actions
+    def _clear_protection(self) -> None:
+        self.tripped = 0
+        self.cc_since = None
+
+    def _initiate(self) -> None:
+        if self.transient != "idle":
+            raise ScpiError(-213, "Init ignored")
+        self.list.length()  # raises on mismatched lists
+        self.transient = "waiting"
+        if self.transient_source == "IMM":
+            self._start_list()
+
+    def _bus_trigger(self) -> None:
+        if self.transient == "waiting" and self.transient_source == "BUS":
+            self._start_list()
+        if self.acquisition == "waiting" and self.acq_source == "BUS":
+            self._trigger_acquisition(self.world.time)
+
+    def _start_list(self) -> None:
+        if self.transient != "waiting":
+            raise ScpiError(-211, "Trigger ignored")
+        now = self.world.time
+        self.transient, self.list_start = "running", now
+        self.list_boundaries = self.list.boundaries(now)
+        if self.pin1_function == "TOUT":  # trigger out on pin 1 when the transient starts
+            self.world.trigger_line.append(now)
+        if self.acquisition == "waiting" and self.acq_source == "TRAN1":
+            self._trigger_acquisition(now)
+
+    def _abort(self) -> None:
+        """ABORt:TRANsient: the output returns to the settings in force before the list."""
+        self.transient, self.list_start, self.list_boundaries = "idle", math.inf, []
+
+    def _initiate_acquisition(self) -> None:
+        self.acquisition, self.acq_trigger_time = "waiting", math.inf
+
+    def _trigger_acquisition(self, t: float) -> None:
+        if self.acquisition == "waiting":
+            self.acquisition, self.acq_trigger_time = "triggered", t
+
+    def _acquisition_end(self) -> float:
+        return self.acq_trigger_time + (self.acq_offset + self.acq_points) * self.acq_interval
+
+    def _fetch(self, key: str) -> str:
+        """FETCh:ARRay waits until the acquisition is complete, then returns it."""
+        if self.acquisition != "triggered":
+            raise ScpiError(-230, "Data corrupt or stale;no acquisition triggered")
+        wait = self._acquisition_end() - self.world.time
+        if wait > 0:
+            self.world.lock.release()
+            try:
+                self.world.clock.sleep(wait)
+            finally:
+                self.world.lock.acquire()
+        times = self.acq_trigger_time + (self.acq_offset + np.arange(self.acq_points)) * self.acq_interval
+        values = self.world.sample_at(times, key)
+        return ",".join(format_number(v) for v in values)
+
+    def _measured(self) -> tuple[float, float]:
+        return self.world.volts, self.world.amps
+
+    def _questionable(self) -> int:
+        return self.tripped
+
+    def _operation(self) -> int:
+        bits = 0 if self.output else 4
+        if self.output and not self.tripped:
+            bits |= 2 if self.constant_current else 1
+        bits |= {"waiting": 16 | 64, "running": 64}.get(self.transient, 0)
+        bits |= {"waiting": 8 | 32, "triggered": 32 if self.world.time < self._acquisition_end() else 0}.get(self.acquisition, 0)
+        return bits
+
+
+def _round_dwell(seconds: float) -> float:
+    """Dwell resolution: 1 us up to 0.262144 s, doubling with each doubling of range."""
+    resolution = 1e-6
+    while seconds > resolution * 262144 and resolution < 1.024e-3:
+        resolution *= 2
+    return round(seconds / resolution) * resolution

@@ -1,0 +1,115 @@
+"""Loopback transports for twins: a TCP socket (LAN instruments) and a pseudo-terminal (serial).
+
+A twin is any object with `handle(message: bytes) -> bytes | None`; the server splits the
+byte stream at the twin's terminator and writes back whatever the twin answers.
+"""
+import os
+import select
+import socket
+import termios
+import threading
+import tty
+from typing import Protocol
+
+
+class Twin(Protocol):
+    terminator: bytes  # what ends a message
+
+    def handle(self, message: bytes) -> bytes | None: ...
+
+
+def _split(buffer: bytes, terminator: bytes) -> tuple[list[bytes], bytes]:
+    *messages, rest = buffer.split(terminator)
+    return messages, rest
+
+
+class TcpServer:
+    """Serves one twin on 127.0.0.1 (or `host`), one client connection at a time."""
+
+    def __init__(self, twin: Twin, host: str = "127.0.0.1", port: int = 0):
+        self.twin = twin
+        self._sock = socket.create_server((host, port))
+        self.host, self.port = self._sock.getsockname()[:2]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True, name=f"tcp-twin-{self.port}")
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self._sock], [], [], 0.1)
+            if ready:
+                conn, _ = self._sock.accept()
+                with conn:
+                    self._talk(conn)
+
+    def _talk(self, conn: socket.socket) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buffer = b""
+        while not self._stop.is_set():
+            ready, _, _ = select.select([conn], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                chunk = conn.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            messages, buffer = _split(buffer + chunk, self.twin.terminator)
+            for message in messages:
+                reply = self.twin.handle(message)
+                if reply is not None:
+                    conn.sendall(reply)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._sock.close()
+
+
+class PtyServer:
+    """Serves one serial twin on a pseudo-terminal; `path` is what pyserial opens.
+
+    The baud rate the client chose is read from the terminal: a message sent at another
+    speed than the twin's `baudrate` is dropped, as a real UART would see only garbage.
+    Linux pseudo-terminals always report 8 data bits and no parity, so parity cannot be
+    checked here.
+    """
+
+    def __init__(self, twin: Twin):
+        self.twin = twin
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        self.path = os.ttyname(self._slave)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True, name=f"pty-twin-{self.path}")
+        self._thread.start()
+
+    def baudrate(self) -> int:
+        speed = termios.tcgetattr(self._slave)[4]
+        return next((int(n[1:]) for n in dir(termios) if n[:1] == "B" and n[1:].isdigit()
+                     and getattr(termios, n) == speed), 0)
+
+    def _serve(self) -> None:
+        buffer = b""
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self._master], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(self._master, 4096)
+            except OSError:
+                continue
+            messages, buffer = _split(buffer + chunk, self.twin.terminator)
+            for message in messages:
+                if self.baudrate() != self.twin.baudrate:
+                    continue  # framing garbage at the wrong speed: no reply
+                reply = self.twin.handle(message)
+                if reply:
+                    os.write(self._master, reply)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        os.close(self._master)
+        os.close(self._slave)

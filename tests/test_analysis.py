@@ -1,0 +1,219 @@
+"""Per-pulse figures checked against synthetic traces whose figures are known analytically."""
+import math
+
+import numpy as np
+import pytest
+
+from quenchlab.analysis import (
+    DEFINITIONS,
+    FIGURES,
+    GAS_CONSTANT,
+    AnalysisSettings,
+    KineticParameters,
+    analyse_pulse,
+    diffusion_length,
+    equivalent_time,
+    pulse_energy,
+    smooth_trace,
+)
+
+pytestmark = pytest.mark.filterwarnings("error")  # no RuntimeWarnings on NaN-laden traces
+
+DT = 1e-5  # 100 kS/s
+AMBIENT = 300.0
+PEAK = 2000.0
+RATE_UP = 1.5e5  # K/s
+HOLD = 0.055  # s
+FLOOR = 1100.0  # pyrometer under range below this
+RATE_DOWN = 4e4  # K/s, linear cool
+TAU = 0.036  # s, exponential cool towards AMBIENT
+
+
+def program(cool, peak=PEAK, hold=HOLD, tail=0.05):
+    """Linear ramp from AMBIENT at RATE_UP, a hold at peak, then cool(seconds since the hold ended)."""
+    t_rise = (peak - AMBIENT) / RATE_UP
+    t_end = t_rise + hold
+    time = np.arange(round((t_end + tail) / DT)) * DT
+    temperature = np.where(time < t_rise, AMBIENT + RATE_UP * time, peak)
+    after = time > t_end
+    temperature[after] = cool(time[after] - t_end, peak)
+    return time, temperature
+
+
+def linear_cool(s, peak):
+    return peak - RATE_DOWN * s
+
+
+def exponential_cool(s, peak):
+    return AMBIENT + (peak - AMBIENT) * np.exp(-s / TAU)
+
+
+def exp_time_to(temperature):
+    """Time after the hold at which exponential_cool from PEAK reaches temperature."""
+    return TAU * math.log((PEAK - AMBIENT) / (temperature - AMBIENT))
+
+
+def pyrometer(temperature, noise=0.0, floor=FLOOR, seed=1):
+    """Gaussian noise of `noise` K at PEAK growing fourfold towards the floor; NaN under range."""
+    rng = np.random.default_rng(seed)
+    sigma = noise * (1 + 3 * np.clip((PEAK - temperature) / (PEAK - floor), 0, 1))
+    reading = temperature + sigma * rng.standard_normal(temperature.size)
+    return np.where(reading >= floor, reading, np.nan)
+
+
+def rectangle(level, duration=HOLD):
+    """A trace at `level` for exactly `duration`, under range elsewhere."""
+    time = np.arange(10_000) * DT
+    temperature = np.full(time.size, np.nan)
+    start = 1000
+    temperature[start : start + round(duration / DT)] = level
+    return time, temperature
+
+
+def test_figures_come_in_the_announced_order_as_floats():
+    time, temperature = program(linear_cool)
+    figures = analyse_pulse(time, pyrometer(temperature))
+    assert list(figures) == list(FIGURES)
+    assert list(DEFINITIONS) == list(FIGURES)
+    assert all(type(value) is float for value in figures.values())
+
+
+def test_linear_program_without_noise():
+    time, temperature = program(linear_cool)
+    figures = analyse_pulse(time, pyrometer(temperature))
+    assert figures["peak_temperature"] == pytest.approx(PEAK)
+    assert figures["heating_rate"] == pytest.approx(RATE_UP, rel=1e-3)
+    assert figures["cooling_rate_peak"] == pytest.approx(RATE_DOWN, rel=1e-3)
+    assert figures["cooling_rate_fixed"] == pytest.approx(RATE_DOWN, rel=1e-3)
+    assert figures["cooling_rate_500K"] == pytest.approx(RATE_DOWN, rel=1e-3)
+    above = (PEAK - 1500) / RATE_UP + HOLD + (PEAK - 1500) / RATE_DOWN
+    assert figures["time_above_threshold"] == pytest.approx(above, abs=2 * DT)
+    assert math.isnan(figures["energy"])  # no supply data
+
+
+def test_exponential_cool_without_noise():
+    time, temperature = program(exponential_cool)
+    figures = analyse_pulse(time, pyrometer(temperature))
+    peak_rate = 80 / (exp_time_to(PEAK - 100) - exp_time_to(PEAK - 20))
+    first_drop = 480 / (exp_time_to(PEAK - 500) - exp_time_to(PEAK - 20))
+    assert figures["cooling_rate_peak"] == pytest.approx(peak_rate, rel=2e-3)
+    assert figures["cooling_rate_fixed"] == pytest.approx((1500 - AMBIENT) / TAU, rel=2e-3)
+    assert figures["cooling_rate_500K"] == pytest.approx(first_drop, rel=2e-3)
+    above = (PEAK - 1500) / RATE_UP + HOLD + exp_time_to(1500)
+    assert figures["time_above_threshold"] == pytest.approx(above, abs=2 * DT)
+
+
+def test_exponential_cool_with_noise():
+    time, temperature = program(exponential_cool)
+    figures = analyse_pulse(time, pyrometer(temperature, noise=2.0))
+    assert figures["peak_temperature"] == pytest.approx(PEAK, abs=6.0)
+    assert figures["heating_rate"] == pytest.approx(RATE_UP, rel=0.03)
+    peak_rate = 80 / (exp_time_to(PEAK - 100) - exp_time_to(PEAK - 20))
+    first_drop = 480 / (exp_time_to(PEAK - 500) - exp_time_to(PEAK - 20))
+    assert figures["cooling_rate_peak"] == pytest.approx(peak_rate, rel=0.03)
+    # a 50 K band at ~6 K of noise pins the slope to a few per cent only
+    assert figures["cooling_rate_fixed"] == pytest.approx((1500 - AMBIENT) / TAU, rel=0.05)
+    assert figures["cooling_rate_500K"] == pytest.approx(first_drop, rel=0.03)
+    above = (PEAK - 1500) / RATE_UP + HOLD + exp_time_to(1500)
+    assert figures["time_above_threshold"] == pytest.approx(above, rel=2e-3)
+
+
+def test_sag_inside_the_hold_is_not_the_falling_edge():
+    time, temperature = program(linear_cool)
+    middle = np.searchsorted(time, (PEAK - AMBIENT) / RATE_UP + HOLD / 2)
+    temperature[middle : middle + 20] -= 50.0  # dips below peak-20 K but recovers
+    figures = analyse_pulse(time, pyrometer(temperature, noise=2.0))
+    assert figures["cooling_rate_peak"] == pytest.approx(RATE_DOWN, rel=0.02)
+    assert figures["cooling_rate_500K"] == pytest.approx(RATE_DOWN, rel=0.01)
+
+
+def test_noise_spike_does_not_set_the_peak():
+    noise = 3.0
+    time, temperature = program(linear_cool)
+    clean = pyrometer(temperature, noise=noise)
+    spiked = clean.copy()
+    spiked[np.searchsorted(time, 0.03)] += 300.0
+    peak_clean = analyse_pulse(time, clean)["peak_temperature"]
+    peak_spiked = analyse_pulse(time, spiked)["peak_temperature"]
+    assert abs(peak_spiked - peak_clean) <= noise
+    assert abs(peak_spiked - PEAK) <= 3 * noise
+
+
+def test_floor_above_peak_minus_500_gives_nan_not_a_guess():
+    time, temperature = program(linear_cool)
+    figures = analyse_pulse(time, pyrometer(temperature, floor=1600.0))
+    assert math.isnan(figures["cooling_rate_500K"])
+    assert math.isnan(figures["cooling_rate_fixed"])  # 1475-1525 K is under range
+    assert figures["cooling_rate_peak"] == pytest.approx(RATE_DOWN, rel=1e-3)
+    assert figures["heating_rate"] == pytest.approx(RATE_UP, rel=1e-3)
+
+
+def test_pulse_not_exceeding_fixed_temperature_band():
+    time, temperature = program(linear_cool, peak=1510.0)
+    figures = analyse_pulse(time, pyrometer(temperature))
+    assert math.isnan(figures["cooling_rate_fixed"])
+    assert figures["time_above_threshold"] == pytest.approx(10 / RATE_UP + HOLD + 10 / RATE_DOWN, abs=2 * DT)
+
+
+def test_pulse_below_threshold_spends_no_time_above_it():
+    time, temperature = program(linear_cool, peak=1400.0)
+    figures = analyse_pulse(time, pyrometer(temperature))
+    assert figures["time_above_threshold"] == 0.0
+    assert figures["peak_temperature"] == pytest.approx(1400.0)
+
+
+@pytest.mark.parametrize("temperature", [np.full(500, np.nan), np.array([])])
+def test_trace_without_valid_samples_gives_nan_figures(temperature):
+    time = np.arange(temperature.size) * DT
+    figures = analyse_pulse(time, temperature)
+    assert list(figures) == list(FIGURES)
+    assert all(math.isnan(value) for value in figures.values())
+
+
+def test_mismatched_trace_arrays_are_a_caller_error():
+    with pytest.raises(ValueError):
+        analyse_pulse(np.arange(10) * DT, np.full(9, PEAK))
+
+
+def test_energy_of_a_rectangular_pulse_on_its_own_time_base():
+    supply_time = np.arange(-500, 5000) * 2e-5  # 50 kS/s, not the pyrometer's clock
+    on = (supply_time >= 0) & (np.arange(supply_time.size) < 500 + round(HOLD / 2e-5))
+    current = np.where(on, 10.0, 0.0)
+    voltage = np.where(on, 20.0, 0.0)
+    assert pulse_energy(supply_time, current, voltage) == pytest.approx(11.0, rel=1e-3)
+    time, temperature = rectangle(PEAK)
+    assert analyse_pulse(time, temperature, supply_time, current, voltage)["energy"] == pytest.approx(11.0, rel=1e-3)
+    assert math.isnan(pulse_energy(None, current, voltage))
+
+
+def test_equivalent_time_of_a_rectangle():
+    kinetics = KineticParameters()
+    time, temperature = rectangle(kinetics.reference_temperature)
+    assert equivalent_time(time, temperature, kinetics) == pytest.approx(HOLD, rel=1e-9)
+    hotter = 2200.0
+    time, temperature = rectangle(hotter)
+    boost = math.exp(-(kinetics.activation_energy / GAS_CONSTANT) * (1 / hotter - 1 / kinetics.reference_temperature))
+    assert equivalent_time(time, temperature, kinetics) == pytest.approx(HOLD * boost, rel=1e-9)
+    figures = analyse_pulse(time, temperature, settings=AnalysisSettings(kinetics=kinetics))
+    assert figures["equivalent_time"] == pytest.approx(HOLD * boost, rel=1e-9)
+
+
+@pytest.mark.parametrize("level, expected", [(2000.0, 3.6e-6), (1500.0, 0.44e-6)])
+def test_diffusion_length_of_copper_in_copper(level, expected):
+    kinetics = KineticParameters(activation_energy=211e3, d0=7.8e-5)
+    time, temperature = rectangle(level)
+    exact = math.sqrt(kinetics.d0 * math.exp(-kinetics.activation_energy / (GAS_CONSTANT * level)) * HOLD)
+    length = diffusion_length(time, temperature, kinetics)
+    assert length == pytest.approx(exact, rel=1e-9)
+    assert length == pytest.approx(expected, rel=0.02)
+    assert analyse_pulse(time, temperature)["diffusion_length"] == pytest.approx(exact, rel=1e-9)
+
+
+def test_smoothing_keeps_monotone_edges_and_gaps_and_drops_spikes():
+    trace = np.array([np.nan, np.nan, 1100.0, 1200.0, 1300.0, 1400.0, 1500.0, 1600.0, 1700.0, np.nan])
+    smooth = smooth_trace(trace)
+    assert np.array_equal(np.isnan(smooth), np.isnan(trace))
+    assert smooth[4:7] == pytest.approx(trace[4:7])
+    flat = np.full(9, PEAK)
+    flat[4] += 500.0
+    assert smooth_trace(flat) == pytest.approx(np.full(9, PEAK))
