@@ -177,39 +177,39 @@ class N6900Twin:
 
     def _register(self) -> None:
         e, r = self.engine.command, self.rating
-        e("*RST", lambda a, q: self.reset(), query=False)
-        e("*TRG", lambda a, q: self._bus_trigger(), query=False)
-        e("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]", self._number("voltage", 0, r.volts * 1.02))
-        e("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", self._number("current", 0, r.amps * 1.02))
-        e("[SOURce:]VOLTage:PROTection[:LEVel]", self._number("ovp", 0, r.volts * 1.2))
+        e("*RST", lambda a, q: self.reset(), query=False, max_args=0)
+        e("*TRG", lambda a, q: self._bus_trigger(), query=False, max_args=0)
+        e("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]", self._number("voltage", 0, r.volts * 1.02), max_query_args=1)
+        e("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", self._number("current", 0, r.amps * 1.02), max_query_args=1)
+        e("[SOURce:]VOLTage:PROTection[:LEVel]", self._number("ovp", 0, r.volts * 1.2), max_query_args=1)
         e("[SOURce:]CURRent:PROTection:STATe", self._flag("ocp"))
         e("[SOURce:]CURRent:MODE", self._mode("current_mode"))
         e("[SOURce:]VOLTage:MODE", self._mode("voltage_mode"))
         e("OUTPut[:STATe]", self._flag("output"))
-        e("OUTPut:PROTection:CLEar", lambda a, q: self._clear_protection(), query=False)
-        e("OUTPut:PROTection:DELay", self._number("protection_delay", 0, 0.255))
+        e("OUTPut:PROTection:CLEar", lambda a, q: self._clear_protection(), query=False, max_args=0)
+        e("OUTPut:PROTection:DELay", self._number("protection_delay", 0, 0.255), max_query_args=1)
         e("OUTPut:PROTection:WDOG[:STATe]", self._flag("watchdog"))
-        e("OUTPut:PROTection:WDOG:DELay", self._number("watchdog_delay", 1, 3600, step=1.0))
-        e("[SOURce:]LIST:CURRent[:LEVel]", self._list("current", r.amps * 1.02))
-        e("[SOURce:]LIST:VOLTage[:LEVel]", self._list("voltage", r.volts * 1.02))
-        e("[SOURce:]LIST:DWELl", self._list("dwell", MAX_DWELL))
+        e("OUTPut:PROTection:WDOG:DELay", self._number("watchdog_delay", 1, 3600, step=1.0), max_query_args=1)
+        e("[SOURce:]LIST:CURRent[:LEVel]", self._list("current", r.amps * 1.02), max_args=None)
+        e("[SOURce:]LIST:VOLTage[:LEVel]", self._list("voltage", r.volts * 1.02), max_args=None)
+        e("[SOURce:]LIST:DWELl", self._list("dwell", MAX_DWELL), max_args=None)
         e("[SOURce:]LIST:CURRent:POINts", lambda a, q: str(len(self.list.current)), set=False)
         e("[SOURce:]LIST:VOLTage:POINts", lambda a, q: str(len(self.list.voltage)), set=False)
         e("[SOURce:]LIST:DWELl:POINts", lambda a, q: str(len(self.list.dwell)), set=False)
         e("[SOURce:]LIST:COUNt", self._list_count)
         e("[SOURce:]LIST:TERMinate:LAST", self._list_flag)
         e("TRIGger:TRANsient:SOURce", self._source("transient_source", ["BUS", "IMMediate", "EXTernal"]))
-        e("TRIGger:TRANsient[:IMMediate]", lambda a, q: self._start_list(), query=False)
-        e("INITiate[:IMMediate]:TRANsient", lambda a, q: self._initiate(), query=False)
-        e("ABORt:TRANsient", lambda a, q: self._abort(), query=False)
+        e("TRIGger:TRANsient[:IMMediate]", lambda a, q: self._start_list(), query=False, max_args=0)
+        e("INITiate[:IMMediate]:TRANsient", lambda a, q: self._initiate(), query=False, max_args=0)
+        e("ABORt:TRANsient", lambda a, q: self._abort(), query=False, max_args=0)
         e("[SOURce:]DIGital:PIN1:FUNCtion", self._source("pin1_function", ["DIO", "DINPut", "TOUTput", "TINPut", "FAULt", "INHibit", "ONCouple", "OFFCouple"]))
-        e("SENSe:SWEep:POINts", self._number("acq_points", 1, MAX_SWEEP_POINTS, step=1.0))
-        e("SENSe:SWEep:TINTerval", self._number("acq_interval", MIN_SAMPLE_INTERVAL, 40000.0))
-        e("SENSe:SWEep:OFFSet:POINts", self._number("acq_offset", -(MAX_SWEEP_POINTS - 1), 2e9, step=1.0))
+        e("SENSe:SWEep:POINts", self._number("acq_points", 1, MAX_SWEEP_POINTS, step=1.0), max_query_args=1)
+        e("SENSe:SWEep:TINTerval", self._number("acq_interval", MIN_SAMPLE_INTERVAL, 40000.0), max_query_args=1)
+        e("SENSe:SWEep:OFFSet:POINts", self._number("acq_offset", -(MAX_SWEEP_POINTS - 1), 2e9, step=1.0), max_query_args=1)
         e("TRIGger:ACQuire:SOURce", self._source("acq_source", ["BUS", "TRANsient1", "EXTernal"]))
-        e("TRIGger:ACQuire[:IMMediate]", lambda a, q: self._trigger_acquisition(self.world.time), query=False)
-        e("INITiate[:IMMediate]:ACQuire", lambda a, q: self._initiate_acquisition(), query=False)
-        e("ABORt:ACQuire", lambda a, q: setattr(self, "acquisition", "idle"), query=False)
+        e("TRIGger:ACQuire[:IMMediate]", lambda a, q: self._trigger_acquisition(self.world.time), query=False, max_args=0)
+        e("INITiate[:IMMediate]:ACQuire", lambda a, q: self._initiate_acquisition(), query=False, max_args=0)
+        e("ABORt:ACQuire", lambda a, q: setattr(self, "acquisition", "idle"), query=False, max_args=0)
         e("FETCh:ARRay:CURRent[:DC]", lambda a, q: self._fetch("amps"), set=False)
         e("FETCh:ARRay:VOLTage[:DC]", lambda a, q: self._fetch("volts"), set=False)
         e("MEASure[:SCALar]:VOLTage[:DC]", lambda a, q: format_number(self._measured()[0]), set=False)
@@ -220,9 +220,11 @@ class N6900Twin:
     # handler factories: one setting stored in one attribute
     def _number(self, attr, low, high, step=None):
         def handler(args, query):
-            if query:
+            if query and not args:
                 return format_number(getattr(self, attr))
             value = parse_number(args, minimum=low, maximum=high, default=low)
+            if query:  # VOLT? MIN|MAX
+                return format_number(value)
             setattr(self, attr, round(value / step) * step if step else value)
         return handler
 
@@ -253,9 +255,7 @@ class N6900Twin:
         def handler(args, query):
             if query:
                 return ",".join(format_number(v) for v in getattr(self.list, attr))
-            values = parse_list(args, minimum=0, maximum=high)
-            if len(values) > MAX_LIST_STEPS:
-                raise ScpiError(-222, "Data out of range;list longer than 512 steps")
+            values = parse_list(args, minimum=0, maximum=high, max_length=MAX_LIST_STEPS)
             if attr == "dwell":  # 1 us resolution up to 0.262144 s, coarser above (ch. 6, LIST:DWELl)
                 values = [_round_dwell(v) for v in values]
             setattr(self.list, attr, values)

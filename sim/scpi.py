@@ -55,10 +55,10 @@ _MULTIPLIERS = {"EX": 1e18, "PE": 1e15, "T": 1e12, "G": 1e9, "MA": 1e6, "K": 1e3
 
 # Status bits: IEEE 488.2 sec.11.5.1 (event status register) and sec.11.2 (status byte);
 # bit 2 of the status byte is SCPI's error/event queue summary.
-OPC, QYE, DDE, EXE, CME, URQ, PON = 1, 4, 8, 16, 32, 64, 128
+OPC, RQC, QYE, DDE, EXE, CME, URQ, PON = 1, 2, 4, 8, 16, 32, 64, 128
 EAV, ESB, MSS = 4, 32, 64
 # ESR bit set by an error or event number, keyed by its hundreds (SCPI-1999 error classes).
-_EVENT_CLASS_BITS = {1: CME, 2: EXE, 3: DDE, 4: QYE, 5: PON, 6: URQ, 7: 2, 8: OPC}
+_EVENT_CLASS_BITS = {1: CME, 2: EXE, 3: DDE, 4: QYE, 5: PON, 6: URQ, 7: RQC, 8: OPC}
 
 
 class ScpiError(Exception):

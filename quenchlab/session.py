@@ -1,0 +1,57 @@
+"""Running a recipe on a reactor: check, connect, run under a RunEngine, record."""
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bluesky import RunEngine
+from bluesky.utils import RunEngineInterrupted
+
+from quenchlab.plans.pulses import pulse_train
+
+from . import __version__
+from .config import FJHConfig
+from .errors import QuenchlabError
+from .reactor import FJHReactor
+from .recipe import Recipe, compile_recipe
+from .writer import HDF5Writer
+
+
+@dataclass
+class Inputs:
+    """A validated config and recipe with the files' text, as they go into the record."""
+
+    config: FJHConfig
+    config_text: str
+    config_source: str
+    recipe: Recipe
+    recipe_text: str
+    recipe_source: str
+
+
+def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = "",
+               on_pulse: Callable[[], None] = lambda: None) -> Path:
+    """Run every pulse of the recipe; returns the HDF5 file. Limits are checked before
+    any instrument is touched; the supply output is off when this returns or raises."""
+    program = compile_recipe(inputs.recipe, inputs.config.limits, inputs.recipe_source)
+    writer = HDF5Writer(data_dir)
+    with FJHReactor(inputs.config, simulate=simulate) as reactor:
+        engine = RunEngine({}, call_returns_result=True)
+        engine.subscribe(writer)
+        engine.subscribe(lambda name, doc: on_pulse() if name == "event_page" and "supply_time" in doc["data"] else None)
+        md = {"sample": sample or inputs.recipe.name, "recipe": inputs.recipe_text,
+              "recipe_name": inputs.recipe.name, "recipe_file": inputs.recipe_source,
+              "reactor_config": inputs.config_text, "config_file": inputs.config_source,
+              "reactor": inputs.config.reactor, "simulated": reactor.twins is not None,
+              "quenchlab_version": __version__}
+        plan = pulse_train(reactor.flyer, program, inputs.recipe.pulses, inputs.recipe.off_time,
+                           detectors=reactor.detectors(), md=md)
+        try:
+            result = engine(plan)
+        except RunEngineInterrupted:
+            engine.abort(reason="interrupted by the user")
+            raise QuenchlabError(f"interrupted: the supply output is off; what was recorded is in {writer.path}") from None
+        if result.exit_status != "success":
+            raise QuenchlabError(f"the run ended with {result.exit_status}: {result.reason}; "
+                                 f"the supply output is off; the record is {writer.path}")
+    return writer.path
+
