@@ -21,7 +21,6 @@ def pulse_train(flyer: PulseFlyer, program: ListProgram, pulses: int, off_time: 
     @bpp.run_decorator(md=md)
     @bpp.finalize_decorator(lambda: bps.stop(flyer))
     def inner():
-        yield from bps.declare_stream(flyer, name=flyer.name, collect=True)
         for index in range(pulses):
             if detectors:
                 yield from bps.trigger_and_read(list(detectors))

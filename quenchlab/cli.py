@@ -21,13 +21,12 @@ from .session import Inputs, run_recipe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Instrument control and data acquisition for heat/quench synthesis reactors.")
-console = Console()
+console = Console(width=max(110, Console().width))  # the per-pulse table needs ~100 columns
 EMBEDDED = files("quenchlab.configs")
-SHOWN = {"peak_temperature": ("peak", "K", 1), "time_above_threshold": ("t>thr", "ms", 1e3),
-         "heating_rate": ("heating", "K/s", 1), "cooling_rate_peak": ("cool@peak", "K/s", 1),
-         "cooling_rate_fixed": ("cool@T", "K/s", 1), "cooling_rate_500K": ("cool 500K", "K/s", 1),
-         "energy": ("energy", "J", 1), "equivalent_time": ("t_eq", "ms", 1e3),
-         "diffusion_length": ("L_diff", "um", 1e6)}
+SHOWN = {"peak_temperature": ("peak K", 1), "time_above_threshold": ("t>thr ms", 1e3),
+         "heating_rate": ("heat K/s", 1), "cooling_rate_peak": ("cool@pk K/s", 1),
+         "cooling_rate_fixed": ("cool@T K/s", 1), "cooling_rate_500K": ("cool500 K/s", 1),
+         "energy": ("E J", 1), "equivalent_time": ("t_eq ms", 1e3), "diffusion_length": ("L um", 1e6)}
 
 
 def _fail(error: Exception) -> None:
@@ -55,11 +54,10 @@ def _summarise(path: Path, png: Path | None = None) -> None:
     table = Table(title=f"{record.title}  [{record.exit_status}]")
     table.add_column("pulse", justify="right")
     for name in FIGURES:
-        label, unit, _ = SHOWN[name]
-        table.add_column(f"{label} ({unit})", justify="right")
+        table.add_column(SHOWN[name][0], justify="right")
     count = len(next(iter(record.figures.values()), []))
     for i in range(count):
-        table.add_row(str(i + 1), *(_number(record.figures[n][i] * SHOWN[n][2]) if n in record.figures else "-"
+        table.add_row(str(i + 1), *(_number(record.figures[n][i] * SHOWN[n][1]) if n in record.figures else "-"
                                     for n in FIGURES))
     console.print(table)
     picture = plot_run(record, png or path.with_suffix(".png"))
@@ -67,7 +65,10 @@ def _summarise(path: Path, png: Path | None = None) -> None:
 
 
 def _number(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{value:.3g}"
+    """Three significant digits, short exponents (1.95e5) so the table fits 80 columns."""
+    if not np.isfinite(value):
+        return "n/a"
+    return f"{value:.0f}" if 100 <= abs(value) < 1e4 else f"{value:.3g}".replace("e+0", "e").replace("e-0", "e-")
 
 
 @app.command()

@@ -57,8 +57,9 @@ class ImpacTwin:
         inverse = 1 / sensed - (WAVELENGTH / C2) * math.log(self.world.sample.emissivity / self.emissivity)
         measured = 1 / inverse
         floor = self.range_c[0] + KELVIN
-        sigma = self.noise_at_floor * (measured / floor) ** 2 * np.exp(C2 / WAVELENGTH * (1 / measured - 1 / floor))
-        return measured + self.rng.normal(0.0, 1.0, measured.shape) * np.minimum(sigma, 200.0)
+        seen = np.maximum(measured, floor)  # below the floor the detector sees only its own noise
+        sigma = self.noise_at_floor * (seen / floor) ** 2 * np.exp(C2 / WAVELENGTH * (1 / seen - 1 / floor))
+        return measured + self.rng.normal(0.0, 1.0, measured.shape) * sigma
 
     def analog_current(self, times: np.ndarray) -> np.ndarray:
         """Analog output (mA): the measuring range mapped linearly onto 0/4-20 mA."""

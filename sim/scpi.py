@@ -188,9 +188,11 @@ class ScpiEngine:
         summary = (EAV if self._errors else 0) | (ESB if self._esr & self._ese else 0)
         return summary | (MSS if summary & self._sre else 0)
 
-    def _execute(self, header: str, args: list[str], path: list[tuple[str, str]]):
-        """Run one unit; return its response and the new current path (IEEE 488.2 Appendix A:
-        a header without a leading ":" continues the path; common commands leave it alone)."""
+    def _execute(self, header: str, args: list[str], path: list[tuple[str, str]]
+                 ) -> tuple[str | None, list[tuple[str, str]]]:
+        """Run one unit; return its response and the new current path (SCPI-1999 vol.1 ch.6,
+        IEEE 488.2 Appendix A: a header without a leading ":" continues the current path, a
+        leading ":" starts from the root, common commands leave the path alone)."""
         query = header.endswith("?")
         name = header.removesuffix("?")
         if name.startswith("*"):
