@@ -1,0 +1,28 @@
+"""Shared fixtures: the simulated FJH reactor's config, its twins and an assembled reactor."""
+from pathlib import Path
+
+import pytest
+
+from quenchlab.config import load_config
+from quenchlab.reactor import FJHReactor
+from quenchlab.sim.fjh_twins import FJHTwins
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs"
+
+
+@pytest.fixture
+def sim_config():
+    return load_config(CONFIGS / "fjh-sim.yaml")[0]
+
+
+@pytest.fixture
+def twins(sim_config):
+    with FJHTwins(sim_config) as running:
+        yield running
+
+
+@pytest.fixture
+def reactor(sim_config):
+    with FJHReactor(sim_config, simulate=True) as assembled:
+        yield assembled
