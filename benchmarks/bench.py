@@ -200,18 +200,20 @@ def record_documents(pulses: list[dict], sizes: Sizes) -> list[tuple[str, dict]]
 
 
 def write_raw(path: Path, pulses: list[dict]) -> None:
-    """The same arrays with plain h5py: one group per pulse, a table of figures, a flush per pulse."""
+    """The writer's datasets with plain h5py: one group of arrays per pulse, a table of
+    seq_num, timestamp and figures grown by one row per pulse, a flush per pulse."""
     with h5py.File(path, "w") as f:
         table = f.create_group("pulse")
         columns = {k: table.create_dataset(k, shape=(0,), maxshape=(None,), chunks=(1024,), dtype="f8")
-                   for k in FIGURES}
+                   for k in ("seq_num", "timestamp", *FIGURES)}
         for i, pulse in enumerate(pulses, start=1):
             group = f.create_group(f"pulse_{i:04d}")
             for field in ("time", "temperature", "supply_time", "current", "voltage"):
                 group.create_dataset(field, data=pulse[field])
+            row = {"seq_num": i, "timestamp": time.time(), **pulse}
             for field, column in columns.items():
                 column.resize((i,))
-                column[i - 1] = pulse[field]
+                column[i - 1] = row[field]
             f.flush()
 
 

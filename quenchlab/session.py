@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bluesky import RunEngine
-from bluesky.utils import RunEngineInterrupted
+from bluesky.utils import FailedStatus, RunEngineInterrupted
 
 from quenchlab.plans.pulses import pulse_train
 
@@ -50,6 +50,10 @@ def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = 
         except RunEngineInterrupted:
             engine.abort(reason="interrupted by the user")
             raise QuenchlabError(f"interrupted: the supply output is off; what was recorded is in {writer.path}") from None
+        except FailedStatus as failure:  # an instrument action failed: say what the instrument said
+            status = failure.args[0] if failure.args else None
+            cause = status.exception() if hasattr(status, "exception") else failure
+            raise QuenchlabError(f"{cause}; the supply output is off; what was recorded is in {writer.path}") from None
         if result.exit_status != "success":
             raise QuenchlabError(f"the run ended with {result.exit_status}: {result.reason}; "
                                  f"the supply output is off; the record is {writer.path}")

@@ -240,40 +240,35 @@ class HDF5Writer:
 
     def _table(self, stream: _Stream) -> None:
         """NXdata table of the stream's scalar fields, one resizable column per field."""
-        group = self._entry.require_group(stream.name)
-        if "seq_num" not in group:
-            group.attrs.update(NX_class="NXdata", axes="seq_num")
-            self._column(group, "seq_num", np.int64, 0)
-            self._column(group, "timestamp", np.float64, 0).attrs["units"] = "s"
-        if stream.table_signal and "signal" not in group.attrs:
+        if stream.name in self._entry:  # a stream described again (e.g. after configure) keeps its table
+            return
+        group = self._entry.create_group(stream.name)
+        group.attrs.update(NX_class="NXdata", axes="seq_num")
+        if stream.table_signal:
             group.attrs["signal"] = stream.table_signal
-        rows = group["seq_num"].shape[0]
+        self._column(group, "seq_num", np.int64)
+        self._column(group, "timestamp", np.float64).attrs["units"] = "s"
         for field in stream.scalars:
-            if field not in group:
-                data_key = stream.data_keys[field]
-                column = self._column(group, field, _TABLE_DTYPES.get(data_key.get("dtype"), np.float64), rows)
-                if data_key.get("units"):
-                    column.attrs["units"] = data_key["units"]
+            data_key = stream.data_keys[field]
+            column = self._column(group, field, _TABLE_DTYPES.get(data_key.get("dtype"), np.float64))
+            if data_key.get("units"):
+                column.attrs["units"] = data_key["units"]
 
     @staticmethod
-    def _column(group: h5py.Group, name: str, dtype, rows: int) -> h5py.Dataset:
-        dtype = np.dtype(dtype)
-        fill = np.nan if dtype.kind == "f" else None
-        return group.create_dataset(
-            name, shape=(rows,), maxshape=(None,), chunks=(CHUNK_ROWS,), dtype=dtype, fillvalue=fill
-        )
+    def _column(group: h5py.Group, name: str, dtype) -> h5py.Dataset:
+        return group.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(CHUNK_ROWS,), dtype=dtype)
 
     def _append_rows(self, stream: _Stream, page: dict) -> None:
-        """Append a page as one block per column; columns missing from the page keep their fill value."""
+        """Append a page to the table as one block per column."""
         group = self._entry[stream.name]
         start = group["seq_num"].shape[0]
         stop = start + len(page["seq_num"])
         values = {"seq_num": page["seq_num"], "timestamp": page["time"]}
-        values.update((f, page["data"][f]) for f in stream.scalars if f in page["data"])
-        for name, column in group.items():
+        values.update((field, page["data"][field]) for field in stream.scalars)
+        for name, block in values.items():
+            column = group[name]
             column.resize((stop,))
-            if name in values:
-                column[start:stop] = np.asarray(values[name], dtype=column.dtype)
+            column[start:stop] = np.asarray(block, dtype=column.dtype)
         if stream.table_signal and not self._traces_written:
             self._entry.attrs["default"] = stream.name
 
@@ -285,8 +280,7 @@ class HDF5Writer:
             group.attrs.update(NX_class="NXdata", title=f"{self._title} {stream.name} {seq_num}".strip())
             group.attrs.update(stream.trace_attrs)
             for field in stream.arrays:
-                if field in page["data"]:
-                    _write_value(group, field, page["data"][field][row], stream.data_keys[field])
+                _write_value(group, field, page["data"][field][row], stream.data_keys[field])
         if stream.trace_attrs and page["seq_num"]:
             self._entry.attrs["default"] = name
             self._traces_written = True

@@ -322,3 +322,28 @@ def test_run_without_stop_leaves_readable_file_and_is_closed_by_next_start(tmp_p
         assert text(f["entry/exit_status"]) == "incomplete"
         assert f["entry/num_events/primary"][()] == 4
         np.testing.assert_array_equal(f["entry/primary/seq_num"][:], [1, 2, 3, 4])
+
+
+def test_stream_described_again_keeps_its_table_and_first_configuration(tmp_path):
+    writer = HDF5Writer(tmp_path)
+    run = event_model.compose_run(metadata={"plan_name": "count"})
+    writer("start", run.start_doc)
+    data_keys = {"x": {"source": "hand", "dtype": "integer", "shape": []}}
+    for speed, xs in ((1.0, [5, 6]), (2.0, [7])):  # as after bps.configure: a new descriptor, same stream
+        configuration = {"stage": {"data": {"speed": speed}, "timestamps": {"speed": 0.0},
+                                   "data_keys": {"speed": {"source": "hand", "dtype": "number", "shape": [], "units": "mm/s"}}}}
+        bundle = run.compose_descriptor(name="primary", data_keys=data_keys, configuration=configuration)
+        writer("descriptor", bundle.descriptor_doc)
+        for x in xs:
+            writer("event", bundle.compose_event(data={"x": x}, timestamps={"x": 0.0}))
+    writer("stop", run.compose_stop(exit_status="abort", reason="operator stop"))
+
+    with h5py.File(writer.path, "r") as f:
+        entry = f["entry"]
+        np.testing.assert_array_equal(entry["primary/x"][:], [5, 6, 7])
+        np.testing.assert_array_equal(entry["primary/seq_num"][:], [1, 2, 3])
+        assert entry["primary/x"].dtype == np.int64
+        assert entry["instrument/stage/speed"][()] == 1.0
+        assert entry["instrument/stage/speed"].attrs["units"] == "mm/s"
+        assert text(entry["exit_status"]) == "abort" and text(entry["reason"]) == "operator stop"
+        assert entry["num_events/primary"][()] == 3

@@ -1,0 +1,104 @@
+"""A pulse train end to end on the twins: RunEngine, flyer, HDF5 record read back; safe exits."""
+import threading
+
+import bluesky.plan_stubs as bps
+import h5py
+import numpy as np
+import pytest
+from bluesky import RunEngine
+from bluesky.utils import FailedStatus, RunEngineInterrupted
+
+from quenchlab.plans.pulses import heat_quench_pulse, pulse_train
+from quenchlab.recipe import compile_recipe, load_recipe
+from quenchlab.writer import HDF5Writer
+
+from conftest import CONFIGS
+
+
+@pytest.fixture
+def program(sim_config):
+    recipe = load_recipe(CONFIGS / "recipes" / "thin-film-2000K.yaml")[0]
+    return compile_recipe(recipe, sim_config.limits)
+
+
+def supply_is_off(reactor):
+    """The twin's own state, not the driver's belief."""
+    twin = reactor.twins.supply
+    reactor.twins.world.advance()
+    return not twin.output and reactor.twins.world.amps == 0.0 and twin.transient == "idle"
+
+
+def test_pulse_train_is_recorded_in_one_nexus_file(reactor, program, tmp_path):
+    engine = RunEngine({})
+    writer = HDF5Writer(tmp_path)
+    engine.subscribe(writer)
+    engine(pulse_train(reactor.flyer, program, pulses=2, off_time=0.6, detectors=reactor.detectors(),
+                       md={"sample": "film-7", "recipe": "name: thin-film-2000K\n"}))
+    assert supply_is_off(reactor)
+    with h5py.File(writer.path, "r") as f:
+        entry = f[f.attrs["default"]]
+        assert entry.attrs["NX_class"] == "NXentry"
+        assert entry["recipe"][()].decode().startswith("name: thin-film")
+        assert entry["sample/name"][()].decode() == "film-7"
+        data = entry[entry.attrs["default"]]
+        assert data.attrs["NX_class"] == "NXdata" and data.attrs["signal"] == "temperature"
+        time, temperature = data[data.attrs["axes"]][()], data["temperature"][()]
+        assert time.shape == temperature.shape == (25000,)
+        assert data["temperature"].attrs["units"] == "K"
+        assert np.nanmax(temperature) == pytest.approx(2015, abs=40)
+        assert np.isnan(temperature[0])  # cold before the pulse: under range, never a number
+        table = entry["pulse"]
+        assert table["peak_temperature"].shape == (2,)
+        assert np.all(table["heating_rate"][()] >= 1e5)
+        assert np.all(table["cooling_rate_peak"][()] >= 1e4)
+        assert np.all(table["energy"][()] == pytest.approx(22, rel=0.15))
+        assert "supply" in entry["instrument"] and "pyrometer" in entry["instrument"]
+        assert entry["primary/pyrometer_temperature"].shape == (2,)
+        assert entry["exit_status"][()].decode() == "success"
+
+
+def test_heat_quench_pulse_records_current_and_voltage(reactor, program, tmp_path):
+    engine = RunEngine({})
+    writer = HDF5Writer(tmp_path)
+    engine.subscribe(writer)
+    engine(heat_quench_pulse(reactor.flyer, program))
+    with h5py.File(writer.path, "r") as f:
+        group = f["entry/pulse_0001"]
+        current, supply_time = group["current"][()], group["supply_time"][()]
+        assert np.median(current[(supply_time > 0.001) & (supply_time < 0.006)]) == pytest.approx(24.0)
+        assert np.median(current[(supply_time > 0.01) & (supply_time < 0.05)]) == pytest.approx(14.5)
+        assert np.all(current[supply_time > 0.056] == 0.0)
+
+
+def failing_plan(reactor, program):
+    reactor.flyer.load(program)
+    yield from bps.stage(reactor.flyer)
+    yield from bps.open_run()
+    yield from bps.kickoff(reactor.flyer, wait=True)
+    raise RuntimeError("plan bug in the middle of a pulse")
+
+
+def test_an_exception_mid_pulse_leaves_the_output_off(reactor, program):
+    engine = RunEngine({})
+    with pytest.raises(RuntimeError, match="plan bug"):
+        engine(failing_plan(reactor, program))
+    assert supply_is_off(reactor)
+
+
+def test_abort_mid_train_leaves_the_output_off(reactor, program):
+    """A pause requested from another thread (as Ctrl-C does) mid-pulse, then abort."""
+    engine = RunEngine({})
+    threading.Timer(0.3, engine.request_pause).start()
+    with pytest.raises(RunEngineInterrupted):
+        engine(pulse_train(reactor.flyer, program, pulses=3, off_time=0.6))
+    engine.abort("operator abort")
+    assert supply_is_off(reactor)
+
+
+def test_tripped_supply_refuses_to_fire(reactor, program):
+    reactor.twins.supply.tripped |= 1  # over-voltage latched
+    engine = RunEngine({})
+    with pytest.raises(FailedStatus) as failure:
+        engine(heat_quench_pulse(reactor.flyer, program))
+    assert "protection holds the output off: over-voltage" in str(failure.value.args[0].exception())
+    assert supply_is_off(reactor)
