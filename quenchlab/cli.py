@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
 from .analysis import FIGURES
 from .config import load_config
@@ -22,6 +23,7 @@ from .session import Inputs, run_recipe
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Instrument control and data acquisition for heat/quench synthesis reactors.")
 console = Console(width=max(110, Console().width))  # the per-pulse table needs ~100 columns
+errors = Console(stderr=True, soft_wrap=True)
 EMBEDDED = files("quenchlab.configs")
 SHOWN = {"peak_temperature": ("peak K", 1), "time_above_threshold": ("t>thr ms", 1e3),
          "heating_rate": ("heat K/s", 1), "cooling_rate_peak": ("cool@pk K/s", 1),
@@ -30,7 +32,7 @@ SHOWN = {"peak_temperature": ("peak K", 1), "time_above_threshold": ("t>thr ms",
 
 
 def _fail(error: Exception) -> None:
-    console.print(f"[bold red]error:[/] {error}", highlight=False)
+    errors.print(Text.assemble(("error: ", "bold red"), str(error)), highlight=False)
     raise typer.Exit(2)
 
 
