@@ -10,7 +10,8 @@ import math
 import time as wallclock
 
 import numpy as np
-from ophyd import Device
+from ophyd import Component as Cpt
+from ophyd import Device, Kind, Signal
 from ophyd.status import Status
 
 from quenchlab.analysis import FIGURES, AnalysisSettings, analyse_pulse
@@ -26,7 +27,12 @@ WATCHDOG_ONLY = 2048
 
 
 class PulseFlyer(Device):
-    """One programmed pulse: fire, wait, collect."""
+    """One programmed pulse: fire, wait, collect. The loaded list is its configuration."""
+
+    levels = Cpt(Signal, value=[0.0], kind=Kind.config)
+    dwells = Cpt(Signal, value=[0.0], kind=Kind.config)
+    control = Cpt(Signal, value="current", kind=Kind.config)
+    limit = Cpt(Signal, value=0.0, kind=Kind.config)
 
     def __init__(self, supply: N6900, pyrometer: Impac, digitizer: InfiniiVision, *, channel: int,
                  shunt: float, record: float, pre_trigger: float, points: int, supply_interval: float,
@@ -47,6 +53,10 @@ class PulseFlyer(Device):
             raise ValueError(f"the pulse ({program.duration:g} s) does not fit the digitizer record "
                              f"({self.record:g} s with {self.pre_trigger:g} s before the trigger)")
         self.program = program
+        self.levels.put(list(program.levels))
+        self.dwells.put(list(program.dwells))
+        self.control.put(program.control)
+        self.limit.put(program.limit)
 
     # --- flyer interface -------------------------------------------------------------------
     def kickoff(self) -> Status:

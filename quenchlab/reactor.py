@@ -81,7 +81,7 @@ class FJHReactor:
                                       f"reads back {actual:g}, not the configured {wanted:g}")
 
     def detectors(self):
-        return [self.pyrometer, self.supply]
+        return [self.pyrometer, self.supply, self.digitizer]
 
     def close(self) -> None:
         """Output off (best effort), then close every port and stop the twins."""

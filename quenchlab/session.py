@@ -42,7 +42,7 @@ def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = 
               "recipe_name": inputs.recipe.name, "recipe_file": inputs.recipe_source,
               "reactor_config": inputs.config_text, "config_file": inputs.config_source,
               "reactor": inputs.config.reactor, "simulated": reactor.twins is not None,
-              "quenchlab_version": __version__}
+              "analysis": inputs.config.analysis.model_dump(), "quenchlab_version": __version__}
         plan = pulse_train(reactor.flyer, program, inputs.recipe.pulses, inputs.recipe.off_time,
                            detectors=reactor.detectors(), md=md)
         try:
