@@ -90,11 +90,13 @@ class _Stream:
         data_keys = {k: dk for k, dk in doc["data_keys"].items() if not dk.get("external")}
         scalars = [k for k, dk in data_keys.items() if not dk.get("shape")]
         arrays = [k for k in data_keys if k not in scalars]
-        hinted = [f for h in doc.get("hints", {}).values() if isinstance(h, dict) for f in h.get("fields", [])]
+        hints = [h for h in doc.get("hints", {}).values() if isinstance(h, dict)]
+        hinted = [field for h in hints for field in h.get("fields", [])]
         numeric = [k for k in scalars if data_keys[k].get("dtype") in _NUMERIC]
         table_signal = next((f for f in hinted + numeric if f in numeric), None)
         signal = next((f for f in hinted + arrays if f in arrays), None)
-        return cls(doc["name"], data_keys, scalars, arrays, table_signal, cls._trace_attrs(data_keys, arrays, signal))
+        trace_attrs = cls._trace_attrs(data_keys, arrays, signal)
+        return cls(doc["name"], data_keys, scalars, arrays, table_signal, trace_attrs)
 
     @staticmethod
     def _trace_attrs(data_keys: dict, arrays: list[str], signal: str | None) -> dict:
@@ -143,8 +145,10 @@ class HDF5Writer:
         if self._file is not None:
             self._close("incomplete")
         self._file, self.path = self._create(file_stem(doc))
-        self._streams: dict[str, _Stream] = {}
+        self._streams: dict[str, _Stream] = {}  # by descriptor uid
+        self._columns: dict[str, dict[str, h5py.Dataset]] = {}  # table columns by stream name
         self._counts: dict[str, int] = {}
+        self._default: str | None = None
         self._traces_written = False
         self._title = " ".join(str(doc[k]) for k in ("plan_name", "sample") if doc.get(k))
 
@@ -240,37 +244,37 @@ class HDF5Writer:
 
     def _table(self, stream: _Stream) -> None:
         """NXdata table of the stream's scalar fields, one resizable column per field."""
-        if stream.name in self._entry:  # a stream described again (e.g. after configure) keeps its table
+        if stream.name in self._columns:  # a stream described again (e.g. after configure) keeps its table
             return
         group = self._entry.create_group(stream.name)
         group.attrs.update(NX_class="NXdata", axes="seq_num")
         if stream.table_signal:
             group.attrs["signal"] = stream.table_signal
-        self._column(group, "seq_num", np.int64)
-        self._column(group, "timestamp", np.float64).attrs["units"] = "s"
-        for field in stream.scalars:
-            data_key = stream.data_keys[field]
-            column = self._column(group, field, _TABLE_DTYPES.get(data_key.get("dtype"), np.float64))
-            if data_key.get("units"):
-                column.attrs["units"] = data_key["units"]
+        columns = {field: self._column(group, field, stream.data_keys[field]) for field in stream.scalars}
+        columns["seq_num"] = self._column(group, "seq_num", {"dtype": "integer"})
+        columns["timestamp"] = self._column(group, "timestamp", {"dtype": "number", "units": "s"})
+        self._columns[stream.name] = columns
 
     @staticmethod
-    def _column(group: h5py.Group, name: str, dtype) -> h5py.Dataset:
-        return group.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(CHUNK_ROWS,), dtype=dtype)
+    def _column(group: h5py.Group, name: str, data_key: dict) -> h5py.Dataset:
+        """An empty, chunked, growable 1-D dataset typed and unit-tagged by its data key."""
+        dtype = _TABLE_DTYPES.get(data_key.get("dtype"), np.float64)
+        column = group.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(CHUNK_ROWS,), dtype=dtype)
+        if data_key.get("units"):
+            column.attrs["units"] = data_key["units"]
+        return column
 
     def _append_rows(self, stream: _Stream, page: dict) -> None:
         """Append a page to the table as one block per column."""
-        group = self._entry[stream.name]
-        start = group["seq_num"].shape[0]
+        columns = self._columns[stream.name]
+        start = columns["seq_num"].shape[0]
         stop = start + len(page["seq_num"])
-        values = {"seq_num": page["seq_num"], "timestamp": page["time"]}
-        values.update((field, page["data"][field]) for field in stream.scalars)
-        for name, block in values.items():
-            column = group[name]
+        blocks = {**page["data"], "seq_num": page["seq_num"], "timestamp": page["time"]}
+        for name, column in columns.items():
             column.resize((stop,))
-            column[start:stop] = np.asarray(block, dtype=column.dtype)
+            column[start:stop] = np.asarray(blocks[name], dtype=column.dtype)
         if stream.table_signal and not self._traces_written:
-            self._entry.attrs["default"] = stream.name
+            self._set_default(stream.name)
 
     def _write_traces(self, stream: _Stream, page: dict) -> None:
         """One NXdata group per event holding all its array fields; /entry@default follows the latest."""
@@ -282,5 +286,10 @@ class HDF5Writer:
             for field in stream.arrays:
                 _write_value(group, field, page["data"][field][row], stream.data_keys[field])
         if stream.trace_attrs and page["seq_num"]:
-            self._entry.attrs["default"] = name
+            self._set_default(name)
             self._traces_written = True
+
+    def _set_default(self, name: str) -> None:
+        """Point /entry@default (what a NeXus viewer plots) at an NXdata group."""
+        if name != self._default:
+            self._entry.attrs["default"] = self._default = name

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fjh_world import FJHWorld
-from .scpi import ScpiEngine, ScpiError, format_number, parse_bool, parse_choice, parse_number
+from .scpi import ScpiEngine, ScpiError, format_bool, format_number, parse_bool, parse_choice, parse_number, one_of, stored
 
 MAX_POINTS = 62500  # the measurement record in NORMal mode
 REFERENCE_DIVISION = {"LEFT": 1, "CENT": 5, "RIGH": 9}
@@ -164,12 +164,12 @@ class InfiniiVisionTwin:
         e(":TIMebase:SCALe", self._timebase_scale)
         e(":TIMebase:RANGe", self._timebase_range)
         e(":TIMebase:POSition", self._setting("time_position", -500.0, 500.0))
-        e(":TIMebase:REFerence", self._choice("reference", ["LEFT", "CENTer", "RIGHt"]))
+        e(":TIMebase:REFerence", stored(self, "reference", one_of(["LEFT", "CENTer", "RIGHt"])))
         e(":TRIGger:MODE", self._trigger_mode)
-        e(":TRIGger:SWEep", self._choice("sweep", ["AUTO", "NORMal"]))
+        e(":TRIGger:SWEep", stored(self, "sweep", one_of(["AUTO", "NORMal"])))
         e(":TRIGger[:EDGE]:SOURce", self._trigger_source)
         e(":TRIGger[:EDGE]:LEVel", self._setting("trigger_level", -100.0, 100.0))
-        e(":TRIGger[:EDGE]:SLOPe", self._choice("trigger_slope", ["POSitive", "NEGative"]))
+        e(":TRIGger[:EDGE]:SLOPe", stored(self, "trigger_slope", one_of(["POSitive", "NEGative"])))
         e(":TRIGger:FORCe", lambda a, q: self._force(), query=False)
         e(":SINGle", lambda a, q: self._arm(), query=False)
         e(":RUN", lambda a, q: self._arm(), query=False)
@@ -178,9 +178,9 @@ class InfiniiVisionTwin:
         e(":TER", lambda a, q: self._read_trigger_event(), set=False)
         e(":OPERegister:CONDition", lambda a, q: "+8" if self.state != "stopped" else "+0", set=False)
         e(":WAVeform:SOURce", self._wave_source)
-        e(":WAVeform:FORMat", self._choice("wave_format", ["BYTE", "WORD", "ASCii"]))
+        e(":WAVeform:FORMat", stored(self, "wave_format", one_of(["BYTE", "WORD", "ASCii"])))
         e(":WAVeform:BYTeorder", self._byte_order)
-        e(":WAVeform:UNSigned", self._flag("unsigned"))
+        e(":WAVeform:UNSigned", stored(self, "unsigned", parse_bool, format_bool))
         e(":WAVeform:POINts", self._setting("wave_points", 100, MAX_POINTS, integer=True))
         e(":WAVeform:POINts:MODE", lambda a, q: "NORM" if q else None)
         e(":WAVeform:PREamble", lambda a, q: self._preamble_text(), set=False)
@@ -200,20 +200,6 @@ class InfiniiVisionTwin:
                 return str(int(value)) if integer else format_number(value)
             value = parse_number(args, minimum=low, maximum=high)
             setattr(self, attr, int(value) if integer else value)
-        return handler
-
-    def _choice(self, attr, choices):
-        def handler(args, query):
-            if query:
-                return getattr(self, attr)
-            setattr(self, attr, parse_choice(args, 0, choices))
-        return handler
-
-    def _flag(self, attr):
-        def handler(args, query):
-            if query:
-                return "1" if getattr(self, attr) else "0"
-            setattr(self, attr, parse_bool(args))
         return handler
 
     def _channel(self, attr, low, high):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .fjh_world import FJHWorld
-from .scpi import ScpiEngine, ScpiError, format_number, parse_bool, parse_choice, parse_list, parse_number
+from .scpi import ScpiEngine, ScpiError, format_bool, format_number, parse_bool, parse_choice, parse_list, parse_number, one_of, stored
 
 OV, OC, OT, WATCHDOG = 1, 2, 16, 2048
 MAX_LIST_STEPS = 512
@@ -182,13 +182,13 @@ class N6900Twin:
         e("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]", self._number("voltage", 0, r.volts * 1.02), max_query_args=1)
         e("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", self._number("current", 0, r.amps * 1.02), max_query_args=1)
         e("[SOURce:]VOLTage:PROTection[:LEVel]", self._number("ovp", 0, r.volts * 1.2), max_query_args=1)
-        e("[SOURce:]CURRent:PROTection:STATe", self._flag("ocp"))
+        e("[SOURce:]CURRent:PROTection:STATe", stored(self, "ocp", parse_bool, format_bool))
         e("[SOURce:]CURRent:MODE", self._mode("current_mode"))
         e("[SOURce:]VOLTage:MODE", self._mode("voltage_mode"))
-        e("OUTPut[:STATe]", self._flag("output"))
+        e("OUTPut[:STATe]", stored(self, "output", parse_bool, format_bool))
         e("OUTPut:PROTection:CLEar", lambda a, q: self._clear_protection(), query=False, max_args=0)
         e("OUTPut:PROTection:DELay", self._number("protection_delay", 0, 0.255), max_query_args=1)
-        e("OUTPut:PROTection:WDOG[:STATe]", self._flag("watchdog"))
+        e("OUTPut:PROTection:WDOG[:STATe]", stored(self, "watchdog", parse_bool, format_bool))
         e("OUTPut:PROTection:WDOG:DELay", self._number("watchdog_delay", 1, 3600, step=1.0), max_query_args=1)
         e("[SOURce:]LIST:CURRent[:LEVel]", self._list("current", r.amps * 1.02), max_args=None)
         e("[SOURce:]LIST:VOLTage[:LEVel]", self._list("voltage", r.volts * 1.02), max_args=None)
@@ -198,15 +198,15 @@ class N6900Twin:
         e("[SOURce:]LIST:DWELl:POINts", lambda a, q: str(len(self.list.dwell)), set=False)
         e("[SOURce:]LIST:COUNt", self._list_count)
         e("[SOURce:]LIST:TERMinate:LAST", self._list_flag)
-        e("TRIGger:TRANsient:SOURce", self._source("transient_source", ["BUS", "IMMediate", "EXTernal"]))
+        e("TRIGger:TRANsient:SOURce", stored(self, "transient_source", one_of(["BUS", "IMMediate", "EXTernal"])))
         e("TRIGger:TRANsient[:IMMediate]", lambda a, q: self._start_list(), query=False, max_args=0)
         e("INITiate[:IMMediate]:TRANsient", lambda a, q: self._initiate(), query=False, max_args=0)
         e("ABORt:TRANsient", lambda a, q: self._abort(), query=False, max_args=0)
-        e("[SOURce:]DIGital:PIN1:FUNCtion", self._source("pin1_function", ["DIO", "DINPut", "TOUTput", "TINPut", "FAULt", "INHibit", "ONCouple", "OFFCouple"]))
+        e("[SOURce:]DIGital:PIN1:FUNCtion", stored(self, "pin1_function", one_of(["DIO", "DINPut", "TOUTput", "TINPut", "FAULt", "INHibit", "ONCouple", "OFFCouple"])))
         e("SENSe:SWEep:POINts", self._number("acq_points", 1, MAX_SWEEP_POINTS, step=1.0), max_query_args=1)
         e("SENSe:SWEep:TINTerval", self._number("acq_interval", MIN_SAMPLE_INTERVAL, 40000.0), max_query_args=1)
         e("SENSe:SWEep:OFFSet:POINts", self._number("acq_offset", -(MAX_SWEEP_POINTS - 1), 2e9, step=1.0), max_query_args=1)
-        e("TRIGger:ACQuire:SOURce", self._source("acq_source", ["BUS", "TRANsient1", "EXTernal"]))
+        e("TRIGger:ACQuire:SOURce", stored(self, "acq_source", one_of(["BUS", "TRANsient1", "EXTernal"])))
         e("TRIGger:ACQuire[:IMMediate]", lambda a, q: self._trigger_acquisition(self.world.time), query=False, max_args=0)
         e("INITiate[:IMMediate]:ACQuire", lambda a, q: self._initiate_acquisition(), query=False, max_args=0)
         e("ABORt:ACQuire", lambda a, q: setattr(self, "acquisition", "idle"), query=False, max_args=0)
@@ -217,7 +217,7 @@ class N6900Twin:
         e("STATus:QUEStionable:CONDition", lambda a, q: str(self._questionable()), set=False)
         e("STATus:OPERation:CONDition", lambda a, q: str(self._operation()), set=False)
 
-    # handler factories: one setting stored in one attribute
+    # handler factories
     def _number(self, attr, low, high, step=None):
         def handler(args, query):
             if query and not args:
@@ -226,20 +226,6 @@ class N6900Twin:
             if query:  # VOLT? MIN|MAX
                 return format_number(value)
             setattr(self, attr, round(value / step) * step if step else value)
-        return handler
-
-    def _flag(self, attr):
-        def handler(args, query):
-            if query:
-                return "1" if getattr(self, attr) else "0"
-            setattr(self, attr, parse_bool(args))
-        return handler
-
-    def _source(self, attr, choices):
-        def handler(args, query):
-            if query:
-                return getattr(self, attr)
-            setattr(self, attr, parse_choice(args, 0, choices))
         return handler
 
     def _mode(self, attr):

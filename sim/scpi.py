@@ -492,3 +492,20 @@ def format_bool(value: bool) -> str:
 def format_string(text: str) -> str:
     """<STRING RESPONSE DATA> (IEEE 488.2 sec.8.7): double-quoted, inner quotes doubled."""
     return '"' + text.replace('"', '""') + '"'
+
+
+def stored(owner: object, attr: str, parse: Callable[[Sequence[str]], object],
+           show: Callable[[object], str] = str) -> Handler:
+    """A handler for a setting kept in ``owner.attr``: the setting form stores
+    ``parse(args)``, the query form answers ``show(value)``."""
+    def handler(args: Sequence[str], query: bool) -> str | None:
+        if query:
+            return show(getattr(owner, attr))
+        setattr(owner, attr, parse(args))
+        return None
+    return handler
+
+
+def one_of(choices: Sequence[str]) -> Callable[[Sequence[str]], str]:
+    """A parser for :func:`stored` accepting one of *choices* (short or long form)."""
+    return lambda args: parse_choice(args, 0, choices)
