@@ -5,6 +5,7 @@ with another thread's, and resends a query a bounded number of times before it r
 `InstrumentError` naming the instrument, its address and the command.
 """
 import threading
+import time
 
 import numpy as np
 import pyvisa
@@ -67,11 +68,17 @@ class VisaTransport:
 
 
 class SerialTransport:
-    """A serial line with one terminator for commands and replies (e.g. CR)."""
+    """A serial line. `query` sends a command and reads a reply ending in `terminator`;
+    `exchange` sends raw bytes and reads until `complete(reply_so_far)` says the reply is whole
+    (for binary framing). Several drivers may share one port (units on one RS-485 bus):
+    `SerialTransport.shared(...)` hands out one transport, and one lock, per port."""
+
+    _open_ports: dict[str, "SerialTransport"] = {}
 
     def __init__(self, name: str, address: str, *, baudrate: int, parity: str = serial.PARITY_NONE,
                  terminator: bytes = b"\r", timeout: float = 0.5, retries: int = 2):
         self.name, self.address, self.retries, self.terminator = name, address, retries, terminator
+        self.timeout = timeout
         self.lock = threading.RLock()
         try:
             self._port = serial.serial_for_url(address, baudrate=baudrate, bytesize=serial.EIGHTBITS,
@@ -79,22 +86,48 @@ class SerialTransport:
         except (serial.SerialException, OSError, ValueError) as error:
             raise InstrumentError(name, address, "open", f"cannot open the serial port ({error})") from None
 
+    @classmethod
+    def shared(cls, name: str, address: str, **settings) -> "SerialTransport":
+        """The transport already open on `address`, or a new one (same settings expected)."""
+        port = cls._open_ports.get(address)
+        if port is None or not port._port.is_open:
+            port = cls._open_ports[address] = cls(name, address, **settings)
+        return port
+
     def write(self, command: str) -> None:
         with self.lock:
             self._port.write(command.encode("ascii") + self.terminator)
 
     def query(self, command: str, lines: int = 1) -> str:
         """Send `command` and return its reply (several lines joined by the terminator)."""
+        terminator = self.terminator
+        reply = self.exchange(command.encode("ascii") + terminator,
+                              lambda got: got.count(terminator) >= lines, command)
+        return reply[:-len(terminator)].decode("ascii", "replace")
+
+    def exchange(self, data: bytes, complete, label: str) -> bytes:
+        """Send `data`, read until `complete(received)`; resend on a timeout or a partial
+        reply, a bounded number of times."""
         with self.lock:
             for _ in range(self.retries + 1):
                 self._port.reset_input_buffer()
-                self._port.write(command.encode("ascii") + self.terminator)
-                replies = [self._port.read_until(self.terminator) for _ in range(lines)]
-                if all(r.endswith(self.terminator) for r in replies):
-                    return self.terminator.decode().join(r[:-len(self.terminator)].decode("ascii", "replace")
-                                                         for r in replies)
-            raise InstrumentError(self.name, self.address, command,
+                self._port.write(data)
+                reply = self._read_until(complete)
+                if reply is not None:
+                    return reply
+            raise InstrumentError(self.name, self.address, label,
                                   f"no complete reply after {self.retries + 1} tries")
 
+    def _read_until(self, complete) -> bytes | None:
+        """Read what is waiting in chunks (not byte by byte) until the reply is complete."""
+        received = b""
+        deadline = time.monotonic() + self.timeout
+        while not complete(received):
+            if time.monotonic() > deadline:
+                return None
+            received += self._port.read(max(1, self._port.in_waiting))
+        return received
+
     def close(self) -> None:
+        self._open_ports.pop(self.address, None)
         self._port.close()

@@ -10,14 +10,16 @@ class ReactorClock:
     their physics and their timers agree.
     """
 
-    def __init__(self, speed: float = 1.0):
+    def __init__(self, speed: float = 1.0, origin: float | None = None):
+        """`origin` is the time.monotonic() at reactor time 0; processes that share it (the
+        host and its twins) share the clock, as CLOCK_MONOTONIC is system-wide."""
         if speed <= 0:
             raise ValueError(f"clock speed must be positive, got {speed}")
         self.speed = float(speed)
-        self._wall0 = time.monotonic()
+        self.origin = time.monotonic() if origin is None else origin
 
     def now(self) -> float:
-        return (time.monotonic() - self._wall0) * self.speed
+        return (time.monotonic() - self.origin) * self.speed
 
     def sleep(self, seconds: float, stop: threading.Event | None = None) -> None:
         """Sleep for `seconds` of reactor time (wakes early when `stop` is set)."""

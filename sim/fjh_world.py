@@ -52,6 +52,12 @@ class FJHWorld:
         self._hist: dict[str, list[float]] = {k: [] for k in ("t", "temperature", "sensed", "volts", "amps")}
         self._record()
 
+    @property
+    def emissivity(self) -> float:
+        """Of what the pyrometer looks at (the pyrometer view: also `sensed_temperature`,
+        `sensor_lag`, `sample_at(times, "sensed")`, `advance()`, `lock`, `clock`)."""
+        return self.sample.emissivity
+
     def advance(self) -> None:
         """Integrate the lumped model up to the clock's present."""
         with self.lock:

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from .fjh_world import FJHWorld
+from .fjh_world import FJHWorld  # or any world with the same pyrometer view (see FJHWorld)
 
 C2 = 14388.0  # um K, second radiation constant
 WAVELENGTH = 1.6  # um
@@ -54,7 +54,7 @@ class ImpacTwin:
         Noise grows as the radiance falls: sigma ~ T^2 exp(c2/(lambda T)).
         """
         sensed = np.asarray(sensed, dtype=float)
-        inverse = 1 / sensed - (WAVELENGTH / C2) * math.log(self.world.sample.emissivity / self.emissivity)
+        inverse = 1 / sensed - (WAVELENGTH / C2) * math.log(self.world.emissivity / self.emissivity)
         measured = 1 / inverse
         floor = self.range_c[0] + KELVIN
         seen = np.maximum(measured, floor)  # below the floor the detector sees only its own noise

@@ -1,7 +1,8 @@
 """Loopback transports for twins: a TCP socket (LAN instruments) and a pseudo-terminal (serial).
 
 A twin is any object with `handle(message: bytes) -> bytes | None`; the server splits the
-byte stream at the twin's terminator and writes back whatever the twin answers.
+byte stream into messages at the twin's terminator (or with the twin's own `split`, for
+binary framing) and writes back whatever the twin answers.
 """
 import os
 import select
@@ -18,8 +19,11 @@ class Twin(Protocol):
     def handle(self, message: bytes) -> bytes | None: ...
 
 
-def _split(buffer: bytes, terminator: bytes) -> tuple[list[bytes], bytes]:
-    *messages, rest = buffer.split(terminator)
+def _split(buffer: bytes, twin: Twin) -> tuple[list[bytes], bytes]:
+    """(complete messages, the incomplete rest) of the bytes received so far."""
+    if hasattr(twin, "split"):
+        return twin.split(buffer)
+    *messages, rest = buffer.split(twin.terminator)
     return messages, rest
 
 
@@ -55,7 +59,7 @@ class TcpServer:
                 return
             if not chunk:
                 return
-            messages, buffer = _split(buffer + chunk, self.twin.terminator)
+            messages, buffer = _split(buffer + chunk, self.twin)
             for message in messages:
                 reply = self.twin.handle(message)
                 if reply is not None:
@@ -100,7 +104,7 @@ class PtyServer:
                 chunk = os.read(self._master, 4096)
             except OSError:
                 continue
-            messages, buffer = _split(buffer + chunk, self.twin.terminator)
+            messages, buffer = _split(buffer + chunk, self.twin)
             for message in messages:
                 if self.baudrate() != self.twin.baudrate:
                     continue  # framing garbage at the wrong speed: no reply

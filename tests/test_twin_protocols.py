@@ -672,7 +672,7 @@ def shot(config):
         try:
             result = {"range": measuring_range(pyro)}
             scope.write("*RST", ":CHAN1:RANG 8", ":CHAN1:OFFS 3", ":CHAN1:COUP DC", ":CHAN1:PROB 1",
-                        ":TIM:RANG 0.4", ":TIM:REF LEFT", ":TIM:POS 0.03",  # -10 ms .. +390 ms
+                        ":TIM:RANG 0.8", ":TIM:REF LEFT", ":TIM:POS 0.07",  # -10 ms .. +790 ms
                         ":TRIG:MODE EDGE", ":TRIG:EDGE:SOUR EXT", ":TRIG:EDGE:LEV 1.5",
                         ":TRIG:EDGE:SLOP POS", ":TRIG:SWE NORM", ":WAV:POIN 4000")
             assert scope.errors() == []
@@ -681,13 +681,13 @@ def shot(config):
             result["armed_run"] = scope.query_int(":OPER:COND?")
             result["armed_ter"] = scope.query(":TER?")
             supply.write("*RST", "VOLT 50", "CURR 0", "DIG:PIN1:FUNC TOUT",
-                         "LIST:CURR 14,0", "LIST:DWEL 0.3,0.05", "CURR:MODE LIST", "TRIG:TRAN:SOUR BUS")
+                         "LIST:CURR 14,0", "LIST:DWEL 0.5,0.05", "CURR:MODE LIST", "TRIG:TRAN:SOUR BUS")
             supply.write("LIST:TOUT:BOST 1,0")  # what the manual needs for a trigger-out
             supply.write("*CLS", "OUTP ON", "INIT:TRAN", "*TRG")
             settle(supply)
             fired = time.monotonic()
-            time.sleep(0.12)  # on the plateau
-            result["serial"] = [pyro.query("00ms") for _ in range(3)]
+            time.sleep(0.12)  # on the plateau (the pulse is 0.5 s long)
+            result["serial"] = [pyro.query("00ms") for _ in range(2)]
             result["still_running"] = bool(operation(supply) & TRAN_ACTIVE)
             result["ter"] = wait_for(lambda: scope.query(":TER?") in ("+1", "1") or None, 3.0)
             result["ter_again"] = scope.query(":TER?")
@@ -753,7 +753,7 @@ def test_scope_preamble_fields(shot):
     for pre in (word, byte):
         assert pre["type"] == 0 and pre["count"] == 1
         assert pre["points"] == 4000
-        assert pre["xincrement"] * pre["points"] == pytest.approx(0.4, rel=1e-3)
+        assert pre["xincrement"] * pre["points"] == pytest.approx(0.8, rel=1e-3)
         assert pre["xorigin"] - pre["xreference"] * pre["xincrement"] == pytest.approx(-0.01, abs=2e-4)
         assert pre["yincrement"] > 0
     assert len(shot["word"]) == 2 * word["points"]
@@ -772,9 +772,10 @@ def test_scope_word_data_matches_pyrometer_analog_output(shot):
     before = times < -0.001
     assert before.sum() > 50
     assert volts[before].mean() == pytest.approx(4e-3 * SHUNT_OHM, abs=0.01)
-    # the pulse: up within the first tens of ms, a plateau, down after the 0.3 s step
-    assert volts[(times > 0.0) & (times < 0.3)].max() > 2.0
-    assert volts[times > 0.38].mean() < volts[(times > 0.1) & (times < 0.28)].mean() - 0.5
+    # the pulse: up within the first tens of ms, a plateau, down after the 0.5 s step
+    plateau = volts[(times > 0.1) & (times < 0.48)]
+    assert volts[(times > 0.0) & (times < 0.05)].max() > 2.0
+    assert volts[times > 0.6].mean() < plateau.mean() - 0.5
     assert shot["still_running"], "serial readings were not taken during the pulse"
     serial_values = shot["serial"]
     assert all(v is not None and re.fullmatch(r"\d{5}", v) for v in serial_values), serial_values
@@ -782,7 +783,6 @@ def test_scope_word_data_matches_pyrometer_analog_output(shot):
     celsius = float(np.median([int(v) for v in serial_values])) / 10
     begin, end = shot["range"]
     expected = SHUNT_OHM * (4e-3 + 16e-3 * (celsius - begin) / (end - begin))
-    plateau = volts[(times > 0.1) & (times < 0.28)]
     assert plateau.std() < 0.02
     assert plateau.mean() == pytest.approx(expected, abs=0.02)
 
