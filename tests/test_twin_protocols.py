@@ -770,7 +770,7 @@ def test_scope_word_data_matches_pyrometer_analog_output(shot):
     times, volts = to_volts(pre, np.frombuffer(shot["word"], dtype=">u2"))
     assert volts.min() > 1.0 - 0.02 and volts.max() < 5.0 + 0.02
     before = times < -0.001
-    assert before.sum() > 50
+    assert before.sum() > 30
     assert volts[before].mean() == pytest.approx(4e-3 * SHUNT_OHM, abs=0.01)
     # the pulse: up within the first tens of ms, a plateau, down after the 0.5 s step
     plateau = volts[(times > 0.1) & (times < 0.48)]

@@ -1,0 +1,109 @@
+"""Process data at a fixed period of reactor time, delivered as pages, not one event each.
+
+kickoff starts a thread that reads every source once per period (on the reactor clock, so a
+dry run at 1000x logs 1000 rows per wall second); collect returns the rows gathered since the
+last collect as one page of the "process" stream, each row stamped with its reactor time.
+A source that raises stops the logger; complete() then fails with that error.
+"""
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from ophyd import Device
+from ophyd.status import Status
+
+from quenchlab.clock import ReactorClock
+
+Source = Callable[[], dict[str, float | str]]
+
+
+class ProcessLogger(Device):
+    """Reads `sources` every `period` s of reactor time while kicked off."""
+
+    def __init__(self, sources: list[Source], units: dict[str, str], clock: ReactorClock,
+                 period: float = 1.0, name: str = "process"):
+        super().__init__(name=name)
+        self.sources, self.units, self.clock, self.period = sources, units, clock, period
+        self.latest: dict[str, float | str] = {}
+        self._rows: list[tuple[float, dict]] = []
+        self._recent: deque[dict] = deque(maxlen=3600)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def read_once(self) -> dict[str, float | str]:
+        row = {"reactor_time": self.clock.now()}
+        for source in self.sources:
+            row.update(source())
+        return row
+
+    def kickoff(self) -> Status:
+        self._stop.clear()
+        self._error = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="process-logger")
+        self._thread.start()
+        status = Status(self)
+        status.set_finished()
+        return status
+
+    def _run(self) -> None:
+        due = self.clock.now()
+        try:
+            while not self._stop.is_set():
+                row = self.read_once()
+                with self._lock:
+                    self._rows.append((time.time(), row))
+                    self._recent.append(row)
+                    self.latest = row
+                due += self.period
+                wait = due - self.clock.now()
+                if wait > 0:
+                    self.clock.sleep(wait, self._stop)
+                else:
+                    due = self.clock.now()  # fell behind: read again at once, keep the period after
+        except Exception as error:  # reported by complete()
+            self._error = error
+
+    def complete(self) -> Status:
+        self._stop.set()
+        status = Status(self)
+
+        def finish():
+            if self._thread:
+                self._thread.join()
+            if self._error:
+                status.set_exception(self._error)
+            else:
+                status.set_finished()
+        threading.Thread(target=finish, daemon=True).start()
+        return status
+
+    def stop(self, *, success: bool = False) -> None:
+        self._stop.set()
+
+    def since(self, start: float) -> list[dict]:
+        """The recent rows read at or after reactor time `start` (the last hour at most)."""
+        with self._lock:
+            return [row for row in self._recent if row["reactor_time"] >= start]
+
+    def describe_collect(self):
+        sample = self.read_once() if not self.latest else self.latest
+        keys = {}
+        for key, value in sample.items():
+            kind = "string" if isinstance(value, str) else "number"
+            keys[key] = {"source": f"quenchlab:{self.name}", "dtype": kind, "shape": [],
+                         "units": "s" if key == "reactor_time" else self.units.get(key, "")}
+        return {self.name: keys}
+
+    def collect_pages(self):
+        with self._lock:
+            rows, self._rows = self._rows, []
+        if not rows:
+            return
+        keys = rows[0][1].keys()
+        yield {"time": [wall for wall, _ in rows],
+               "data": {k: [row.get(k, math.nan) for _, row in rows] for k in keys},
+               "timestamps": {k: [wall for wall, _ in rows] for k in keys}}

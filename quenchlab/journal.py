@@ -1,0 +1,75 @@
+"""The library journal and manifest: every sample's state, kept beside its data.
+
+The journal is append-only JSON lines, flushed to disk (fsync) before each irreversible step,
+so after a crash, a kill or a power cut it says which sample was running. A sample is run at
+most once: on resume, `done`, `failed` and `interrupted` samples are skipped and a sample left
+`running` is marked `interrupted` (its partial record is kept, never redone or overwritten).
+The manifest (manifest.csv) lists every sample with its state and file; it is rewritten
+atomically after every change.
+"""
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+from .errors import QuenchlabError
+
+PENDING, RUNNING, DONE, FAILED, INTERRUPTED = "pending", "running", "done", "failed", "interrupted"
+FINAL = {DONE, FAILED, INTERRUPTED}
+
+
+class Journal:
+    """The states of a library's samples, in `directory`/journal.jsonl."""
+
+    def __init__(self, directory: Path, sample_ids: list[str], *, resume: bool):
+        self.directory = directory
+        self.path = directory / "journal.jsonl"
+        self.sample_ids = sample_ids
+        if self.path.exists() and not resume:
+            raise QuenchlabError(f"{directory} already holds a run of this library: continue it with --resume, "
+                                 "or give another --data-dir (nothing recorded is ever overwritten)")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.entries: dict[str, dict] = {}
+        if self.path.exists():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    try:
+                        entry = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue  # a line cut short by a power cut: the entry before it stands
+                    self.entries[entry["sample_id"]] = entry
+
+    def state(self, sample_id: str) -> str:
+        return self.entries.get(sample_id, {}).get("state", PENDING)
+
+    def record(self, sample_id: str, state: str, **info) -> None:
+        """Append the new state and make it durable before returning."""
+        entry = {**self.entries.get(sample_id, {}), "sample_id": sample_id, "state": state,
+                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **info}
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.entries[sample_id] = entry
+        self.write_manifest()
+
+    def recover(self) -> list[str]:
+        """Mark samples a crash left `running` as `interrupted`; returns their ids."""
+        stranded = [sid for sid, entry in self.entries.items() if entry["state"] == RUNNING]
+        for sample_id in stranded:
+            self.record(sample_id, INTERRUPTED, note="the run stopped while this sample was running")
+        return stranded
+
+    def write_manifest(self) -> None:
+        temporary = self.directory / "manifest.csv.tmp"
+        with temporary.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["sample_id", "state", "file", "time", "note"])
+            for sample_id in self.sample_ids + sorted(set(self.entries) - set(self.sample_ids)):
+                entry = self.entries.get(sample_id, {})
+                writer.writerow([sample_id, entry.get("state", PENDING), entry.get("file", ""),
+                                 entry.get("time", ""), entry.get("note", "")])
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(self.directory / "manifest.csv")

@@ -1,0 +1,127 @@
+"""Pre-flight: every library row checked against the config, and what the night will use.
+
+Touches no instrument. A row that cannot run (a port with no reservoir, a flow above the
+limit, a slot too short for its flush and settling, a recipe over the limits) or a reservoir
+that would run dry refuses the whole library, with every problem named.
+"""
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .aerosol_config import AerosolConfig
+from .config import FJHConfig
+from .errors import ConfigError
+from .library import AerosolRow, RecipeRow
+from .recipe import compile_recipe, load_recipe
+
+from quenchlab.devices.n6900_driver import ListProgram
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One aerosol sample with the config's defaults filled in (times in s, flow in mL/min)."""
+
+    row: AerosolRow
+    dwell: float
+    flush: float
+    liquid_flow: float
+
+    @property
+    def sample_id(self) -> str:
+        return self.row.sample_id
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One FJH sample: its recipe, compiled."""
+
+    row: RecipeRow
+    recipe_path: Path
+    recipe_text: str
+    pulses: int
+    off_time: float
+    program: ListProgram
+    duration: float
+
+    @property
+    def sample_id(self) -> str:
+        return self.row.sample_id
+
+
+@dataclass
+class Forecast:
+    duration: float = 0.0  # s of reactor time
+    liquid: dict[int, float] = field(default_factory=lambda: defaultdict(float))  # mL per port
+    gas: dict[str, float] = field(default_factory=dict)  # L per gas role
+    warnings: list[str] = field(default_factory=list)
+
+
+def aerosol_slots(rows: list[AerosolRow], config: AerosolConfig, source: str) -> list[Slot]:
+    slots, problems = [], []
+    defaults, line = config.defaults, config.line
+    for row in rows:
+        where = f"sample {row.sample_id}"
+        if row.port not in config.reservoirs:
+            problems.append(f"{where}: field port: {row.port} holds no reservoir in the config "
+                            f"(loaded ports: {', '.join(map(str, sorted(config.reservoirs)))})")
+            continue
+        flow = row.liquid_flow or defaults.liquid_flow
+        if flow > config.max_liquid_flow:
+            problems.append(f"{where}: field liquid_flow: {flow:g} mL/min is above max_liquid_flow "
+                            f"({config.max_liquid_flow:g} mL/min)")
+            continue
+        dwell = row.dwell or defaults.dwell
+        flush = row.flush if row.flush is not None else (
+            defaults.flush if defaults.flush is not None else line.flush_volumes * line.dead_volume / flow * 60)
+        if flush + line.settle_allowance >= dwell:
+            problems.append(f"{where}: field dwell: {dwell:g} s leaves no time to collect after the "
+                            f"{flush:.3g} s flush and the {line.settle_allowance:g} s settling allowance")
+            continue
+        slots.append(Slot(row, dwell, flush, flow))
+    _refuse(problems, source)
+    return slots
+
+
+def aerosol_forecast(slots: list[Slot], config: AerosolConfig, source: str) -> Forecast:
+    forecast = Forecast()
+    for slot in slots:
+        forecast.duration += slot.dwell
+        forecast.liquid[slot.row.port] += slot.liquid_flow * slot.dwell / 60
+    forecast.gas = {role: gas.setpoint * forecast.duration / 60
+                    for role, gas in config.instruments.gases.items()}
+    problems = []
+    for port, used in sorted(forecast.liquid.items()):
+        held = config.reservoirs[port].volume
+        if used > held:
+            problems.append(f"reservoir {port} ({config.reservoirs[port].precursor}) would run dry: "
+                            f"the library needs {used:.1f} mL, it holds {held:.1f} mL")
+        elif used > 0.9 * held:
+            forecast.warnings.append(f"reservoir {port} will be {used / held:.0%} used")
+    _refuse(problems, source)
+    return forecast
+
+
+def fjh_shots(rows: list[RecipeRow], config: FJHConfig, library: Path) -> list[Shot]:
+    """Recipes are found relative to the library file; each is compiled against the limits."""
+    shots, problems = [], []
+    for row in rows:
+        path = (library.parent / row.recipe).resolve()
+        try:
+            recipe, text = load_recipe(path)
+            program = compile_recipe(recipe, config.limits, str(path))
+        except ConfigError as error:
+            problems.append(f"sample {row.sample_id}: field recipe: {error}")
+            continue
+        duration = recipe.pulses * config.instruments.digitizer.record + (recipe.pulses - 1) * recipe.off_time
+        shots.append(Shot(row, path, text, recipe.pulses, recipe.off_time, program, duration))
+    _refuse(problems, str(library))
+    return shots
+
+
+def fjh_forecast(shots: list[Shot]) -> Forecast:
+    return Forecast(duration=sum(s.duration for s in shots))
+
+
+def _refuse(problems: list[str], source: str) -> None:
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
