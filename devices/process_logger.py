@@ -84,6 +84,11 @@ class ProcessLogger(Device):
     def stop(self, *, success: bool = False) -> None:
         self._stop.set()
 
+    def unstage(self):
+        """The RunEngine unstages on every exit path; a kicked-off flyer is never stopped by it."""
+        self._stop.set()
+        return super().unstage()
+
     def since(self, start: float) -> list[dict]:
         """The recent rows read at or after reactor time `start` (the last hour at most)."""
         with self._lock:

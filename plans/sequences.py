@@ -1,0 +1,78 @@
+"""Valve-switched high-throughput sequences: one sample per slot, one run (one file) per sample.
+
+A slot: switch the valve (confirmed by its readback), flush the line, wait until the flame is
+stable within a band, collect for the rest of the slot. Process data are logged all along on
+the reactor clock and collected as pages; each phase boundary is an event of the "phases"
+stream: switch, flush, settle, collect, end.
+"""
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+
+from quenchlab.clock import ReactorClock
+from quenchlab.devices.phase_marker import PhaseMarker
+from quenchlab.devices.process_logger import ProcessLogger
+
+COLLECT_EVERY = 60.0  # s of reactor time between pages of process data
+
+
+def reactor_sleep(clock: ReactorClock, seconds: float):
+    """Wait `seconds` of reactor time (bps.sleep counts wall seconds)."""
+    if seconds > 0:
+        yield from bps.sleep(seconds / clock.speed)
+
+
+def mark(marker: PhaseMarker, phase: str, note: str = ""):
+    yield from bps.abs_set(marker, phase, note=note, wait=True)
+    yield from bps.trigger_and_read([marker], name="phases")
+
+
+def wait_until(clock: ReactorClock, logger: ProcessLogger, end: float):
+    """Sleep to reactor time `end`, collecting the process data every COLLECT_EVERY s."""
+    while (left := end - clock.now()) > 0:
+        yield from reactor_sleep(clock, min(left, COLLECT_EVERY))
+        yield from bps.collect(logger)
+
+
+def wait_for_stable_flame(clock, logger, field, band, window, minimum, allowance, since):
+    """Wait until every reading of `field` in the last `window` s (after `since`) lies within
+    `band` of their mean and above `minimum`; give up after `allowance` s. Returns whether
+    the flame settled."""
+    give_up = clock.now() + allowance
+    while clock.now() < give_up:
+        yield from reactor_sleep(clock, logger.period)
+        start = max(since, clock.now() - window)
+        values = [row[field] for row in logger.since(start)]
+        span = clock.now() - start
+        if span >= window - logger.period and values:
+            mean = sum(values) / len(values)
+            if mean >= minimum and all(abs(v - mean) <= band for v in values):
+                return True
+    return False
+
+
+def aerosol_sample(valve, logger: ProcessLogger, marker: PhaseMarker, clock: ReactorClock, *,
+                   port: int, dwell: float, flush: float, flame_field: str, band: float,
+                   window: float, minimum: float, allowance: float, md: dict):
+    """One slot of `dwell` s of reactor time for the precursor on `port`."""
+    md = {"plan_name": "aerosol_sample", "port": port, "dwell": dwell, "flush": flush, **md}
+
+    @bpp.run_decorator(md=md)
+    def inner():
+        start = clock.now()
+        yield from bps.kickoff(logger, wait=True)
+        yield from mark(marker, "switch")
+        yield from bps.mv(valve, port)
+        yield from mark(marker, "flush")
+        yield from wait_until(clock, logger, clock.now() + flush)
+        settled_from = clock.now()
+        yield from mark(marker, "settle")
+        stable = yield from wait_for_stable_flame(clock, logger, flame_field, band, window, minimum,
+                                                  allowance, settled_from)
+        yield from mark(marker, "collect", "" if stable else f"flame not stable within {band:g} K after {allowance:g} s")
+        yield from wait_until(clock, logger, start + dwell)
+        yield from mark(marker, "end")
+        yield from bps.complete(logger, wait=True)
+        yield from bps.collect(logger)
+        return stable
+
+    return (yield from inner())
