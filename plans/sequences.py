@@ -53,7 +53,8 @@ def wait_for_stable_flame(clock, logger, field, band, window, minimum, allowance
 def aerosol_sample(valve, logger: ProcessLogger, marker: PhaseMarker, clock: ReactorClock, *,
                    port: int, dwell: float, flush: float, flame_field: str, band: float,
                    window: float, minimum: float, allowance: float, md: dict):
-    """One slot of `dwell` s of reactor time for the precursor on `port`."""
+    """One slot of `dwell` s of reactor time for the precursor on `port`; returns a note if
+    the flame did not settle (the sample is collected all the same and flagged)."""
     md = {"plan_name": "aerosol_sample", "port": port, "dwell": dwell, "flush": flush, **md}
 
     @bpp.run_decorator(md=md)
@@ -68,11 +69,12 @@ def aerosol_sample(valve, logger: ProcessLogger, marker: PhaseMarker, clock: Rea
         yield from mark(marker, "settle")
         stable = yield from wait_for_stable_flame(clock, logger, flame_field, band, window, minimum,
                                                   allowance, settled_from)
-        yield from mark(marker, "collect", "" if stable else f"flame not stable within {band:g} K after {allowance:g} s")
+        note = None if stable else f"flame not stable within {band:g} K after {allowance:g} s: collected anyway"
+        yield from mark(marker, "collect", note or "")
         yield from wait_until(clock, logger, start + dwell)
         yield from mark(marker, "end")
         yield from bps.complete(logger, wait=True)
         yield from bps.collect(logger)
-        return stable
+        return note
 
     return (yield from inner())

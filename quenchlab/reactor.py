@@ -11,6 +11,8 @@ from quenchlab.devices.infiniivision_driver import InfiniiVision
 from quenchlab.devices.n6900_device import N6900Supply
 from quenchlab.devices.n6900_driver import N6900
 
+from quenchlab.plans.pulses import pulse_train
+
 from .config import TWIN, FJHConfig
 from .errors import ConfigError, InstrumentError
 
@@ -82,6 +84,18 @@ class FJHReactor:
 
     def detectors(self):
         return [self.pyrometer, self.supply, self.digitizer]
+
+    # --- as a library line (quenchlab.library_run) ---------------------------------------
+    def prepare(self) -> None:
+        """Nothing to start before the first sample of an FJH library."""
+
+    def plan(self, shot, md: dict):
+        """One library row: its recipe's pulses, recorded as one run."""
+        md = {"recipe": shot.recipe_text, "recipe_file": str(shot.recipe_path), **md}
+        return pulse_train(self.flyer, shot.program, shot.pulses, shot.off_time, self.detectors(), md)
+
+    def safe(self) -> None:
+        self.supply_driver.output_off()
 
     def close(self) -> None:
         """Output off (best effort), then close every port and stop the twins."""

@@ -192,10 +192,12 @@ class HDF5Writer:
         with self._lock:
             if handler is None or (self._file is None and name != "start"):
                 return
-            if name != "event_page":
-                self._write_rows()
+            if name == "event_page":
+                self._event_page(doc)  # flushes whenever it writes
+                return
+            self._write_rows()  # buffered rows go to disk before any other document's writes
             handler(doc)
-            if self._file is not None and name != "event_page":
+            if self._file is not None:
                 self._file.flush()
 
     # -- documents -----------------------------------------------------------------------
@@ -354,7 +356,7 @@ class HDF5Writer:
         self._buffered, self._buffered_since = 0, None
 
     def _flush_stale_rows(self, file: h5py.File) -> None:
-        """Flush thread: write and flush buffered rows once the oldest is ROWS_MAX_AGE old, until `file` closes."""
+        """Flush thread: write and flush the rows once the oldest is ROWS_MAX_AGE old, until `file` closes."""
         with self._lock:
             while self._file is file:
                 if self._buffered_since is None:

@@ -1,0 +1,96 @@
+"""Running a sample library unattended: one run and one HDF5 file per sample, journalled.
+
+The reactor behind it is either an FJH rig (one row = one sample + one recipe) or an aerosol
+line (one row = one valve slot). Both offer `prepare()`, `plan(sample, md)`, `safe()` and
+`close()`; this module owns the order, the journal, the records and what happens on failure.
+"""
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bluesky import RunEngine
+from bluesky.utils import FailedStatus, RunEngineInterrupted
+
+from . import __version__
+from .errors import QuenchlabError
+from .journal import DONE, FAILED, INTERRUPTED, PENDING, RUNNING, Journal
+from .library import safe_name
+from .writer import HDF5Writer
+
+
+@dataclass
+class Progress:
+    """What the runner reports as it goes (all optional)."""
+
+    sample: Callable[[str, int, int], None] = lambda sample_id, index, total: None
+    phase: Callable[[str], None] = lambda phase: None
+    done: Callable[[str, str], None] = lambda sample_id, state: None
+
+
+@dataclass
+class LibraryResult:
+    directory: Path
+    states: dict[str, str] = field(default_factory=dict)
+    interrupted_before: list[str] = field(default_factory=list)
+
+
+def library_directory(data_dir: Path, library: Path) -> Path:
+    return data_dir / safe_name(library.stem)
+
+
+def run_library(reactor, samples: list, *, library: Path, data_dir: Path, resume: bool,
+                md: dict, progress: Progress = Progress()) -> LibraryResult:
+    """Run every pending sample of `samples` on `reactor` (already connected)."""
+    directory = library_directory(data_dir, library)
+    journal = Journal(directory, [s.sample_id for s in samples], resume=resume)
+    result = LibraryResult(directory, interrupted_before=journal.recover())
+    todo = [s for s in samples if journal.state(s.sample_id) == PENDING]
+    writer = HDF5Writer(directory)
+    engine = RunEngine({}, call_returns_result=True)
+    engine.subscribe(writer)
+    current: dict[str, str] = {}
+    engine.subscribe(lambda name, doc: _follow(name, doc, journal, writer, current, progress))
+    try:
+        if todo:
+            reactor.prepare()
+        for index, sample in enumerate(todo):
+            current["sample_id"] = sample.sample_id
+            progress.sample(sample.sample_id, index, len(todo))
+            journal.record(sample.sample_id, RUNNING, library=str(library))
+            state, note = _run_one(engine, reactor, sample, md)
+            journal.record(sample.sample_id, state, note=note)
+            progress.done(sample.sample_id, state)
+            if state != DONE:
+                raise QuenchlabError(f"sample {sample.sample_id} {state}: {note}; the line is in its safe state; "
+                                     f"fix the cause, then continue with --resume (the journal is in {directory})")
+    finally:
+        reactor.safe()
+    result.states = {s.sample_id: journal.state(s.sample_id) for s in samples}
+    return result
+
+
+def _run_one(engine: RunEngine, reactor, sample, md: dict) -> tuple[str, str]:
+    sample_md = {"sample": sample.sample_id, **sample.row.model_dump(exclude_none=True), **md,
+                 "quenchlab_version": __version__}
+    try:
+        outcome = engine(reactor.plan(sample, sample_md))
+    except RunEngineInterrupted:
+        engine.abort(reason="interrupted by the user")
+        return INTERRUPTED, "interrupted by the user"
+    except FailedStatus as failure:
+        status = failure.args[0] if failure.args else None
+        return FAILED, str(status.exception() if hasattr(status, "exception") else failure)
+    except QuenchlabError as error:
+        return FAILED, str(error)
+    if outcome.exit_status != "success":
+        return FAILED, f"run ended with {outcome.exit_status}: {outcome.reason}"
+    return DONE, outcome.plan_result or ""
+
+
+def _follow(name: str, doc: dict, journal: Journal, writer: HDF5Writer, current: dict, progress: Progress) -> None:
+    """Write the sample's file name into the journal as soon as it exists; report phases."""
+    if name == "start" and writer.path is not None:
+        journal.record(current["sample_id"], RUNNING, file=writer.path.name)
+    elif name in ("event", "event_page") and "marker_phase" in doc.get("data", {}):
+        phases = doc["data"]["marker_phase"]
+        progress.phase(phases[-1] if isinstance(phases, list) else phases)
