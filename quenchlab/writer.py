@@ -376,7 +376,7 @@ class HDF5Writer:
             _set_text_attrs(group, NX_class="NXdata", title=title, **stream.trace_attrs)
             for field in stream.arrays:
                 _write_value(group, field, page["data"][field][row], stream.data_keys[field])
-        if stream.trace_attrs and page["seq_num"]:
+        if stream.trace_attrs:
             self._set_default(name)
             self._traces_written = True
 

@@ -362,8 +362,8 @@ def test_n6900_list_pulse_status_and_return(supply):
     status = operation(supply)
     assert status & TRAN_ACTIVE and not status & WTG_TRAN
     assert supply.query_float("MEAS:CURR?") == pytest.approx(1.0, rel=0.02)
-    time.sleep(max(0.0, triggered + 0.7 - time.monotonic()))
-    assert operation(supply) & (TRAN_ACTIVE | WTG_TRAN) == 0
+    time.sleep(max(0.0, triggered + 0.6 - time.monotonic()))
+    assert wait_for(lambda: not operation(supply) & (TRAN_ACTIVE | WTG_TRAN), 2.0)
     assert supply.query_float("MEAS:CURR?") == pytest.approx(0.2, rel=0.02)
     assert supply.errors() == []
     supply.write("OUTP OFF")
@@ -376,8 +376,8 @@ def test_n6900_list_terminate_last_holds_last_step(supply):
     supply.write("LIST:CURR 1,0.6", "LIST:DWEL 0.1", "LIST:TERM:LAST ON", "CURR:MODE LIST",
                  "TRIG:TRAN:SOUR BUS", "INIT:TRAN", "*TRG")
     settle(supply)
-    time.sleep(0.35)
-    assert operation(supply) & TRAN_ACTIVE == 0
+    time.sleep(0.25)
+    assert wait_for(lambda: not operation(supply) & TRAN_ACTIVE, 2.0)
     assert supply.query_float("MEAS:CURR?") == pytest.approx(0.6, rel=0.02)
     assert supply.errors() == []
     supply.write("OUTP OFF")
@@ -417,12 +417,12 @@ def test_n6900_mismatched_list_lengths(supply):
     assert errors and all(code != 0 for code, _ in errors), errors
     assert operation(supply) & (TRAN_ACTIVE | WTG_TRAN) == 0
     assert supply.query_float("MEAS:CURR?") == pytest.approx(0.2, rel=0.02)
-    supply.write("LIST:DWEL 0.05", "INIT:TRAN", "*TRG")  # one dwell for all three steps
+    supply.write("LIST:CURR 0.5,0.4,0.3", "LIST:DWEL 0.2", "INIT:TRAN", "*TRG")  # one dwell, 3 steps
     settle(supply)
-    assert supply.errors() == []
     assert operation(supply) & TRAN_ACTIVE
-    time.sleep(0.3)
-    assert operation(supply) & TRAN_ACTIVE == 0
+    assert supply.query_float("MEAS:CURR?") in (pytest.approx(0.5, rel=0.02), pytest.approx(0.4, rel=0.02))
+    assert wait_for(lambda: not operation(supply) & TRAN_ACTIVE, 2.0)
+    assert supply.errors() == []
     supply.write("OUTP OFF")
 
 

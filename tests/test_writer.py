@@ -2,6 +2,9 @@
 import json
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from datetime import datetime
 
@@ -18,6 +21,7 @@ from ophyd import Device, Signal
 from ophyd.sim import det, motor
 from ophyd.status import Status
 
+from quenchlab import writer as writer_module
 from quenchlab.writer import HDF5Writer
 
 RECIPE = "name: flash-1\npulses:\n  - {voltage: 120, duration_ms: 50}\n"
@@ -351,3 +355,102 @@ def test_stream_described_again_keeps_its_table_and_first_configuration(tmp_path
         assert entry["instrument/stage/speed"].attrs["units"] == "mm/s"
         assert text(entry["exit_status"]) == "abort" and text(entry["reason"]) == "operator stop"
         assert entry["num_events/primary"][()] == 3
+
+
+def _start_scalar_run(writer):
+    """Start a run by hand whose 'primary' stream has a number x and a text label."""
+    run = event_model.compose_run(metadata={"plan_name": "count"})
+    writer("start", run.start_doc)
+    descriptor = run.compose_descriptor(name="primary", data_keys={
+        "x": {"source": "hand", "dtype": "number", "shape": []},
+        "label": {"source": "hand", "dtype": "string", "shape": []},
+    })
+    writer("descriptor", descriptor.descriptor_doc)
+    return run, descriptor
+
+
+def _send_rows(writer, descriptor, xs):
+    for x in xs:
+        data = {"x": float(x), "label": f"row {x}"}
+        writer("event", descriptor.compose_event(data=data, timestamps={"x": 0.0, "label": 0.0}))
+
+
+def _rows_on_disk(writer, tmp_path):
+    """x of the primary table as the file on disk holds it now (what a SIGKILL would leave)."""
+    snapshot = tmp_path / "snapshot.h5"
+    shutil.copyfile(writer.path, snapshot)
+    with h5py.File(snapshot, "r") as f:
+        return f["entry/primary/x"][:]
+
+
+def test_rows_are_written_in_blocks_in_order_and_stop_writes_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setattr(writer_module, "ROWS_MAX_AGE", 60.0)  # only full blocks and documents write rows
+    writer = HDF5Writer(tmp_path / "runs")
+    run, descriptor = _start_scalar_run(writer)
+    block = writer_module.ROWS_PER_BLOCK
+    n = 2 * block + 276
+    _send_rows(writer, descriptor, range(n))
+    np.testing.assert_array_equal(_rows_on_disk(writer, tmp_path), np.arange(2 * block))  # two full blocks
+
+    writer("stop", run.compose_stop())
+    with h5py.File(writer.path, "r") as f:
+        table = f["entry/primary"]
+        np.testing.assert_array_equal(table["x"][:], np.arange(n))
+        np.testing.assert_array_equal(table["seq_num"][:], np.arange(1, n + 1))
+        assert list(table["label"].asstr()[:]) == [f"row {x}" for x in range(n)]
+        assert f["entry"].attrs["default"] == "primary"
+        assert f["entry/num_events/primary"][()] == n
+
+
+def test_buffered_rows_are_flushed_within_the_bound_when_no_document_follows(tmp_path):
+    writer = HDF5Writer(tmp_path / "runs")
+    run, descriptor = _start_scalar_run(writer)
+    _send_rows(writer, descriptor, range(3))
+    assert len(_rows_on_disk(writer, tmp_path)) == 0  # still in flight
+
+    time.sleep(2 * writer_module.ROWS_MAX_AGE)  # the writer is idle: its flush thread writes them
+    np.testing.assert_array_equal(_rows_on_disk(writer, tmp_path), [0, 1, 2])
+    writer("stop", run.compose_stop())
+
+
+KILLED_CHILD = """
+import sys, time
+import event_model
+from quenchlab.writer import HDF5Writer, ROWS_MAX_AGE
+
+writer = HDF5Writer(sys.argv[1])
+run = event_model.compose_run(metadata={"plan_name": "count"})
+writer("start", run.start_doc)
+x_key = {"source": "hand", "dtype": "number", "shape": []}
+descriptor = run.compose_descriptor(name="primary", data_keys={"x": x_key})
+writer("descriptor", descriptor.descriptor_doc)
+
+def send(xs):
+    for x in xs:
+        writer("event", descriptor.compose_event(data={"x": float(x)}, timestamps={"x": 0.0}))
+
+send(range(100))
+time.sleep(2 * ROWS_MAX_AGE)  # these rows are now older than the bound
+send(range(100, 150))  # these are in flight when the parent kills
+print(writer.path, flush=True)
+time.sleep(60)
+"""
+
+
+def test_sigkill_loses_no_row_older_than_the_bound(tmp_path):
+    command = [sys.executable, "-c", KILLED_CHILD, str(tmp_path)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        path = child.stdout.readline().strip()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert path, "the child died before sending its rows"
+    assert child.returncode == -signal.SIGKILL
+
+    with h5py.File(path, "r") as f:
+        x = f["entry/primary/x"][:]
+        assert 100 <= len(x) <= 150
+        np.testing.assert_array_equal(x, np.arange(len(x)))
+        np.testing.assert_array_equal(f["entry/primary/seq_num"][:], np.arange(1, len(x) + 1))
+        assert "exit_status" not in f["entry"]

@@ -1,0 +1,259 @@
+"""Twin of an Alicat RS-232 bus: MC-series mass flow controllers and a P-series differential
+pressure gauge sharing one serial line, each answering only to its unit ID.
+
+Written from Alicat's "Serial Communications Primer" and the MC- and P/PC-series operating
+manuals:
+- a message is a unit ID (A-Z, `@` while streaming, `*` for every unit) and a command, ended
+  by CR; commands are not case-sensitive. `*` commands are applied by every unit and
+  answered by none (several units talking at once would garble the line).
+- `A` polls the data frame. Controller: `A +014.70 +025.00 +05.000 +05.000 +05.000 O2`
+  (pressure PSIA, temperature degC, volumetric flow LPM, mass flow SLPM, setpoint, gas),
+  gauge: `B +00.352` (pressure in its unit); then any status codes. Flows carry five
+  significant digits of the full scale.
+- Status codes: HLD valve held, MOV mass flow over range, VOV volumetric flow over range,
+  POV pressure over range (OVR would be a totalizer rollover: these units have none). Over
+  range, the reading stays at full scale.
+- Controller: `S v` / `LS v` set the setpoint (0 to full scale, else `?`; S answers a frame,
+  LS `A +current +requested 7 SLPM`, current = requested as ramping is off), `LS` queries it;
+  `G n` selects gas n of the standard gas table (frame); `HP` holds the valve where it is,
+  `HC` holds it closed, `C` cancels (frames); `V` tares: the flow of that moment becomes the
+  zero, so a tare with gas flowing offsets every later reading (frame).
+- Every unit: `VE` firmware; `FPF n` full scale of statistic n (`A +010.00 7 SLPM`; `?` for a
+  statistic the unit does not measure); `@=X` takes unit ID X without answering (`A@=@`
+  starts streaming, `@@=A` stops it). Anything else answers `?`.
+- Streaming (register 91 default, 50 ms): the frame without its unit ID. The pty server only
+  answers messages, so the streaming unit's latest frame goes out ahead of the next answer
+  on the line, as if it had been sent while that message was on the wire.
+
+Physics: the valve brings the actual mass flow to the setpoint as a first-order lag (tau of
+reactor time, computed lazily from the world's clock); the world reads that flow through
+`world.gases[role].flow_at(t)`. Readings add a little noise. Not modelled: line pressure and
+gas temperature (reported near 14.70 PSIA and 25 degC), totalizers, setpoint ramping,
+integer (64000 = full scale) setpoints, `??D*`/`??M*`/`??G*` tables, display lock, gauge tare.
+"""
+import math
+import re
+
+import numpy as np
+
+from .aerosol_world import GAS_ROLES, AerosolWorld
+
+GAS_TABLE = ("Air", "Ar", "CH4", "CO", "CO2", "C2H6", "H2", "He", "N2", "N2O", "Ne", "O2", "C3H8",
+             "nC4H10", "C2H2", "C2H4", "iC4H10", "Kr", "Xe", "SF6")  # index = gas number
+ABSOLUTE, VOLUMETRIC, MASS, DIFFERENTIAL = 2, 4, 5, 7  # statistic codes (primer Appendix A)
+PRESSURE_UNITS = {"PSID": (10, 6.894757), "kPa": (4, 1.0), "mbar": (6, 0.1)}  # unit code, kPa per unit
+FIRMWARE = "10v20.0-R24"
+STREAM_INTERVAL = 0.05  # s of reactor time
+RUNAWAY = 1.5  # x full scale: the flow through a valve forced wide open
+NOISE = 2e-4  # x full scale, one sigma of a reading
+LINE_PRESSURE, GAS_TEMPERATURE = 14.70, 25.0  # PSIA, degC
+STANDARD_PRESSURE, STANDARD_TEMPERATURE = 14.696, 298.15  # PSIA, K (Alicat STP)
+_NUMBER = r"\s*([-+]?(?:\d+\.?\d*|\.\d+))"
+
+
+def _fixed(value: float, full_scale: float) -> str:
+    """Sign and five significant digits of the full scale, e.g. +05.000 for 10."""
+    digits = max(1, math.floor(math.log10(full_scale)) + 1)
+    decimals = max(0, 5 - digits)
+    width = 1 + digits + (1 + decimals if decimals else 0)
+    return f"{value:+0{width}.{decimals}f}"
+
+
+class _Unit:
+    """What every unit answers, whatever it measures."""
+
+    ranges: dict[int, tuple[float, int, str]]  # statistic -> full scale, unit code, unit label
+
+    def __init__(self, bus: "AlicatBus", unit_id: str):
+        self.bus, self.unit_id = bus, unit_id
+
+    def answer(self, command: str, now: float) -> str | None:
+        if command == "":
+            return f"{self.unit_id} {self.frame(now)}"
+        if command == "VE":
+            return f"{self.unit_id} {FIRMWARE}"
+        if command.startswith("@="):
+            if not re.fullmatch("[A-Z@]", command[2:]):
+                return "?"
+            self.unit_id = command[2:]
+            return None
+        match = re.fullmatch(r"FPF\s*(\d+)", command)
+        if match:
+            if int(match[1]) not in self.ranges:
+                return "?"
+            value, code, label = self.ranges[int(match[1])]
+            return f"{self.unit_id} {_fixed(value, value)} {code} {label}"
+        return self.command(command, now)
+
+    def command(self, command: str, now: float) -> str | None:
+        return "?"
+
+    def _noise(self, scale: float) -> float:
+        return float(self.bus.rng.normal(0.0, NOISE * scale))
+
+
+class FlowController(_Unit):
+    """An MC-series mass flow controller feeding one gas role of the world."""
+
+    def __init__(self, bus: "AlicatBus", unit_id: str, gas: int, full_scale: float, tau: float):
+        super().__init__(bus, unit_id)
+        self.gas, self.full_scale, self.tau = gas, full_scale, tau
+        self.ranges = {MASS: (full_scale, 7, "SLPM"), VOLUMETRIC: (full_scale, 7, "LPM"),
+                       ABSOLUTE: (100.0, 10, "PSIA")}
+        self.setpoint = 0.0
+        self.hold = ""  # "", "HP" (valve where it is) or "HC" (valve closed)
+        self.forced = False
+        self.zero = 0.0  # actual flow that reads as zero (set by a tare)
+        self._t0, self._q0, self._target = bus.world.time, 0.0, 0.0
+
+    # --- physics -----------------------------------------------------------------------
+    def flow_at(self, t: float) -> float:
+        """Actual mass flow (SLPM) through the valve at reactor time t."""
+        decay = math.exp(-max(0.0, t - self._t0) / self.tau)
+        return self._target + (self._q0 - self._target) * decay
+
+    def _retarget(self, now: float) -> None:
+        """The valve starts from the present flow towards what the new state asks."""
+        flow = self.flow_at(now)
+        if self.forced:
+            target = RUNAWAY * self.full_scale
+        elif self.hold == "HC":
+            target = 0.0
+        elif self.hold == "HP":
+            target = flow
+        else:
+            target = max(0.0, self.setpoint + self.zero)
+        self._t0, self._q0, self._target = now, flow, target
+
+    def over_range(self, forced: bool) -> None:
+        """Fault hook: the valve runs wide open (True) or back under control (False)."""
+        with self.bus.world.lock:
+            self.bus.world.advance()
+            self.forced = forced
+            self._retarget(self.bus.world.time)
+
+    # --- protocol ----------------------------------------------------------------------
+    def frame(self, now: float) -> str:
+        mass = self.flow_at(now) - self.zero
+        volumetric = (mass * (GAS_TEMPERATURE + 273.15) / STANDARD_TEMPERATURE
+                      * STANDARD_PRESSURE / LINE_PRESSURE)
+        status = {"HLD"} if self.hold else set()
+        if mass > self.full_scale:
+            status.add("MOV")
+        if volumetric > self.full_scale:
+            status.add("VOV")
+        flows = [min(value + self._noise(self.full_scale), self.full_scale) for value in (volumetric, mass)]
+        fields = [f"{LINE_PRESSURE + self._noise(1.0):+07.2f}", f"{GAS_TEMPERATURE + self._noise(10.0):+07.2f}",
+                  *(_fixed(value, self.full_scale) for value in flows),
+                  _fixed(self.setpoint, self.full_scale), GAS_TABLE[self.gas], *sorted(status)]
+        return " ".join(fields)
+
+    def command(self, command: str, now: float) -> str | None:
+        setpoint = re.fullmatch(r"(L?S)(?:" + _NUMBER + r")?", command)
+        gas = re.fullmatch(r"G" + _NUMBER, command)
+        if setpoint:
+            return self._setpoint(setpoint[1], setpoint[2], now)
+        if gas:
+            if not gas[1].isdigit() or int(gas[1]) >= len(GAS_TABLE):
+                return "?"
+            self.gas = int(gas[1])
+        elif command in ("HP", "HC", "C"):
+            self.hold = "" if command == "C" else command
+            self._retarget(now)
+        elif command == "V":
+            self.zero = self.flow_at(now)
+            self._retarget(now)
+        else:
+            return "?"
+        return f"{self.unit_id} {self.frame(now)}"
+
+    def _setpoint(self, name: str, value: str | None, now: float) -> str:
+        if value is not None:
+            if not 0.0 <= float(value) <= self.full_scale:
+                return "?"
+            self.setpoint = float(value)
+            self._retarget(now)
+        elif name == "S":
+            return "?"
+        if name == "S":
+            return f"{self.unit_id} {self.frame(now)}"
+        sp = _fixed(self.setpoint, self.full_scale)
+        return f"{self.unit_id} {sp} {sp} 7 SLPM"
+
+
+class PressureGauge(_Unit):
+    """A P-series differential gauge across the filter: world.filter_pressure_drop in `unit`."""
+
+    def __init__(self, bus: "AlicatBus", unit_id: str, unit: str, full_scale: float):
+        super().__init__(bus, unit_id)
+        code, self.kpa_per_unit = PRESSURE_UNITS[unit]
+        self.full_scale = full_scale
+        self.ranges = {DIFFERENTIAL: (full_scale, code, unit)}
+
+    def frame(self, now: float) -> str:
+        pressure = self.bus.world.filter_pressure_drop / self.kpa_per_unit + self._noise(self.full_scale)
+        status = " POV" if pressure > self.full_scale else ""
+        return _fixed(min(pressure, self.full_scale), self.full_scale) + status
+
+
+class AlicatBus:
+    """Every Alicat unit on one serial line; serve it with one PtyServer."""
+
+    terminator = b"\r"
+
+    def __init__(self, world: AerosolWorld, baudrate: int = 19200, seed: int | None = None):
+        self.world, self.baudrate = world, baudrate
+        self.rng = np.random.default_rng(seed)
+        self.units: list[_Unit] = []
+        self._streamed = -math.inf  # reactor time of the last streamed frame
+
+    def _check_id(self, unit_id: str) -> None:
+        if not re.fullmatch("[A-Z]", unit_id) or any(u.unit_id == unit_id for u in self.units):
+            raise ValueError(f"unit ID must be a free letter A-Z, got {unit_id!r}")
+
+    def add_controller(self, unit_id: str, role: str, gas: str | int, full_scale: float,
+                       tau: float = 0.2) -> FlowController:
+        """A mass flow controller supplying `role`; the world reads its flow from then on."""
+        self._check_id(unit_id)
+        if role not in GAS_ROLES or role in self.world.gases:
+            raise ValueError(f"role must be a free one of {GAS_ROLES}, got {role!r}")
+        names = [name.lower() for name in GAS_TABLE]
+        number = gas if isinstance(gas, int) else names.index(gas.lower()) if gas.lower() in names else -1
+        if not 0 <= number < len(GAS_TABLE):
+            raise ValueError(f"gas must be one of {GAS_TABLE} or its number, got {gas!r}")
+        with self.world.lock:
+            self.world.advance()
+            unit = FlowController(self, unit_id, number, full_scale, tau)
+            self.world.gases[role] = unit
+        self.units.append(unit)
+        return unit
+
+    def add_gauge(self, unit_id: str, unit: str = "PSID", full_scale: float = 15.0) -> PressureGauge:
+        self._check_id(unit_id)
+        if unit not in PRESSURE_UNITS:
+            raise ValueError(f"gauge unit must be one of {list(PRESSURE_UNITS)}, got {unit!r}")
+        gauge = PressureGauge(self, unit_id, unit, full_scale)
+        self.units.append(gauge)
+        return gauge
+
+    def handle(self, message: bytes) -> bytes | None:
+        text = message.decode("ascii", errors="replace").strip().upper()
+        with self.world.lock:
+            self.world.advance()
+            now = self.world.time
+            lines = self._stream(now)
+            if text[:1] == "*":
+                for unit in self.units:
+                    unit.answer(text[1:].strip(), now)
+            elif text:
+                addressed = [unit for unit in self.units if unit.unit_id == text[0]]
+                reply = addressed[0].answer(text[1:].strip(), now) if len(addressed) == 1 else None
+                lines += [reply] if reply else []
+        return "".join(line + "\r" for line in lines).encode("ascii") or None
+
+    def _stream(self, now: float) -> list[str]:
+        streaming = [unit for unit in self.units if unit.unit_id == "@"]
+        if len(streaming) != 1 or now - self._streamed < STREAM_INTERVAL:
+            return []
+        self._streamed = now
+        return [streaming[0].frame(now)]
