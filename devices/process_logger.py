@@ -1,9 +1,11 @@
 """Process data at a fixed period of reactor time, delivered as pages, not one event each.
 
-kickoff starts a thread that reads every source once per period (on the reactor clock, so a
-dry run at 1000x logs 1000 rows per wall second); collect returns the rows gathered since the
-last collect as one page of the "process" stream, each row stamped with its reactor time.
-A source that raises stops the logger; complete() then fails with that error.
+The logger reads every source once per period on the reactor clock (a dry run at 1000x logs
+1000 rows per wall second), from `start()` until `halt()`: it runs across samples, so the
+instruments hear from the host without a gap (the pump's safe mode stops it otherwise).
+kickoff makes sure it runs; collect returns the rows gathered since the last collect as one
+page of the "process" stream, each row stamped with its reactor time. A source that raises
+stops the logger; complete() and collect then fail with that error.
 """
 import math
 import threading
@@ -40,13 +42,30 @@ class ProcessLogger(Device):
             row.update(source())
         return row
 
-    def kickoff(self) -> Status:
+    def start(self) -> None:
+        if self._thread and self._thread.is_alive():
+            return
         self._stop.clear()
         self._error = None
         self._thread = threading.Thread(target=self._run, daemon=True, name="process-logger")
         self._thread.start()
+
+    def halt(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    def kickoff(self) -> Status:
+        self.start()
+        return self.complete()
+
+    def complete(self) -> Status:
+        """Done at once while the logger runs (it keeps running); failed if it died."""
         status = Status(self)
-        status.set_finished()
+        if self._error:
+            status.set_exception(self._error)
+        else:
+            status.set_finished()
         return status
 
     def _run(self) -> None:
@@ -66,28 +85,6 @@ class ProcessLogger(Device):
                     due = self.clock.now()  # fell behind: read again at once, keep the period after
         except Exception as error:  # reported by complete()
             self._error = error
-
-    def complete(self) -> Status:
-        self._stop.set()
-        status = Status(self)
-
-        def finish():
-            if self._thread:
-                self._thread.join()
-            if self._error:
-                status.set_exception(self._error)
-            else:
-                status.set_finished()
-        threading.Thread(target=finish, daemon=True).start()
-        return status
-
-    def stop(self, *, success: bool = False) -> None:
-        self._stop.set()
-
-    def unstage(self):
-        """The RunEngine unstages on every exit path; a kicked-off flyer is never stopped by it."""
-        self._stop.set()
-        return super().unstage()
 
     def since(self, start: float) -> list[dict]:
         """The recent rows read at or after reactor time `start` (the last hour at most)."""

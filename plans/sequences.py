@@ -56,6 +56,7 @@ def aerosol_sample(valve, logger: ProcessLogger, marker: PhaseMarker, clock: Rea
     """One slot of `dwell` s of reactor time for the precursor on `port`; returns a note if
     the flame did not settle (the sample is collected all the same and flagged)."""
     md = {"plan_name": "aerosol_sample", "port": port, "dwell": dwell, "flush": flush, **md}
+    notes = []
 
     @bpp.run_decorator(md=md)
     def inner():
@@ -75,6 +76,7 @@ def aerosol_sample(valve, logger: ProcessLogger, marker: PhaseMarker, clock: Rea
         yield from mark(marker, "end")
         yield from bps.complete(logger, wait=True)
         yield from bps.collect(logger)
-        return note
+        notes.append(note)
 
-    return (yield from inner())
+    yield from inner()
+    return notes[0] if notes else None

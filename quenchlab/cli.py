@@ -122,3 +122,20 @@ def inspect(file: Path = typer.Argument(..., help="an HDF5 record written by que
         _summarise(file, png)
     except QuenchlabError as error:
         _fail(error)
+
+
+@app.command()
+def library(config: Path = typer.Argument(..., help="reactor config (YAML): aerosol or FJH"),
+            samples: Path = typer.Argument(..., help="library file (CSV with a header row, or YAML)"),
+            preflight: bool = typer.Option(False, "--preflight", help="check and forecast only; touch no instrument"),
+            sim: bool = typer.Option(False, "--sim", help="run on the config's simulated twins"),
+            speed: float = typer.Option(1.0, "--speed", help="dry runs only: reactor clock speed-up", min=1.0),
+            resume: bool = typer.Option(False, "--resume", help="continue an interrupted library"),
+            data_dir: Path = typer.Option(None, help="where records go (default: the config's data_dir)")):
+    """Check a sample library, forecast it and run it unattended (one record per sample)."""
+    from .library_cli import run_library_command
+    try:
+        run_library_command(config, samples, preflight=preflight, sim=sim, speed=speed, resume=resume,
+                            data_dir=data_dir, console=console)
+    except QuenchlabError as error:
+        _fail(error)

@@ -13,6 +13,9 @@ import tty
 from typing import Protocol
 
 
+_BAUD_RATES = {getattr(termios, n): int(n[1:]) for n in dir(termios) if n[:1] == "B" and n[1:].isdigit()}
+
+
 class Twin(Protocol):
     terminator: bytes  # what ends a message
 
@@ -90,9 +93,7 @@ class PtyServer:
         self._thread.start()
 
     def baudrate(self) -> int:
-        speed = termios.tcgetattr(self._slave)[4]
-        return next((int(n[1:]) for n in dir(termios) if n[:1] == "B" and n[1:].isdigit()
-                     and getattr(termios, n) == speed), 0)
+        return _BAUD_RATES.get(termios.tcgetattr(self._slave)[4], 0)
 
     def _serve(self) -> None:
         buffer = b""

@@ -1,0 +1,168 @@
+"""An aerosol (flame spray) line assembled from its config: valve, pump, gases, gauge, flame.
+
+With `simulate=True` its twins are started (on a clock `speed` times faster than the wall)
+and the very same drivers connect to them. As a library line it offers `prepare()` (gases to
+their setpoints, the pump running on the solvent port), `plan(slot, md)` (one valve-switched
+sample) and `safe()` (pump stopped, valve on the solvent port).
+"""
+import bluesky.plan_stubs as bps
+
+from quenchlab.devices.alicat_device import MassFlowController, PressureGauge
+from quenchlab.devices.alicat_driver import AlicatUnit
+from quenchlab.devices.impac_driver import Impac
+from quenchlab.devices.ne1000_device import SyringePump
+from quenchlab.devices.ne1000_driver import NE1000
+from quenchlab.devices.phase_marker import PhaseMarker
+from quenchlab.devices.process_logger import ProcessLogger
+from quenchlab.devices.vici_device import SelectorValve
+from quenchlab.devices.vici_driver import ViciValve
+from quenchlab.plans.sequences import aerosol_sample
+
+from .aerosol_config import AerosolConfig
+from .clock import ReactorClock
+from .config import TWIN
+from .errors import ConfigError
+
+
+class AerosolReactor:
+    def __init__(self, config: AerosolConfig, *, simulate: bool = False, speed: float = 1.0):
+        if speed != 1.0 and not (simulate or config.simulated):
+            raise ConfigError("--speed is for dry runs on the twins only: a real reactor runs at speed 1")
+        self.config = config
+        self.clock = ReactorClock(speed)
+        self.twins = None
+        self._drivers: list = []
+        i = config.instruments
+        addresses = {"valve": i.valve.address, "pump": i.pump.address, "pyrometer": i.pyrometer.address,
+                     **{role: g.address for role, g in i.gases.items()}, "filter_gauge": i.filter_gauge.address}
+        if simulate or config.simulated:
+            from quenchlab.sim.aerosol_twins import AerosolTwins
+            self.twins = AerosolTwins(config, self.clock)
+            twin = self.twins.addresses
+            addresses = {name: twin.get(name, twin["gases"]) for name in addresses}
+        elif TWIN in addresses.values():
+            raise ConfigError("an instrument's address is 'twin': run with --sim, or fill in its real address")
+        try:
+            self._connect(addresses)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, driver):
+        self._drivers.append(driver)
+        return driver
+
+    def _connect(self, addresses: dict[str, str]) -> None:
+        i = self.config.instruments
+        self.valve_driver = self._open(ViciValve(addresses["valve"], baudrate=i.valve.baudrate))
+        if self.valve_driver.positions() != i.valve.positions:
+            raise ConfigError(f"instruments.valve.positions is {i.valve.positions} but the valve reports "
+                              f"{self.valve_driver.positions()}")
+        self.pump_driver = self._open(NE1000(addresses["pump"], i.pump.pump_address, baudrate=i.pump.baudrate,
+                                             safe_mode=0))
+        self.pump_driver.stop()
+        self.pump_driver.set_diameter(i.pump.diameter)
+        self.gas_drivers = {role: self._open(AlicatUnit(addresses[role], g.unit, name=f"mfc-{role}"))
+                            for role, g in i.gases.items()}
+        for role, g in i.gases.items():
+            self.gas_drivers[role].set_gas(g.gas)
+        self.gauge_driver = self._open(AlicatUnit(addresses["filter_gauge"], i.filter_gauge.unit, name="filter-gauge"))
+        p = i.pyrometer
+        self.pyrometer_driver = self._open(Impac(addresses["pyrometer"], p.bus_address, p.baudrate, name="flame-pyrometer"))
+        self.pyrometer_driver.set_emissivity(p.emissivity)
+        self.pyrometer_driver.set_response_time(p.response_time)
+        self.pyrometer_driver.set_measuring_range(p.range_begin, p.range_end)
+        self.valve = SelectorValve(self.valve_driver, name="valve", move_timeout=i.valve.move_timeout)
+        self.pump = SyringePump(self.pump_driver, name="pump")
+        self.gases = {role: MassFlowController(d, name=f"mfc_{role}") for role, d in self.gas_drivers.items()}
+        self.filter_gauge = PressureGauge(self.gauge_driver, name="filter_gauge")
+        self.marker = PhaseMarker(self.clock)
+        self.logger = ProcessLogger(self._sources(), self._units(), self.clock, self.config.log_period)
+
+    def _sources(self):
+        def valve():
+            return {"valve_port": self.valve_driver.position()}
+
+        def pump():
+            return {"pump_infused": self.pump_driver.dispensed()[0], "pump_status": self.pump_driver.status()}
+
+        def gases():
+            row = {}
+            for role, driver in self.gas_drivers.items():
+                frame = driver.poll()
+                row[f"{role}_flow"], row[f"{role}_setpoint"] = frame.mass_flow, frame.setpoint
+            return row
+
+        def gauge():
+            return {"filter_pressure": self.gauge_driver.poll().pressure}
+
+        def flame():
+            return {"flame_temperature": self.pyrometer_driver.temperature().kelvin}
+
+        return [valve, pump, gases, gauge, flame]
+
+    def _units(self) -> dict[str, str]:
+        units = {"pump_infused": "mL", "filter_pressure": "PSID", "flame_temperature": "K"}
+        for role in self.gas_drivers:
+            units[f"{role}_flow"] = units[f"{role}_setpoint"] = "L/min"
+        return units
+
+    # --- as a library line ------------------------------------------------------------
+    def prepare(self) -> None:
+        """Gases to their setpoints, the valve on the solvent port, the pump infusing in safe
+        mode (it stops by itself if the host falls silent), the process logger running (it
+        keeps the pump fed)."""
+        i = self.config.instruments
+        for role, g in i.gases.items():
+            self.gas_drivers[role].set_setpoint(g.setpoint)
+        self.valve_driver.move(i.valve.safe_port, i.valve.move_timeout)
+        self.pump_driver.enable_safe_mode(round(i.pump.safe_mode))
+        self.pump_driver.set_direction("INF")
+        self.pump_driver.set_rate(self.config.defaults.liquid_flow)
+        self.pump_driver.run()
+        self.logger.start()
+
+    def plan(self, slot, md: dict):
+        line = self.config.line
+        reservoir = self.config.reservoirs[slot.row.port]
+        md = {"precursor": slot.row.precursor or reservoir.precursor, "liquid_flow": slot.liquid_flow,
+              "reactor": self.config.reactor, "speed": self.clock.speed, **md}
+        plan = aerosol_sample(self.valve, self.logger, self.marker, self.clock, port=slot.row.port,
+                              dwell=slot.dwell, flush=slot.flush, flame_field="flame_temperature",
+                              band=line.flame_band, window=line.flame_window, minimum=line.min_flame,
+                              allowance=line.settle_allowance, md=md)
+
+        def with_rate():
+            yield from bps.mv(self.pump.rate, slot.liquid_flow)
+            return (yield from plan)
+        return with_rate()
+
+    def safe(self) -> None:
+        """Logger halted, pump stopped, valve on the solvent port; each step tried even if
+        another fails."""
+        errors = []
+        for step in (self.logger.halt, self.pump_driver.stop, self.pump_driver.disable_safe_mode,
+                     lambda: self.valve_driver.move(self.config.instruments.valve.safe_port,
+                                                    self.config.instruments.valve.move_timeout)):
+            try:
+                step()
+            except Exception as error:  # the next step must still run
+                errors.append(error)
+        if errors:
+            raise errors[0]
+
+    def close(self) -> None:
+        for driver in reversed(self._drivers):
+            try:
+                driver.close()
+            except Exception:  # closing must go on for the others
+                pass
+        self._drivers.clear()
+        if self.twins:
+            self.twins.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
