@@ -86,12 +86,16 @@ class Impac:
         self._set(f"ez{matches[0]}")
 
     def measuring_range(self) -> tuple[float, float]:
-        """(begin, end) of the measuring range in kelvin (the analog output spans it)."""
-        return int(self._query("mb")) + KELVIN, int(self._query("me")) + KELVIN
+        """(begin, end) of the sub range in kelvin, which the analog output spans: `me`
+        answers XXXXYYYY, begin and end in degC as 4 hex digits each ("Data format UPP")."""
+        reply = self._query("me")
+        if len(reply) != 8:
+            raise InstrumentError(self.name, self.address, self.bus + "me", f"unexpected reply {reply!r}")
+        return int(reply[:4], 16) + KELVIN, int(reply[4:], 16) + KELVIN
 
     def set_measuring_range(self, begin: float, end: float) -> None:
-        self._set(f"mb{round(begin - KELVIN):04d}")
-        self._set(f"me{round(end - KELVIN):04d}")
+        """m1XXXXYYYY: the sub range, degC in hex."""
+        self._set(f"m1{round(begin - KELVIN):04X}{round(end - KELVIN):04X}")
 
     def analog_live_zero(self) -> bool:
         """True for a 4-20 mA analog output, False for 0-20 mA."""

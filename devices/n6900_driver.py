@@ -123,6 +123,8 @@ class N6900:
         self.io.write(f"LIST:{stepped} {levels}")
         self.io.write(f"LIST:{fixed} {program.limit:.6g}")
         self.io.write(f"LIST:DWEL {dwells};:LIST:COUN 1;:LIST:TERM:LAST OFF")
+        first_step = ",".join(["1"] + ["0"] * (len(program.levels) - 1))  # trigger out as the pulse starts
+        self.io.write(f"LIST:TOUT:BOST {first_step};:LIST:TOUT:EOST {first_step.replace('1', '0')}")
         self.io.write(f"{stepped}:MODE LIST;:TRIG:TRAN:SOUR BUS;:DIG:PIN1:FUNC TOUT")
         self.check_errors()
 

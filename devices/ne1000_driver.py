@@ -150,6 +150,7 @@ class NE1000:
                                   retries=retries)
         self.name, self.address, self.pump_address = name, address, pump_address
         self.safe_mode = 0
+        self.last_status = "unknown"
         try:
             self._connect(safe_mode)
         except BaseException:
@@ -190,6 +191,7 @@ class NE1000:
         if data.startswith("?"):
             problem = f"pump {address} answered {data} ({ERRORS.get(data[1:], 'unknown error')})"
             raise InstrumentError(self.name, self.address, text, problem)
+        self.last_status = STATUS[status]  # every reply carries the pump's status (10.2.4)
         return status, data
 
     def _query(self, command: str) -> str:

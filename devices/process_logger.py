@@ -12,6 +12,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from ophyd import Device
 from ophyd.status import Status
@@ -22,7 +23,7 @@ Source = Callable[[], dict[str, float | str]]
 
 
 class ProcessLogger(Device):
-    """Reads `sources` every `period` s of reactor time while kicked off."""
+    """Reads `sources` (one per instrument port) every `period` s of reactor time."""
 
     def __init__(self, sources: list[Source], units: dict[str, str], clock: ReactorClock,
                  period: float = 1.0, name: str = "process"):
@@ -35,11 +36,13 @@ class ProcessLogger(Device):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._pool = ThreadPoolExecutor(max_workers=len(sources), thread_name_prefix="process-source")
 
     def read_once(self) -> dict[str, float | str]:
+        """One row: the sources are read in parallel (each is one instrument port)."""
         row = {"reactor_time": self.clock.now()}
-        for source in self.sources:
-            row.update(source())
+        for part in self._pool.map(lambda source: source(), self.sources):
+            row.update(part)
         return row
 
     def start(self) -> None:
@@ -54,6 +57,7 @@ class ProcessLogger(Device):
         self._stop.set()
         if self._thread:
             self._thread.join()
+        self._thread = None
 
     def kickoff(self) -> Status:
         self.start()

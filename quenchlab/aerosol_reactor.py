@@ -25,20 +25,28 @@ from .errors import ConfigError
 
 
 class AerosolReactor:
-    def __init__(self, config: AerosolConfig, *, simulate: bool = False, speed: float = 1.0):
+    """`simulate`: start the twins, in a child process (so host and twins each have a core), or
+    in this process with `twins_in_process` (tests reach into `self.twins` to inject faults)."""
+
+    def __init__(self, config: AerosolConfig, *, simulate: bool = False, speed: float = 1.0,
+                 twins_in_process: bool = False):
         if speed != 1.0 and not (simulate or config.simulated):
             raise ConfigError("--speed is for dry runs on the twins only: a real reactor runs at speed 1")
         self.config = config
         self.clock = ReactorClock(speed)
-        self.twins = None
+        self.twins = self._twin_process = None
         self._drivers: list = []
         i = config.instruments
         addresses = {"valve": i.valve.address, "pump": i.pump.address, "pyrometer": i.pyrometer.address,
                      **{role: g.address for role, g in i.gases.items()}, "filter_gauge": i.filter_gauge.address}
         if simulate or config.simulated:
             from quenchlab.sim.aerosol_twins import AerosolTwins
-            self.twins = AerosolTwins(config, self.clock)
-            twin = self.twins.addresses
+            from quenchlab.sim.twin_process import TwinProcess
+            if twins_in_process:
+                self.twins = AerosolTwins(config, self.clock)
+            else:
+                self._twin_process = TwinProcess(AerosolTwins, config, self.clock)
+            twin = (self.twins or self._twin_process).addresses
             addresses = {name: twin.get(name, twin["gases"]) for name in addresses}
         elif TWIN in addresses.values():
             raise ConfigError("an instrument's address is 'twin': run with --sim, or fill in its real address")
@@ -84,22 +92,21 @@ class AerosolReactor:
             return {"valve_port": self.valve_driver.position()}
 
         def pump():
-            return {"pump_infused": self.pump_driver.dispensed()[0], "pump_status": self.pump_driver.status()}
+            infused = self.pump_driver.dispensed()[0]
+            return {"pump_infused": infused, "pump_status": self.pump_driver.last_status}
 
-        def gases():
+        def gas_bus():  # controllers and gauge share one serial line: one source
             row = {}
             for role, driver in self.gas_drivers.items():
                 frame = driver.poll()
                 row[f"{role}_flow"], row[f"{role}_setpoint"] = frame.mass_flow, frame.setpoint
+            row["filter_pressure"] = self.gauge_driver.poll().pressure
             return row
-
-        def gauge():
-            return {"filter_pressure": self.gauge_driver.poll().pressure}
 
         def flame():
             return {"flame_temperature": self.pyrometer_driver.temperature().kelvin}
 
-        return [valve, pump, gases, gauge, flame]
+        return [valve, pump, gas_bus, flame]
 
     def _units(self) -> dict[str, str]:
         units = {"pump_infused": "mL", "filter_pressure": "PSID", "flame_temperature": "K"}
@@ -158,8 +165,9 @@ class AerosolReactor:
             except Exception:  # closing must go on for the others
                 pass
         self._drivers.clear()
-        if self.twins:
-            self.twins.close()
+        for twins in (self.twins, self._twin_process):
+            if twins:
+                twins.close()
 
     def __enter__(self):
         return self

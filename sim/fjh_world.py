@@ -15,7 +15,7 @@ from quenchlab.clock import ReactorClock
 
 from .samples import Sample
 
-MAX_DT_DRIVEN = 20e-6  # s, step while current flows (the digitizer samples at >= 10 us)
+MAX_DT_DRIVEN = 100e-6  # s, longest step while current flows (MAX_DT_KELVIN keeps ramps finer)
 MAX_DT_FREE = 1e-3  # s, step while the sample cools freely
 MAX_DT_KELVIN = 2.0  # K, largest temperature change in one step
 

@@ -5,8 +5,9 @@ command is a two-digit bus address, two lower-case letters, an optional paramete
 queries answer the value + CR, settings answer "ok", an unknown command "no", and a
 malformed message gets no answer at all. Address 98 reaches all units without reply, 99 all
 units with reply. Temperatures are five digits in 0.1 degC; 88880 is over range and 77770
-under range. Not modelled (answered "no"): the peak picker (lz) and streaming to a
-separate output port.
+under range. The measuring ranges read as XXXXYYYY (begin and end in degC, hex): mb the basic
+range, me the sub range the analog output spans, set with m1XXXXYYYY. Not modelled (answered
+"no"): the peak picker (lz) and streaming to a separate output port.
 """
 import math
 import re
@@ -21,7 +22,7 @@ BASIC_RANGE = (250.0, 2500.0)  # degC, the instrument's full measuring range
 RESPONSE_TIMES = {0: 10e-6, 1: 1e-3, 2: 3e-3, 3: 5e-3, 4: 10e-3, 5: 50e-3, 6: 0.25, 7: 1.0, 8: 3.0, 9: 10.0}
 OVER, UNDER = "88880", "77770"
 KELVIN = 273.15
-_MESSAGE = re.compile(r"^(\d\d)([a-z]{2})(\S*)$")
+_MESSAGE = re.compile(r"^(\d\d)([a-z][a-z0-9])(\S*)$")
 
 
 class ImpacTwin:
@@ -116,6 +117,8 @@ class ImpacTwin:
     def _cmd_em(self, parameter: str) -> str:
         if not parameter:
             return f"{round(self.emissivity * 1000):04d}"
+        if parameter == "?":  # a setting command followed by '?' answers its limits
+            return "00501000"
         per_mille = _digits(parameter, 4)
         if not 50 <= per_mille <= 1000:
             raise ValueError(parameter)
@@ -130,20 +133,25 @@ class ImpacTwin:
         return "ok"
 
     def _cmd_mb(self, parameter: str) -> str:
-        return self._range(0, parameter)
+        """The basic measuring range, XXXXYYYY: begin and end in degC, 4 hex digits each."""
+        if parameter:
+            raise ValueError(parameter)
+        return _hex_range(BASIC_RANGE)
 
     def _cmd_me(self, parameter: str) -> str:
-        return self._range(1, parameter)
-
-    def _range(self, index: int, parameter: str) -> str:
-        if not parameter:
-            return f"{round(self.range_c[index]):04d}"
-        value = float(_digits(parameter, 4))
-        new = list(self.range_c)
-        new[index] = value
-        if not (BASIC_RANGE[0] <= new[0] and new[1] <= BASIC_RANGE[1] and new[1] - new[0] >= 50):
+        """The sub range the analog output spans, XXXXYYYY as for mb."""
+        if parameter:
             raise ValueError(parameter)
-        self.range_c = tuple(new)
+        return _hex_range(self.range_c)
+
+    def _cmd_m1(self, parameter: str) -> str:
+        """m1XXXXYYYY sets the sub range (within the basic range, at least 51 degC wide)."""
+        if len(parameter) != 8:
+            raise ValueError(parameter)
+        begin, end = int(parameter[:4], 16), int(parameter[4:], 16)
+        if not (BASIC_RANGE[0] <= begin and end <= BASIC_RANGE[1] and end - begin >= 51):
+            raise ValueError(parameter)
+        self.range_c = (float(begin), float(end))
         return "ok"
 
     def _cmd_as(self, parameter: str) -> str:
@@ -162,13 +170,17 @@ class ImpacTwin:
         return self.serial_number
 
     def _cmd_ve(self, parameter: str) -> str:
-        return "V2.01 sim"
+        return "270521"  # VVMMJJ: device 27 (IGA 6/23), firmware of May 2021
 
     def _cmd_fs(self, parameter: str) -> str:
         return "00"
 
     def _cmd_gt(self, parameter: str) -> str:
-        return "0031"
+        return "031"  # internal temperature, degC
+
+
+def _hex_range(range_c: tuple[float, float]) -> str:
+    return f"{round(range_c[0]):04X}{round(range_c[1]):04X}"
 
 
 def _digits(text: str, width: int) -> int:

@@ -37,11 +37,13 @@ class ListProgram:
     current: list[float] = field(default_factory=lambda: [0.0])
     voltage: list[float] = field(default_factory=lambda: [0.0])
     dwell: list[float] = field(default_factory=lambda: [1e-3])
+    bost: list[float] = field(default_factory=lambda: [0.0])  # trigger out at the beginning of a step
+    eost: list[float] = field(default_factory=lambda: [0.0])  # ... and at its end
     count: float = 1  # math.inf for INF
     terminate_last: bool = False
 
     def length(self) -> int:
-        lengths = {len(self.current), len(self.voltage), len(self.dwell)} - {1}
+        lengths = {len(self.current), len(self.voltage), len(self.dwell), len(self.bost), len(self.eost)} - {1}
         if len(lengths) > 1:
             raise ScpiError(-221, "Settings conflict;list lengths differ")
         return lengths.pop() if lengths else 1
@@ -68,13 +70,28 @@ class ListProgram:
         return sum(self.dwell[i if len(self.dwell) > 1 else 0] for i in range(n)) * self.count
 
     def boundaries(self, start: float) -> list[float]:
+        """Reactor times at which the steps end."""
+        return [end for _, end in self.steps(start)]
+
+    def steps(self, start: float) -> list[tuple[int, float]]:
+        """(step index, end time) of every step the list will run, from `start`."""
         n, out, t = self.length(), [], start
-        reps = int(min(self.count, 4096))
-        for _ in range(reps):
+        for _ in range(int(min(self.count, 4096))):
             for i in range(n):
-                t += self.dwell[i if len(self.dwell) > 1 else 0]
-                out.append(t)
+                t += self.level(self.dwell, i)
+                out.append((i, t))
         return out
+
+    def trigger_times(self, start: float) -> list[float]:
+        """When the list sends a trigger out (LIST:TOUTput:BOSTep / EOSTep)."""
+        times, begin = [], start
+        for i, end in self.steps(start):
+            if self.level(self.bost, i):
+                times.append(begin)
+            if self.level(self.eost, i):
+                times.append(end)
+            begin = end
+        return times
 
 
 class N6900Twin:
@@ -196,6 +213,10 @@ class N6900Twin:
         e("[SOURce:]LIST:CURRent:POINts", lambda a, q: str(len(self.list.current)), set=False)
         e("[SOURce:]LIST:VOLTage:POINts", lambda a, q: str(len(self.list.voltage)), set=False)
         e("[SOURce:]LIST:DWELl:POINts", lambda a, q: str(len(self.list.dwell)), set=False)
+        e("[SOURce:]LIST:TOUTput:BOSTep[:DATA]", self._list("bost", 1), max_args=None)
+        e("[SOURce:]LIST:TOUTput:EOSTep[:DATA]", self._list("eost", 1), max_args=None)
+        e("[SOURce:]LIST:TOUTput:BOSTep:POINts", lambda a, q: str(len(self.list.bost)), set=False)
+        e("[SOURce:]LIST:TOUTput:EOSTep:POINts", lambda a, q: str(len(self.list.eost)), set=False)
         e("[SOURce:]LIST:COUNt", self._list_count)
         e("[SOURce:]LIST:TERMinate:LAST", self._list_flag)
         e("TRIGger:TRANsient:SOURce", stored(self, "transient_source", one_of(["BUS", "IMMediate", "EXTernal"])))
@@ -242,6 +263,8 @@ class N6900Twin:
             if query:
                 return ",".join(format_number(v) for v in getattr(self.list, attr))
             values = parse_list(args, minimum=0, maximum=high, max_length=MAX_LIST_STEPS)
+            if attr in ("bost", "eost"):  # booleans: 0 or 1 per step
+                values = [float(round(v)) for v in values]
             if attr == "dwell":  # 1 us resolution up to 0.262144 s, coarser above (ch. 6, LIST:DWELl)
                 values = [_round_dwell(v) for v in values]
             setattr(self.list, attr, values)
@@ -285,8 +308,8 @@ class N6900Twin:
         now = self.world.time
         self.transient, self.list_start = "running", now
         self.list_boundaries = self.list.boundaries(now)
-        if self.pin1_function == "TOUT":  # trigger out on pin 1 when the transient starts
-            self.world.trigger_line.append(now)
+        if self.pin1_function == "TOUT":  # pin 1 carries the list's trigger-out pulses
+            self.world.trigger_line.extend(self.list.trigger_times(now))
         if self.acquisition == "waiting" and self.acq_source == "TRAN1":
             self._trigger_acquisition(now)
 

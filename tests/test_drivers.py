@@ -108,7 +108,7 @@ def test_pyrometer_settings_round_trip(pyrometer):
 def test_pyrometer_no_reply_names_the_command(pyrometer):
     pyrometer.set_measuring_range(1100.0, 2773.15)
     with pytest.raises(InstrumentError, match="answered 'no'"):
-        pyrometer._set("mb9999")  # outside the instrument's range
+        pyrometer._set("m100FA270F")  # a sub range ending at 9999 degC, outside the instrument
 
 
 def test_pyrometer_wrong_bus_address_times_out_after_bounded_retries(twins):

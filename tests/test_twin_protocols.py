@@ -457,8 +457,6 @@ def test_n6900_digitizer_records_the_pulse(supply):
     supply.write("OUTP OFF")
 
 
-@pytest.mark.xfail(strict=True, reason="twin lacks LIST:TOUTput:BOSTep/EOSTep (-113) and fires "
-                   "trigger-out at every list start whenever DIG:PIN1:FUNC is TOUT")
 def test_n6900_list_trigger_out_is_programmed_per_step(twins, supply, scope):
     """Trigger out (ch. 4 "External Trigger I/O": a TOUTput pin "will generate output triggers
     from any subsystem that has been configured to output trigger signals"; ch. 6
@@ -589,19 +587,11 @@ def test_impac_hot_sample_and_emissivity_bias(twins, supply, pyro):
     ("00ez", r"\d"),
     ("00sn", r"[0-9A-Fa-f]{5}"),
     ("00fs", r"[0-9A-Fa-f]{2}"),
-    pytest.param("00mb", r"[0-9A-Fa-f]{8}", marks=pytest.mark.xfail(
-        strict=True, reason="twin answers 'mb' with 4 decimal digits (range begin), manual: "
-        "basic range as XXXXYYYY, 2 x 4 hex digits")),
-    pytest.param("00me", r"[0-9A-Fa-f]{8}", marks=pytest.mark.xfail(
-        strict=True, reason="twin answers 'me' with 4 decimal digits (range end), manual: "
-        "sub range as XXXXYYYY, 2 x 4 hex digits")),
-    pytest.param("00gt", r"\d{3}", marks=pytest.mark.xfail(
-        strict=True, reason="twin answers 'gt' with 4 digits '0031', manual: DDD (3 digits)")),
-    pytest.param("00ve", r"27\d{4}", marks=pytest.mark.xfail(
-        strict=True, reason="twin answers 've' with 'V2.01 sim', manual: VVMMJJ with VV=27")),
-    pytest.param("00em?", r"00501000", marks=pytest.mark.xfail(
-        strict=True, reason="twin answers 'no' to 'em?', manual: '?' answers the setting's "
-        "limits, e.g. 00501000")),
+    ("00mb", r"[0-9A-Fa-f]{8}"),
+    ("00me", r"[0-9A-Fa-f]{8}"),
+    ("00gt", r"\d{3}"),
+    ("00ve", r"27\d{4}"),
+    ("00em?", r"00501000"),
 ])
 def test_impac_reply_formats(pyro, command, pattern):
     """Reply formats of the IGA 6/23 Advanced manual, "Data format UPP" pp. 37-39: ms QQQQQ,
