@@ -60,7 +60,9 @@ class ProcessLogger(Device):
         self._thread = None
 
     def kickoff(self) -> Status:
-        self.start()
+        """Fails if the logger died (a source raised); starts it if it is not running."""
+        if not self._error:
+            self.start()
         return self.complete()
 
     def complete(self) -> Status:

@@ -27,10 +27,14 @@ def mark(marker: PhaseMarker, phase: str, note: str = ""):
 
 
 def wait_until(clock: ReactorClock, logger: ProcessLogger, end: float):
-    """Sleep to reactor time `end`, collecting the process data every COLLECT_EVERY s."""
-    while (left := end - clock.now()) > 0:
-        yield from reactor_sleep(clock, min(left, COLLECT_EVERY))
+    """Sleep to reactor time `end`, collecting the process data every COLLECT_EVERY s (before
+    each sleep, so the wait ends on time)."""
+    while True:
         yield from bps.collect(logger)
+        left = end - clock.now()
+        if left <= 0:
+            return
+        yield from reactor_sleep(clock, min(left, COLLECT_EVERY))
 
 
 def wait_for_stable_flame(clock, logger, field, band, window, minimum, allowance, since):

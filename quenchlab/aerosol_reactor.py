@@ -5,6 +5,8 @@ and the very same drivers connect to them. As a library line it offers `prepare(
 their setpoints, the pump running on the solvent port), `plan(slot, md)` (one valve-switched
 sample) and `safe()` (pump stopped, valve on the solvent port).
 """
+import sys
+
 import bluesky.plan_stubs as bps
 
 from quenchlab.devices.alicat_device import MassFlowController, PressureGauge
@@ -34,6 +36,8 @@ class AerosolReactor:
             raise ConfigError("--speed is for dry runs on the twins only: a real reactor runs at speed 1")
         self.config = config
         self.clock = ReactorClock(speed)
+        if speed > 1:  # the logger's thread must get the interpreter within a fraction of a reactor second
+            sys.setswitchinterval(min(sys.getswitchinterval(), 0.1 / speed))
         self.twins = self._twin_process = None
         self._drivers: list = []
         i = config.instruments

@@ -5,14 +5,17 @@ twins then each have a core, and the host cannot tell (the twins are behind the 
 pseudo-terminals and sockets either way).
 """
 import multiprocessing
+import os
 
 from quenchlab.clock import ReactorClock
 
 
-def _serve(factory, config, speed: float, origin: float, pipe, stop) -> None:
+def _serve(factory, config, speed: float, origin: float, pipe, stop, parent: int) -> None:
+    """Serve until told to stop, or until the host is gone (even killed with SIGKILL)."""
     with factory(config, ReactorClock(speed, origin)) as twins:
         pipe.send(twins.addresses)
-        stop.wait()
+        while not stop.wait(0.2) and os.getppid() == parent:
+            pass
 
 
 class TwinProcess:
@@ -23,7 +26,7 @@ class TwinProcess:
         parent, child = context.Pipe()
         self._stop = context.Event()
         self._process = context.Process(target=_serve, args=(factory, config, clock.speed, clock.origin, child,
-                                                             self._stop), daemon=True, name="quenchlab-twins")
+                                                             self._stop, os.getpid()), daemon=True, name="quenchlab-twins")
         self._process.start()
         if not parent.poll(30):
             self.close()

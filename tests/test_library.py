@@ -1,0 +1,220 @@
+"""Sample libraries: files, pre-flight, a valve-switched run on the twins, failures, resume."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from quenchlab.aerosol_config import load_aerosol_config
+from quenchlab.aerosol_reactor import AerosolReactor
+from quenchlab.errors import ConfigError, QuenchlabError
+from quenchlab.library import load_library
+from quenchlab.library_run import Progress, run_library
+from quenchlab.preflight import aerosol_forecast, aerosol_slots
+
+from conftest import CONFIGS
+
+QUENCHLAB = str(Path(sys.executable).parent / "quenchlab")
+AEROSOL = CONFIGS / "aerosol-sim.yaml"
+SPEED = 100.0
+LATENCY = 0.05 * SPEED  # reactor seconds that 50 ms of host latency (a busy 2-core machine) become
+
+
+def write_library(path: Path, rows: list[dict]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def short_library(tmp_path: Path, count: int = 3, dwell: str = "70 s") -> Path:
+    return write_library(tmp_path / "short.csv", [{"sample_id": f"S{i:02d}", "port": str(i % 9 + 1), "dwell": dwell}
+                                                  for i in range(1, count + 1)])
+
+
+@pytest.fixture
+def config():
+    return load_aerosol_config(AEROSOL)[0]
+
+
+# --- files and pre-flight ----------------------------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("sample_id,port\nA1,1\nA1,2\n", r"row 3 \(sample_id A1\): field sample_id: 'A1' is already used by row 2"),
+    ("sample_id,port,colour\nA1,1,red\n", r"row 2 \(sample_id A1\): field colour: unknown key; allowed keys: sample_id"),
+    ("sample_id\nA1\n", r"field port: missing \(required\)"),
+    ("sample_id,port,dwell\nA1,1,5\n", r"field dwell: needs a unit, e.g. '5 s'"),
+    ("sample_id,port,dwell\nA1,1,5 kg\n", r"field dwell: '5 kg' is not convertible to s"),
+    ("sample_id,port\nA 1,1\n", r"field sample_id: String should match pattern"),
+    ("sample_id,port\nA1,1,extra\n", r"row 2: more cells than the header has columns"),
+    ("", r"empty file"),
+])
+def test_bad_library_rows_are_named(tmp_path, text, expected):
+    path = tmp_path / "lib.csv"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=expected) as error:
+        load_library(path, "aerosol")
+    assert str(error.value).startswith(str(path))
+
+
+def test_yaml_library_matches_csv(tmp_path):
+    path = tmp_path / "lib.yaml"
+    path.write_text(yaml.safe_dump({"samples": [{"sample_id": "Y1", "port": 3, "dwell": "4 min",
+                                                 "liquid_flow": "4 mL/min"}]}))
+    row, = load_library(path, "aerosol")
+    assert (row.port, row.dwell, row.liquid_flow) == (3, 240.0, 4.0)
+
+
+def test_preflight_forecasts_duration_liquid_and_gas(config, tmp_path):
+    rows = load_library(CONFIGS / "libraries" / "aerosol-day-288.csv", "aerosol")
+    slots = aerosol_slots(rows, config, "day")
+    forecast = aerosol_forecast(slots, config, "day")
+    assert len(slots) == 288 and forecast.duration == pytest.approx(24 * 3600)
+    assert forecast.liquid[1] == pytest.approx(32 * 25.0)  # 32 slots x 5 min x 5 mL/min
+    assert sum(forecast.gas.values()) == pytest.approx((5 + 1.5 + 3.2 + 5) * 24 * 60)
+    assert slots[0].flush == pytest.approx(4 * 0.2 / 5 * 60)  # 4 dead volumes at 5 mL/min
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ([{"sample_id": "A", "port": "11"}], r"field port: Input should be less than or equal to|holds no reservoir"),
+    ([{"sample_id": "A", "port": "1", "liquid_flow": "9 mL/min"}], r"liquid_flow: 9 mL/min is above max_liquid_flow"),
+    ([{"sample_id": "A", "port": "1", "dwell": "30 s"}], r"field dwell: 30 s leaves no time to collect"),
+    ([{"sample_id": f"A{i}", "port": "1", "dwell": "60 min"} for i in range(4)],
+     r"reservoir 1 \(Fe\(NO3\)3 .*\) would run dry: the library needs 1200.0 mL, it holds 1000.0 mL"),
+])
+def test_preflight_refuses_a_library_that_cannot_run(config, tmp_path, rows, expected):
+    path = write_library(tmp_path / "bad.csv", rows)
+    with pytest.raises(ConfigError, match=expected):
+        slots = aerosol_slots(load_library(path, "aerosol"), config, str(path))
+        aerosol_forecast(slots, config, str(path))
+
+
+def test_preflight_command_touches_no_instrument(tmp_path):
+    """The config's instruments are twins that are never started: pre-flight needs none."""
+    result = subprocess.run([QUENCHLAB, "library", AEROSOL, CONFIGS / "libraries" / "aerosol-few.csv", "--preflight"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "5 samples, 0.40 h" in result.stdout and "no instrument was touched" in result.stdout
+    assert not (tmp_path / "data").exists()
+
+
+# --- a run on the twins ------------------------------------------------------------------
+def run_short(config, tmp_path, count=3, twins_in_process=True):
+    library = short_library(tmp_path, count)
+    slots = aerosol_slots(load_library(library, "aerosol"), config, str(library))
+    reactor = AerosolReactor(config, simulate=True, speed=SPEED, twins_in_process=twins_in_process)
+    return reactor, slots, library
+
+
+def test_valve_switched_library_records_every_sample(config, tmp_path):
+    """Twins in their own process, as for a dry run from the command line."""
+    reactor, slots, library = run_short(config, tmp_path, twins_in_process=False)
+    with reactor:
+        result = run_library(reactor, slots, library=library, data_dir=tmp_path, resume=False, md={})
+        assert reactor.pump_driver.status() == "stopped"
+        assert reactor.valve_driver.position() == config.instruments.valve.safe_port
+    assert set(result.states.values()) == {"done"}
+    files = sorted(result.directory.glob("*.h5"))
+    assert len(files) == 3
+    for slot, path in zip(slots, files):
+        with h5py.File(path, "r") as f:
+            entry = f["entry"]
+            assert entry["sample/name"][()].decode() == slot.sample_id
+            metadata = json.loads(entry["metadata"][()])
+            assert metadata["port"] == slot.row.port and metadata["speed"] == SPEED
+            phases = [p.decode() for p in entry["phases/marker_phase"][()]]
+            assert phases == ["switch", "flush", "settle", "collect", "end"]
+            marks = entry["phases/marker_reactor_time"][()]
+            assert marks[1] - marks[0] < LATENCY  # the valve moved and was confirmed
+            assert marks[2] - marks[1] == pytest.approx(slot.flush, abs=LATENCY)
+            assert marks[4] - marks[0] == pytest.approx(slot.dwell, abs=LATENCY)
+            process = entry["process"]
+            t = process["reactor_time"][()]
+            # 1 Hz in reactor time; a host hiccup (opening a file) shows as a gap of LATENCY at most
+            assert np.median(np.diff(t)) == pytest.approx(1.0, abs=0.05) and np.diff(t).max() <= LATENCY
+            assert len(t) >= slot.dwell - LATENCY
+            collecting = (t > marks[3]) & (t < marks[4])
+            assert np.all(process["valve_port"][()][collecting] == slot.row.port)
+            assert np.all(process["flame_temperature"][()][collecting] > 1200)
+            assert process["reactor_time"].attrs["units"] == "s"
+    manifest = list(csv.DictReader((result.directory / "manifest.csv").open()))
+    assert [(m["sample_id"], m["state"]) for m in manifest] == [(s.sample_id, "done") for s in slots]
+    assert all((result.directory / m["file"]).exists() for m in manifest)
+
+
+def fail_on_first_sample(reactor, slots, library, tmp_path, fault):
+    """Run the library, injecting `fault` into the twins as the first sample starts."""
+    progress = Progress(sample=lambda sample_id, index, total: fault() if index == 0 else None)
+    return run_library(reactor, slots, library=library, data_dir=tmp_path, resume=False, md={}, progress=progress)
+
+
+def test_stuck_valve_fails_the_sample_clearly_and_leaves_the_line_safe(config, tmp_path):
+    reactor, slots, library = run_short(config, tmp_path, count=2)
+    with reactor:
+        with pytest.raises(QuenchlabError, match=r"sample S01 failed: valve at .*did not reach port 2") as error:
+            fail_on_first_sample(reactor, slots, library, tmp_path, reactor.twins.valve.stick)
+        assert "--resume" in str(error.value)
+        reactor.twins.world.advance()
+        assert not reactor.twins.pump.flow_at(reactor.twins.world.time)
+    manifest = list(csv.DictReader((tmp_path / "short" / "manifest.csv").open()))
+    assert [(m["sample_id"], m["state"]) for m in manifest] == [("S01", "failed"), ("S02", "pending")]
+
+
+def test_pump_stall_fails_the_sample_clearly(config, tmp_path):
+    reactor, slots, library = run_short(config, tmp_path, count=2)
+    with reactor:
+        with pytest.raises(QuenchlabError, match=r"sample S01 failed: pump at .*alarm S \(motor stall"):
+            fail_on_first_sample(reactor, slots, library, tmp_path, reactor.twins.pump.stall)
+        reactor.twins.world.advance()
+        assert not reactor.twins.pump.flow_at(reactor.twins.world.time)
+
+
+def test_a_second_run_refuses_to_overwrite(config, tmp_path):
+    (tmp_path / "short").mkdir()
+    (tmp_path / "short" / "journal.jsonl").write_text("")
+    reactor, slots, library = run_short(config, tmp_path, count=1)
+    with reactor, pytest.raises(QuenchlabError, match="already holds a run of this library: continue it with --resume"):
+        run_library(reactor, slots, library=library, data_dir=tmp_path, resume=False, md={})
+
+
+# --- killed and resumed ------------------------------------------------------------------
+def journal_states(directory: Path) -> dict[str, str]:
+    states = {}
+    if (directory / "journal.jsonl").exists():
+        for line in (directory / "journal.jsonl").read_text().splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                states[entry["sample_id"]] = entry["state"]
+    return states
+
+
+def test_killed_library_resumes_with_every_sample_recorded_once(tmp_path):
+    library = short_library(tmp_path, count=4)
+    command = [QUENCHLAB, "library", AEROSOL, library, "--sim", "--speed", str(SPEED), "--data-dir", tmp_path / "data"]
+    directory = tmp_path / "data" / "short"
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while journal_states(directory).get("S02") != "running" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert journal_states(directory) == {"S01": "done", "S02": "running"}
+    resumed = subprocess.run(command + ["--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert journal_states(directory) == {"S01": "done", "S02": "interrupted", "S03": "done", "S04": "done"}
+    files = sorted(p.name for p in directory.glob("*.h5"))
+    for sample_id in ("S01", "S03", "S04"):
+        assert sum(name.endswith(f"_{sample_id}.h5") for name in files) == 1
+    assert sum(name.endswith("_S02.h5") for name in files) <= 1  # the partial record, if it was begun
+    manifest = {m["sample_id"]: m for m in csv.DictReader((directory / "manifest.csv").open())}
+    assert manifest["S02"]["state"] == "interrupted" and "stopped while this sample was running" in manifest["S02"]["note"]
+    again = subprocess.run(command + ["--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and sorted(p.name for p in directory.glob("*.h5")) == files
