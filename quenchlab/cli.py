@@ -97,17 +97,23 @@ def run(config: Path = typer.Argument(..., help="reactor config (YAML)"),
 
 
 @app.command()
-def twins(config: Path = typer.Argument(..., help="reactor config (YAML)")):
+def twins(config: Path = typer.Argument(..., help="reactor config (YAML): FJH or aerosol"),
+          speed: float = typer.Option(1.0, "--speed", min=1.0, help="reactor clock speed-up")):
     """Start a config's twins and serve them until SIGINT/SIGTERM; prints one JSON line each."""
-    from quenchlab.sim.fjh_twins import FJHTwins
+    from .clock import ReactorClock
+    from .reactor_config import load_reactor_config
     try:
-        cfg, _ = load_config(config)
+        cfg, _ = load_reactor_config(config)
     except QuenchlabError as error:
         _fail(error)
+    if cfg.kind == "fjh":
+        from quenchlab.sim.fjh_twins import FJHTwins as Twins
+    else:
+        from quenchlab.sim.aerosol_twins import AerosolTwins as Twins
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with FJHTwins(cfg) as running:
+    with Twins(cfg, ReactorClock(speed)) as running:
         for name, address in running.addresses.items():
             print(json.dumps({"name": name, "model": running.models()[name], "address": address}), flush=True)
         while not stop.wait(0.2):

@@ -91,7 +91,7 @@ class FJHReactor:
 
     def plan(self, shot, md: dict):
         """One library row: its recipe's pulses, recorded as one run."""
-        md = {"recipe": shot.recipe_text, "recipe_file": str(shot.recipe_path), **md}
+        md = {**md, "recipe": shot.recipe_text, "recipe_file": str(shot.recipe_path)}  # the text, not the row's name
         return pulse_train(self.flyer, shot.program, shot.pulses, shot.off_time, self.detectors(), md)
 
     def safe(self) -> None:

@@ -218,3 +218,41 @@ def test_killed_library_resumes_with_every_sample_recorded_once(tmp_path):
     assert manifest["S02"]["state"] == "interrupted" and "stopped while this sample was running" in manifest["S02"]["note"]
     again = subprocess.run(command + ["--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and sorted(p.name for p in directory.glob("*.h5")) == files
+
+
+def test_twins_command_serves_an_aerosol_line(tmp_path):
+    process = subprocess.Popen([QUENCHLAB, "twins", AEROSOL], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [json.loads(process.stdout.readline()) for _ in range(4)]
+        assert {line["name"] for line in lines} == {"valve", "pump", "gases", "pyrometer"}
+        from quenchlab.devices.vici_driver import ViciValve
+        valve = ViciValve(next(line["address"] for line in lines if line["name"] == "valve"))
+        assert valve.positions() == 10
+        valve.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+
+
+def test_fjh_library_runs_one_recipe_per_sample(tmp_path):
+    library = tmp_path / "fjh.csv"
+    library.write_text("sample_id,recipe\nF1,recipe.yaml\nF2,recipe.yaml\n")
+    (tmp_path / "recipe.yaml").write_text("name: quick\ncompliance: 50 V\nsegments:\n"
+                                          "  - {level: 24 A, dwell: 6.5 ms}\n  - {level: 14.5 A, dwell: 20 ms}\n")
+    result = subprocess.run([QUENCHLAB, "library", CONFIGS / "fjh-sim.yaml", library, "--sim", "--data-dir",
+                             tmp_path / "data"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    files = sorted((tmp_path / "data" / "fjh").glob("*.h5"))
+    assert [f.name.rsplit("_", 1)[1] for f in files] == ["F1.h5", "F2.h5"]
+    with h5py.File(files[0], "r") as f:
+        assert f["entry/recipe"][()].decode().startswith("name: quick")
+        assert f["entry/pulse/peak_temperature"].shape == (1,)
+
+
+def test_fjh_library_with_a_recipe_over_the_limits_is_refused(tmp_path):
+    library = tmp_path / "fjh.csv"
+    library.write_text("sample_id,recipe\nF1,hot.yaml\n")
+    (tmp_path / "hot.yaml").write_text("name: hot\ncompliance: 50 V\nsegments:\n  - {level: 30 A, dwell: 50 ms}\n")
+    result = subprocess.run([QUENCHLAB, "library", CONFIGS / "fjh-sim.yaml", library, "--preflight"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "sample F1: field recipe:" in result.stderr and "75 J" in result.stderr
