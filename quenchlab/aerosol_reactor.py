@@ -13,7 +13,7 @@ from quenchlab.devices.alicat_device import MassFlowController, PressureGauge
 from quenchlab.devices.alicat_driver import AlicatUnit
 from quenchlab.devices.impac_driver import Impac
 from quenchlab.devices.ne1000_device import SyringePump
-from quenchlab.devices.ne1000_driver import NE1000
+from quenchlab.devices.ne1000_driver import NE1000, PumpAlarm
 from quenchlab.devices.phase_marker import PhaseMarker
 from quenchlab.devices.process_logger import ProcessLogger
 from quenchlab.devices.vici_device import SelectorValve
@@ -148,19 +148,24 @@ class AerosolReactor:
             return (yield from plan)
         return with_rate()
 
-    def safe(self) -> None:
-        """Logger halted, pump stopped, valve on the solvent port; each step tried even if
-        another fails."""
-        errors = []
-        for step in (self.logger.halt, self.pump_driver.stop, self.pump_driver.disable_safe_mode,
+    def safe(self) -> list[str]:
+        """Logger halted, pump stopped, valve on the solvent port: each step is tried even if
+        another fails; returns what went wrong (an alarm reply means the pump is stopped)."""
+        problems = []
+        for step in (self.logger.halt, self._stop_pump, self.pump_driver.disable_safe_mode,
                      lambda: self.valve_driver.move(self.config.instruments.valve.safe_port,
                                                     self.config.instruments.valve.move_timeout)):
             try:
                 step()
             except Exception as error:  # the next step must still run
-                errors.append(error)
-        if errors:
-            raise errors[0]
+                problems.append(str(error))
+        return problems
+
+    def _stop_pump(self) -> None:
+        try:
+            self.pump_driver.stop()
+        except PumpAlarm:  # the pump halted itself on the alarm; now acknowledged: stop again
+            self.pump_driver.stop()
 
     def close(self) -> None:
         for driver in reversed(self._drivers):

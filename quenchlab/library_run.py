@@ -61,12 +61,24 @@ def run_library(reactor, samples: list, *, library: Path, data_dir: Path, resume
             journal.record(sample.sample_id, state, note=note)
             progress.done(sample.sample_id, state)
             if state != DONE:
-                raise QuenchlabError(f"sample {sample.sample_id} {state}: {note}; the line is in its safe state; "
-                                     f"fix the cause, then continue with --resume (the journal is in {directory})")
-    finally:
+                raise QuenchlabError(f"sample {sample.sample_id} {state}: {note}")
+    except QuenchlabError as error:
+        raise QuenchlabError(_with_safe_state(str(error), reactor.safe(), directory)) from None
+    except BaseException:
         reactor.safe()
+        raise
+    problems = reactor.safe()
+    if problems:
+        raise QuenchlabError(_with_safe_state("the library is done", problems, directory))
     result.states = {s.sample_id: journal.state(s.sample_id) for s in samples}
     return result
+
+
+def _with_safe_state(message: str, problems: list[str], directory: Path) -> str:
+    if problems:
+        return f"{message}; reaching the safe state failed: {'; '.join(problems)}: check the line by hand"
+    return (f"{message}; the line is in its safe state; fix the cause, then continue with --resume "
+            f"(the journal is in {directory})")
 
 
 def _run_one(engine: RunEngine, reactor, sample, md: dict) -> tuple[str, str]:

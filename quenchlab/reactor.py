@@ -94,8 +94,13 @@ class FJHReactor:
         md = {**md, "recipe": shot.recipe_text, "recipe_file": str(shot.recipe_path)}  # the text, not the row's name
         return pulse_train(self.flyer, shot.program, shot.pulses, shot.off_time, self.detectors(), md)
 
-    def safe(self) -> None:
-        self.supply_driver.output_off()
+    def safe(self) -> list[str]:
+        """Supply output off; returns what went wrong."""
+        try:
+            self.supply_driver.output_off()
+        except Exception as error:  # reported by the library runner
+            return [str(error)]
+        return []
 
     def close(self) -> None:
         """Output off (best effort), then close every port and stop the twins."""

@@ -15,3 +15,11 @@ def test_quick_benchmark_reports_every_ratio():
     for name in RATIOS:
         assert any(re.match(rf"{name}: ratio=\d+\.\d+ \(target (<=|>=) [\d.]+\)", line) for line in lines), result.stdout
     assert lines[-1].startswith("summary: ")
+
+
+def test_aerosol_day_benchmark_runs_at_reduced_size():
+    """The dry-run day at CI size: every record written; the speed-up is printed, not judged."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "aerosol_day.py"
+    result = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "records=6 done=6" in result.stdout and re.search(r"speedup=\d+x", result.stdout)

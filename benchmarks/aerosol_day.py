@@ -1,0 +1,72 @@
+"""Dry-run a day of the aerosol line (288 five-minute samples) on its twins and measure it.
+
+Prints, from one run: the wall time, the speed-up over real time (reactor time / wall time),
+the records written, and the process-data rate in reactor time (median interval and the
+largest gap, which is where the host could not keep up with the clock).
+
+    python benchmarks/aerosol_day.py                  # the full day, at --speed 1500
+    python benchmarks/aerosol_day.py --quick          # 6 samples, for CI
+"""
+import argparse
+import csv
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from quenchlab.aerosol_config import load_aerosol_config
+from quenchlab.aerosol_reactor import AerosolReactor
+from quenchlab.library import load_library
+from quenchlab.library_run import run_library
+from quenchlab.preflight import aerosol_slots
+
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "aerosol-sim.yaml"
+
+
+def day_library(directory: Path, samples: int) -> Path:
+    path = directory / "day.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sample_id", "port", "dwell"])
+        writer.writerows([f"DAY-{i + 1:03d}", i % 9 + 1, "5 min"] for i in range(samples))
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=288)
+    parser.add_argument("--speed", type=float, default=1500.0)
+    parser.add_argument("--quick", action="store_true", help="6 samples at speed 300")
+    args = parser.parse_args()
+    samples, speed = (6, 300.0) if args.quick else (args.samples, args.speed)
+    config = load_aerosol_config(CONFIG)[0]
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch)
+        library = day_library(directory, samples)
+        slots = aerosol_slots(load_library(library, "aerosol"), config, str(library))
+        with AerosolReactor(config, simulate=True, speed=speed) as reactor:
+            start, reactor_start = time.perf_counter(), reactor.clock.now()
+            result = run_library(reactor, slots, library=library, data_dir=directory, resume=False, md={})
+            wall, reactor_time = time.perf_counter() - start, reactor.clock.now() - reactor_start
+        files = sorted(result.directory.glob("*.h5"))
+        gaps, rows = [], []
+        for path in files:
+            with h5py.File(path, "r") as f:
+                t = f["entry/process/reactor_time"][()]
+                rows.append(t.size)
+                gaps.extend(np.diff(t))
+    gaps = np.asarray(gaps)
+    done = sum(state == "done" for state in result.states.values())
+    print(f"aerosol_day: samples={samples} records={len(files)} done={done} speed={speed:g}")
+    print(f"aerosol_day: wall={wall:.1f} s reactor={reactor_time / 3600:.2f} h speedup={reactor_time / wall:.0f}x "
+          f"(target: 288 samples in <= 60 s wall)")
+    print(f"aerosol_day: process rows per sample median={np.median(rows):.0f}; interval median={np.median(gaps):.2f} s, "
+          f"99th percentile={np.percentile(gaps, 99):.2f} s, max={gaps.max():.2f} s of reactor time")
+    return 0 if len(files) == samples == done else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
