@@ -22,11 +22,11 @@ from quenchlab.plans.sequences import aerosol_sample
 
 from .aerosol_config import AerosolConfig
 from .clock import ReactorClock
-from .config import TWIN
+from .assembly import Assembly
 from .errors import ConfigError
 
 
-class AerosolReactor:
+class AerosolReactor(Assembly):
     """`simulate`: start the twins, in a child process (so host and twins each have a core), or
     in this process with `twins_in_process` (tests reach into `self.twins` to inject faults)."""
 
@@ -34,12 +34,12 @@ class AerosolReactor:
                  twins_in_process: bool = False):
         if speed != 1.0 and not (simulate or config.simulated):
             raise ConfigError("--speed is for dry runs on the twins only: a real reactor runs at speed 1")
+        super().__init__()
         self.config = config
         self.clock = ReactorClock(speed)
         if speed > 1:  # the logger's thread must get the interpreter within a fraction of a reactor second
             sys.setswitchinterval(min(sys.getswitchinterval(), 0.1 / speed))
-        self.twins = self._twin_process = None
-        self._drivers: list = []
+        self.twins = None
         i = config.instruments
         addresses = {"valve": i.valve.address, "pump": i.pump.address, "pyrometer": i.pyrometer.address,
                      **{role: g.address for role, g in i.gases.items()}, "filter_gauge": i.filter_gauge.address}
@@ -48,21 +48,10 @@ class AerosolReactor:
             from quenchlab.sim.twin_process import TwinProcess
             if twins_in_process:
                 self.twins = AerosolTwins(config, self.clock)
-            else:
-                self._twin_process = TwinProcess(AerosolTwins, config, self.clock)
-            twin = (self.twins or self._twin_process).addresses
-            addresses = {name: twin.get(name, twin["gases"]) for name in addresses}
-        elif TWIN in addresses.values():
-            raise ConfigError("an instrument's address is 'twin': run with --sim, or fill in its real address")
-        try:
-            self._connect(addresses)
-        except BaseException:
-            self.close()
-            raise
-
-    def _open(self, driver):
-        self._drivers.append(driver)
-        return driver
+            running = self.twins or TwinProcess(AerosolTwins, config, self.clock)
+            self._twins.append(running)
+            addresses = {name: running.addresses.get(name, running.addresses["gases"]) for name in addresses}
+        self._connect_all(addresses, bool(self._twins))
 
     def _connect(self, addresses: dict[str, str]) -> None:
         i = self.config.instruments
@@ -151,6 +140,8 @@ class AerosolReactor:
     def safe(self) -> list[str]:
         """Logger halted, pump stopped, valve on the solvent port: each step is tried even if
         another fails; returns what went wrong (an alarm reply means the pump is stopped)."""
+        if not hasattr(self, "logger"):  # connecting failed before the line was assembled
+            return []
         problems = []
         for step in (self.logger.halt, self._stop_pump, self.pump_driver.disable_safe_mode,
                      lambda: self.valve_driver.move(self.config.instruments.valve.safe_port,
@@ -166,20 +157,3 @@ class AerosolReactor:
             self.pump_driver.stop()
         except PumpAlarm:  # the pump halted itself on the alarm; now acknowledged: stop again
             self.pump_driver.stop()
-
-    def close(self) -> None:
-        for driver in reversed(self._drivers):
-            try:
-                driver.close()
-            except Exception:  # closing must go on for the others
-                pass
-        self._drivers.clear()
-        for twins in (self.twins, self._twin_process):
-            if twins:
-                twins.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -115,7 +115,7 @@ def twins(config: Path = typer.Argument(..., help="reactor config (YAML): FJH or
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with Twins(cfg, ReactorClock(speed)) as running:
         for name, address in running.addresses.items():
-            print(json.dumps({"name": name, "model": running.models()[name], "address": address}), flush=True)
+            print(json.dumps({"name": name, "model": running.models[name], "address": address}), flush=True)
         while not stop.wait(0.2):
             pass
 

@@ -13,29 +13,25 @@ from quenchlab.devices.n6900_driver import N6900
 
 from quenchlab.plans.pulses import pulse_train
 
-from .config import TWIN, FJHConfig
-from .errors import ConfigError, InstrumentError
+from .assembly import Assembly
+from .config import FJHConfig
+from .errors import InstrumentError
 
 
-class FJHReactor:
+class FJHReactor(Assembly):
     """Connects to every instrument, programs its settings from the config and reads them back."""
 
     def __init__(self, config: FJHConfig, *, simulate: bool = False):
+        super().__init__()
         self.config = config
         self.twins = None
-        self._drivers = []
         addresses = {name: getattr(config.instruments, name).address for name in ("supply", "pyrometer", "digitizer")}
         if simulate or config.simulated:
             from quenchlab.sim.fjh_twins import FJHTwins
             self.twins = FJHTwins(config)
+            self._twins.append(self.twins)
             addresses = self.twins.addresses
-        elif TWIN in addresses.values():
-            raise ConfigError("an instrument's address is 'twin': run with --sim, or fill in its real address")
-        try:
-            self._connect(addresses)
-        except BaseException:
-            self.close()
-            raise
+        self._connect_all(addresses, self.twins is not None)
 
     def _connect(self, addresses: dict[str, str]) -> None:
         c = self.config.instruments
@@ -60,10 +56,6 @@ class FJHReactor:
             channel=c.digitizer.channel, shunt=c.digitizer.shunt, record=c.digitizer.record,
             pre_trigger=c.digitizer.pre_trigger, points=c.digitizer.points,
             supply_interval=c.supply.digitizer_interval, analysis=self.config.analysis.settings())
-
-    def _open(self, driver):
-        self._drivers.append(driver)
-        return driver
 
     def _verify(self) -> None:
         """Read back what was programmed; a mismatch refuses to start."""
@@ -96,27 +88,10 @@ class FJHReactor:
 
     def safe(self) -> list[str]:
         """Supply output off; returns what went wrong."""
+        if not hasattr(self, "supply_driver"):
+            return []
         try:
             self.supply_driver.output_off()
         except Exception as error:  # reported by the library runner
             return [str(error)]
         return []
-
-    def close(self) -> None:
-        """Output off (best effort), then close every port and stop the twins."""
-        for driver in self._drivers:
-            try:
-                if isinstance(driver, N6900):
-                    driver.output_off()
-                driver.close()
-            except Exception:  # closing must go on for the others
-                pass
-        self._drivers.clear()
-        if self.twins:
-            self.twins.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

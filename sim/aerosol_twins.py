@@ -6,12 +6,14 @@ from .aerosol_world import AerosolWorld, LineModel, Precursor
 from .alicat_twin import AlicatBus
 from .impac_twin import ImpacTwin
 from .ne1000_twin import NE1000Twin
-from .servers import PtyServer
+from .servers import PtyServer, TwinGroup
 from .vici_twin import ViciTwin
 
 
-class AerosolTwins:
-    """Valve, pump, gas bus (controllers + filter gauge) and flame pyrometer twins."""
+class AerosolTwins(TwinGroup):
+    """Valve, pump, gas bus (controllers and the filter gauge share it) and flame pyrometer twins."""
+
+    models = {"valve": "vici-universal", "pump": "ne1000", "gases": "alicat-bus", "pyrometer": "impac-upp"}
 
     def __init__(self, config: AerosolConfig, clock: ReactorClock | None = None, seed: int | None = None):
         i = config.instruments
@@ -30,24 +32,5 @@ class AerosolTwins:
         self.gauge = self.gases.add_gauge(i.filter_gauge.unit)
         self.pyrometer = ImpacTwin(self.world, address=i.pyrometer.bus_address, baudrate=i.pyrometer.baudrate,
                                    seed=seed)
-        self._servers = {"valve": PtyServer(self.valve), "pump": PtyServer(self.pump),
-                         "gases": PtyServer(self.gases), "pyrometer": PtyServer(self.pyrometer)}
-
-    @property
-    def addresses(self) -> dict[str, str]:
-        """Serial ports (pseudo-terminals) by instrument; the gas bus serves every controller
-        and the filter gauge."""
-        return {name: server.path for name, server in self._servers.items()}
-
-    def models(self) -> dict[str, str]:
-        return {"valve": "vici-universal", "pump": "ne1000", "gases": "alicat-bus", "pyrometer": "impac-upp"}
-
-    def close(self) -> None:
-        for server in self._servers.values():
-            server.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        self.servers = {"valve": PtyServer(self.valve), "pump": PtyServer(self.pump),
+                        "gases": PtyServer(self.gases), "pyrometer": PtyServer(self.pyrometer)}

@@ -7,15 +7,17 @@ from .impac_twin import ImpacTwin
 from .infiniivision_twin import InfiniiVisionTwin
 from .n6900_twin import N6900Twin
 from .samples import PRESETS
-from .servers import PtyServer, TcpServer
+from .servers import PtyServer, TcpServer, TwinGroup
 
 
-class FJHTwins:
+class FJHTwins(TwinGroup):
     """Supply, pyrometer and digitizer twins wired as the config describes.
 
     The pyrometer's analog output drives the digitizer channel through the configured
     shunt; the supply's trigger-out (digital pin 1) is wired to the digitizer's EXT input.
     """
+
+    models = {"supply": "keysight-n6900", "pyrometer": "impac-upp", "digitizer": "keysight-infiniivision"}
 
     def __init__(self, config: FJHConfig, clock: ReactorClock | None = None):
         instruments = config.instruments
@@ -28,25 +30,5 @@ class FJHTwins:
         self.digitizer = InfiniiVisionTwin(
             self.world, {instruments.digitizer.channel: lambda t: self.pyrometer.analog_current(t) * shunt / 1000},
             seed=None if seed is None else seed + 1)
-        self._servers = {"supply": TcpServer(self.supply), "pyrometer": PtyServer(self.pyrometer),
-                         "digitizer": TcpServer(self.digitizer)}
-
-    @property
-    def addresses(self) -> dict[str, str]:
-        """Addresses in the form pyvisa (TCP) or pyserial (pty) opens."""
-        return {name: server.path if isinstance(server, PtyServer)
-                else f"TCPIP::{server.host}::{server.port}::SOCKET"
-                for name, server in self._servers.items()}
-
-    def models(self) -> dict[str, str]:
-        return {"supply": "keysight-n6900", "pyrometer": "impac-upp", "digitizer": "keysight-infiniivision"}
-
-    def close(self) -> None:
-        for server in self._servers.values():
-            server.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        self.servers = {"supply": TcpServer(self.supply), "pyrometer": PtyServer(self.pyrometer),
+                        "digitizer": TcpServer(self.digitizer)}

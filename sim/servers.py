@@ -37,6 +37,7 @@ class TcpServer:
         self.twin = twin
         self._sock = socket.create_server((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
+        self.address = f"TCPIP::{self.host}::{self.port}::SOCKET"  # what pyvisa opens
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True, name=f"tcp-twin-{self.port}")
         self._thread.start()
@@ -87,7 +88,7 @@ class PtyServer:
         self.twin = twin
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
-        self.path = os.ttyname(self._slave)
+        self.path = self.address = os.ttyname(self._slave)  # what pyserial opens
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True, name=f"pty-twin-{self.path}")
         self._thread.start()
@@ -118,3 +119,24 @@ class PtyServer:
         self._thread.join(timeout=2)
         os.close(self._master)
         os.close(self._slave)
+
+
+class TwinGroup:
+    """The twins of one reactor, each behind its server; subclasses fill `servers`."""
+
+    servers: dict[str, TcpServer | PtyServer]
+    models: dict[str, str]  # instrument name -> model, as in the configs
+
+    @property
+    def addresses(self) -> dict[str, str]:
+        return {name: server.address for name, server in self.servers.items()}
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,50 @@
+"""What every reactor assembly shares: drivers opened in order and closed in reverse, each
+even if another fails, after the line is brought to its safe state; the twins stopped last."""
+from .config import TWIN
+from .errors import ConfigError
+
+
+class Assembly:
+    def __init__(self):
+        self._drivers: list = []
+        self._twins: list = []  # twin groups or twin processes to stop on close
+
+    def _open(self, driver):
+        self._drivers.append(driver)
+        return driver
+
+    def _connect_all(self, addresses: dict[str, str], simulated: bool) -> None:
+        """Run `_connect(addresses)`; on any failure close what was opened and re-raise."""
+        if not simulated and TWIN in addresses.values():
+            raise ConfigError("an instrument's address is 'twin': run with --sim, or fill in its real address")
+        try:
+            self._connect(addresses)
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self, addresses: dict[str, str]) -> None:
+        raise NotImplementedError
+
+    def safe(self) -> list[str]:
+        """Bring the line to its safe state; returns what went wrong."""
+        return []
+
+    def close(self) -> None:
+        if self._drivers:
+            self.safe()
+        for driver in reversed(self._drivers):
+            try:
+                driver.close()
+            except Exception:  # closing must go on for the others
+                pass
+        self._drivers.clear()
+        for twins in self._twins:
+            twins.close()
+        self._twins.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
