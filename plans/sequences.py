@@ -84,3 +84,11 @@ def aerosol_sample(valve, logger: ProcessLogger, marker: PhaseMarker, clock: Rea
 
     yield from inner()
     return notes[0] if notes else None
+
+
+def valve_switched_sequence(line, slots, md: dict | None = None):
+    """Every slot in turn, each its own run (one record per sample), on a prepared aerosol line
+    (`quenchlab.aerosol_reactor.AerosolReactor`). Unattended libraries, with their journal and
+    resume, use `quenchlab.library_run.run_library`, which runs the same per-slot plan."""
+    for slot in slots:
+        yield from line.plan(slot, {"sample": slot.sample_id, **slot.row.model_dump(exclude_none=True), **(md or {})})

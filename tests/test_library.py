@@ -256,3 +256,20 @@ def test_fjh_library_with_a_recipe_over_the_limits_is_refused(tmp_path):
     result = subprocess.run([QUENCHLAB, "library", CONFIGS / "fjh-sim.yaml", library, "--preflight"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "sample F1: field recipe:" in result.stderr and "75 J" in result.stderr
+
+
+def test_valve_switched_sequence_with_a_plain_run_engine(config, tmp_path):
+    from bluesky import RunEngine
+
+    from quenchlab.plans.sequences import valve_switched_sequence
+    from quenchlab.writer import HDF5Writer
+    reactor, slots, _ = run_short(config, tmp_path, count=2)
+    engine = RunEngine({})
+    engine.subscribe(HDF5Writer(tmp_path / "records"))
+    with reactor:
+        reactor.prepare()
+        engine(valve_switched_sequence(reactor, slots))
+        assert reactor.safe() == []
+        reactor.twins.world.advance()
+        assert reactor.twins.valve.port_at(reactor.twins.world.time) == config.instruments.valve.safe_port
+    assert sorted(p.name.rsplit("_", 1)[1] for p in (tmp_path / "records").glob("*.h5")) == ["S01.h5", "S02.h5"]
