@@ -4,7 +4,7 @@ Prints, from one run: the wall time, the speed-up over real time (reactor time /
 the records written, and the process-data rate in reactor time (median interval and the
 largest gap, which is where the host could not keep up with the clock).
 
-    python benchmarks/aerosol_day.py                  # the full day, at --speed 1500
+    python benchmarks/aerosol_day.py                  # the full day, at --speed 500
     python benchmarks/aerosol_day.py --quick          # 6 samples, for CI
 """
 import argparse
@@ -38,7 +38,7 @@ def day_library(directory: Path, samples: int) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=288)
-    parser.add_argument("--speed", type=float, default=1500.0)
+    parser.add_argument("--speed", type=float, default=500.0)
     parser.add_argument("--quick", action="store_true", help="6 samples at speed 300")
     args = parser.parse_args()
     samples, speed = (6, 300.0) if args.quick else (args.samples, args.speed)

@@ -37,11 +37,11 @@ def validate(model: type[Model], data: dict, source: str) -> Model:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        problems = [_describe(model, e) for e in error.errors()]
+        problems = [describe_error(model, e) for e in error.errors()]
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
 
 
-def _describe(model: type[BaseModel], error: dict) -> str:
+def describe_error(model: type[BaseModel], error: dict) -> str:
     field = ".".join(str(p) for p in error["loc"]) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":

@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import Field, ValidationError
 
 from .errors import ConfigError
-from .files import Strict, _describe, read_yaml
+from .files import Strict, describe_error, read_yaml
 from .units import Quantity, Seconds
 
 MlPerMin = Quantity("mL/min")
@@ -83,7 +83,7 @@ def load_library(path: str | Path, kind: str) -> list[Row]:
         try:
             rows.append(model.model_validate(raw))
         except ValidationError as error:
-            problems += [f"{where}: {_describe(model, e)}" for e in error.errors()]
+            problems += [f"{where}: {describe_error(model, e)}" for e in error.errors()]
     if not rows and not problems:
         problems.append("no samples")
     if problems:
