@@ -7,6 +7,7 @@ with the temperature trace (K, NaN out of range), the supply's V/I and the figur
 supply's watchdog is the last line of defence if this process dies.
 """
 import math
+import threading
 import time as wallclock
 
 import numpy as np
@@ -45,6 +46,8 @@ class PulseFlyer(Device):
         self.analysis = analysis
         self.program: ListProgram | None = None
         self._pages: list[dict] = []
+        self._firing = threading.Lock()
+        self._cancel = threading.Event()
         self._range: tuple[float, float, float] = (math.nan, math.nan, 4.0)
 
     def load(self, program: ListProgram) -> None:
@@ -62,9 +65,19 @@ class PulseFlyer(Device):
     def kickoff(self) -> Status:
         if self.program is None:
             raise RuntimeError("load() a pulse program before kickoff")
+        self._cancel.clear()
         return run_in_thread(self, self._fire)
 
     def _fire(self) -> None:
+        """Under the firing lock: a stop() waits for it and cancels the shot before output on."""
+        with self._firing:
+            self._prepare_shot()
+            if self._cancel.is_set():
+                raise InstrumentError(self.supply.name, self.supply.address, "OUTP ON", "pulse cancelled")
+            self.supply.output_on()
+            self.supply.trigger()
+
+    def _prepare_shot(self) -> None:
         supply = self.supply
         supply.output_off()
         trips = supply.questionable()
@@ -83,8 +96,6 @@ class PulseFlyer(Device):
         self.digitizer.arm()
         supply.arm_digitizer()
         supply.arm_list()
-        supply.output_on()
-        supply.trigger()
 
     def complete(self) -> Status:
         return run_in_thread(self, self._finish)
@@ -147,12 +158,15 @@ class PulseFlyer(Device):
                    "time": [page["time"]]}
 
     def stop(self, *, success: bool = False) -> None:
-        self.supply.output_off()
+        """Output off, after cancelling a shot that is being armed (never racing it)."""
+        self._cancel.set()
+        with self._firing:
+            self.supply.output_off()
 
     def stage(self):
         self.supply.output_off()
         return super().stage()
 
     def unstage(self):
-        self.supply.output_off()
+        self.stop()
         return super().unstage()

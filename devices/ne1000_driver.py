@@ -161,9 +161,11 @@ class NE1000:
         try:
             self._set_mode(safe_mode)
         except PumpAlarm as alarm:
-            if alarm.alarm != "R":
+            if alarm.alarm not in ("R", "T"):
                 raise
-            self._set_mode(safe_mode)  # a pump just powered on reports alarm R once (10.3)
+            # a pump just powered on reports alarm R once; one left in safe mode by the last
+            # session reports its timeout, T (10.3): both are acknowledged by being reported
+            self._set_mode(safe_mode)
 
     def _set_mode(self, seconds: int) -> None:
         if seconds:

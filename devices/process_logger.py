@@ -107,6 +107,8 @@ class ProcessLogger(Device):
         return {self.name: keys}
 
     def collect_pages(self):
+        if self._error:
+            raise self._error
         with self._lock:
             rows, self._rows = self._rows, []
         if not rows:

@@ -22,6 +22,7 @@ def pulse_train(flyer: PulseFlyer, program: ListProgram, pulses: int, off_time: 
     @bpp.finalize_decorator(lambda: bps.stop(flyer))
     def inner():
         for index in range(pulses):
+            yield from bps.checkpoint()  # where a Ctrl-C (a deferred pause) takes effect
             if detectors:
                 yield from bps.trigger_and_read(list(detectors))
             yield from bps.kickoff(flyer, wait=True)

@@ -22,6 +22,7 @@ def reactor_sleep(clock: ReactorClock, seconds: float):
 
 
 def mark(marker: PhaseMarker, phase: str, note: str = ""):
+    yield from bps.checkpoint()  # where a Ctrl-C (a deferred pause) takes effect
     yield from bps.abs_set(marker, phase, note=note, wait=True)
     yield from bps.trigger_and_read([marker], name="phases")
 

@@ -139,11 +139,12 @@ class AerosolReactor(Assembly):
 
     def safe(self) -> list[str]:
         """Logger halted, pump stopped, valve on the solvent port: each step is tried even if
-        another fails; returns what went wrong (an alarm reply means the pump is stopped)."""
+        another fails; returns what went wrong (an alarm reply means the pump is stopped). The
+        pump stays in safe mode: should the stop have failed, its timeout still stops it."""
         if not hasattr(self, "logger"):  # connecting failed before the line was assembled
             return []
         problems = []
-        for step in (self.logger.halt, self._stop_pump, self.pump_driver.disable_safe_mode,
+        for step in (self.logger.halt, self._stop_pump,
                      lambda: self.valve_driver.move(self.config.instruments.valve.safe_port,
                                                     self.config.instruments.valve.move_timeout)):
             try:

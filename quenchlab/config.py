@@ -105,6 +105,11 @@ class FJHConfig(Strict):
         return self
 
     @property
+    def record_window(self) -> tuple[float, float]:
+        """(record length, pre-trigger time) of the digitizer: a pulse must fit in it."""
+        return self.instruments.digitizer.record, self.instruments.digitizer.pre_trigger
+
+    @property
     def simulated(self) -> bool:
         """True when every instrument is a twin."""
         return all(getattr(self.instruments, n).address == TWIN for n in Instruments.model_fields)

@@ -8,6 +8,7 @@ The manifest (manifest.csv) lists every sample with its state and file; it is re
 atomically after every change.
 """
 import csv
+import fcntl
 import json
 import os
 import time
@@ -22,23 +23,34 @@ FINAL = {DONE, FAILED, INTERRUPTED}
 class Journal:
     """The states of a library's samples, in `directory`/journal.jsonl."""
 
-    def __init__(self, directory: Path, sample_ids: list[str], *, resume: bool):
+    def __init__(self, directory: Path, sample_ids: list[str], *, resume: bool, library: Path):
         self.directory = directory
         self.path = directory / "journal.jsonl"
         self.sample_ids = sample_ids
+        self.library = str(library.resolve())
         if self.path.exists() and not resume:
             raise QuenchlabError(f"{directory} already holds a run of this library: continue it with --resume, "
                                  "or give another --data-dir (nothing recorded is ever overwritten)")
         directory.mkdir(parents=True, exist_ok=True)
+        self._lock = _exclusive(directory / "journal.lock")
         self.entries: dict[str, dict] = {}
         if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    try:
-                        entry = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue  # a line cut short by a power cut: the entry before it stands
-                    self.entries[entry["sample_id"]] = entry
+            self._load()
+        self.write_manifest()
+
+    def _load(self) -> None:
+        text = self.path.read_text(encoding="utf-8")
+        if text and not text.endswith("\n"):  # cut short by a power cut: drop the torn entry
+            text = text[:text.rfind("\n") + 1]
+            with self.path.open("r+", encoding="utf-8") as handle:
+                handle.truncate(len(text.encode("utf-8")))
+        for line in text.splitlines():
+            entry = json.loads(line)
+            self.entries[entry["sample_id"]] = entry
+        other = {e.get("library") for e in self.entries.values()} - {None, self.library}
+        if other:
+            raise QuenchlabError(f"{self.directory} holds the run of another library file ({other.pop()}), "
+                                 f"not {self.library}: give another --data-dir")
 
     def state(self, sample_id: str) -> str:
         return self.entries.get(sample_id, {}).get("state", PENDING)
@@ -46,7 +58,7 @@ class Journal:
     def record(self, sample_id: str, state: str, **info) -> None:
         """Append the new state and make it durable before returning."""
         entry = {**self.entries.get(sample_id, {}), "sample_id": sample_id, "state": state,
-                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **info}
+                 "library": self.library, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **info}
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")
             handle.flush()
@@ -73,3 +85,16 @@ class Journal:
             handle.flush()
             os.fsync(handle.fileno())
         temporary.replace(self.directory / "manifest.csv")
+
+
+def _exclusive(path: Path):
+    """Hold an exclusive lock on `path` for the life of the returned file: a second process
+    running the same library (a forgotten session, a --resume typed too early) is refused."""
+    handle = path.open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise QuenchlabError(f"{path.parent} is being run by another quenchlab process right now: "
+                             "let it finish, or stop it first") from None
+    return handle

@@ -44,7 +44,7 @@ def read_rows(path: Path) -> list[tuple[int, dict]]:
     """(line or item number, raw mapping) of each row; empty CSV cells are left out."""
     if path.suffix.lower() == ".csv":
         try:
-            with path.open(newline="", encoding="utf-8") as handle:
+            with path.open(newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's BOM too
                 return _csv_rows(path, csv.DictReader(handle))
         except (OSError, csv.Error, UnicodeDecodeError) as error:
             raise ConfigError(f"{path}: cannot read as CSV ({error})") from None

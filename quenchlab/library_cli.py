@@ -8,7 +8,8 @@ from rich.table import Table
 from .aerosol_config import AerosolConfig
 from .library import load_library
 from .library_run import Progress as Report
-from .library_run import library_directory, run_library
+from .journal import FINAL
+from .library_run import library_directory, open_journal, run_library
 from .preflight import Forecast, aerosol_forecast, aerosol_slots, fjh_forecast, fjh_shots
 from .reactor_config import load_reactor_config
 
@@ -56,6 +57,8 @@ def run_library_command(config_path: Path, library_path: Path, *, preflight: boo
         return
     directory = data_dir or Path(config.data_dir)
     md = {"reactor_config": text, "config_file": str(config_path), "library_file": str(library_path)}
+    journal = open_journal(samples, library=library_path, data_dir=directory, resume=resume)
+    finished = sum(journal.state(s.sample_id) in FINAL for s in samples)
     reactor = _reactor(config, sim, speed)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with reactor, Progress(*columns, console=console) as bar:
@@ -64,9 +67,9 @@ def run_library_command(config_path: Path, library_path: Path, *, preflight: boo
         report = Report(sample=lambda sid, i, n: bar.update(current, description=f"{sid}: starting"),
                         phase=lambda phase: bar.update(current, description=f"{_name(bar, current)}: {phase}"),
                         done=lambda sid, state: bar.advance(overall))
-        bar.update(overall, completed=0)
+        bar.update(overall, completed=finished)
         result = run_library(reactor, samples, library=library_path, data_dir=directory, resume=resume,
-                             md=md, progress=report)
+                             md=md, progress=report, journal=journal)
     states = list(result.states.values())
     console.print(f"records and manifest: {library_directory(directory, library_path)}; "
                   + ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))), highlight=False)

@@ -38,11 +38,17 @@ def library_directory(data_dir: Path, library: Path) -> Path:
     return data_dir / safe_name(library.stem)
 
 
+def open_journal(samples: list, *, library: Path, data_dir: Path, resume: bool) -> Journal:
+    """The library's journal (refused, before any instrument is touched, if it cannot be run)."""
+    return Journal(library_directory(data_dir, library), [s.sample_id for s in samples],
+                   resume=resume, library=library)
+
+
 def run_library(reactor, samples: list, *, library: Path, data_dir: Path, resume: bool,
-                md: dict, progress: Progress = Progress()) -> LibraryResult:
+                md: dict, progress: Progress = Progress(), journal: Journal | None = None) -> LibraryResult:
     """Run every pending sample of `samples` on `reactor` (already connected)."""
-    directory = library_directory(data_dir, library)
-    journal = Journal(directory, [s.sample_id for s in samples], resume=resume)
+    journal = journal or open_journal(samples, library=library, data_dir=data_dir, resume=resume)
+    directory = journal.directory
     result = LibraryResult(directory, interrupted_before=journal.recover())
     todo = [s for s in samples if journal.state(s.sample_id) == PENDING]
     writer = HDF5Writer(directory)
@@ -94,6 +100,8 @@ def _run_one(engine: RunEngine, reactor, sample, md: dict) -> tuple[str, str]:
         return FAILED, str(status.exception() if hasattr(status, "exception") else failure)
     except QuenchlabError as error:
         return FAILED, str(error)
+    except Exception as error:  # anything unforeseen fails the sample: the journal must say so
+        return FAILED, f"{type(error).__name__}: {error}"
     if outcome.exit_status != "success":
         return FAILED, f"run ended with {outcome.exit_status}: {outcome.reason}"
     return DONE, outcome.plan_result or ""

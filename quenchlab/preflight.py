@@ -108,7 +108,7 @@ def fjh_shots(rows: list[RecipeRow], config: FJHConfig, library: Path) -> list[S
         path = (library.parent / row.recipe).resolve()
         try:
             recipe, text = load_recipe(path)
-            program = compile_recipe(recipe, config.limits, str(path))
+            program = compile_recipe(recipe, config.limits, str(path), config.record_window)
         except ConfigError as error:
             problems.append(f"sample {row.sample_id}: field recipe: {error}")
             continue

@@ -77,8 +77,10 @@ def load_recipe(path: str | Path) -> tuple[Recipe, str]:
     return load(Recipe, path)
 
 
-def compile_recipe(recipe: Recipe, limits: Limits, source: str = "recipe") -> ListProgram:
-    """The supply list of one pulse of `recipe`, or a LimitError saying what to change."""
+def compile_recipe(recipe: Recipe, limits: Limits, source: str = "recipe",
+                   record: tuple[float, float] | None = None) -> ListProgram:
+    """The supply list of one pulse of `recipe`, or a LimitError saying what to change.
+    `record` is the digitizer's (record length, pre-trigger time) the pulse must fit in."""
     control_max, other_max, unit, other_unit = (
         (limits.max_current, limits.max_voltage, "A", "V") if recipe.control == "current"
         else (limits.max_voltage, limits.max_current, "V", "A"))
@@ -114,6 +116,9 @@ def compile_recipe(recipe: Recipe, limits: Limits, source: str = "recipe") -> Li
         raise LimitError(f"{source}: one pulse could deliver up to {energy:.3g} J "
                          f"(level x compliance x dwell), above the configured max_energy_per_pulse of "
                          f"{limits.max_energy_per_pulse:g} J: lower the levels, the compliance or the dwells")
+    if record and sum(dwells) + record[1] >= record[0]:
+        raise LimitError(f"{source}: the pulse lasts {sum(dwells):g} s; the digitizer records {record[0]:g} s "
+                         f"with {record[1]:g} s before the trigger: lengthen instruments.digitizer.record")
     return ListProgram(tuple(levels), tuple(dwells), recipe.control, compliance)
 
 

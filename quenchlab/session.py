@@ -32,7 +32,7 @@ def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = 
                on_pulse: Callable[[], None] = lambda: None) -> Path:
     """Run every pulse of the recipe; returns the HDF5 file. Limits are checked before
     any instrument is touched; the supply output is off when this returns or raises."""
-    program = compile_recipe(inputs.recipe, inputs.config.limits, inputs.recipe_source)
+    program = compile_recipe(inputs.recipe, inputs.config.limits, inputs.recipe_source, inputs.config.record_window)
     writer = HDF5Writer(data_dir)
     with FJHReactor(inputs.config, simulate=simulate) as reactor:
         engine = RunEngine({}, call_returns_result=True)
@@ -49,13 +49,17 @@ def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = 
             result = engine(plan)
         except RunEngineInterrupted:
             engine.abort(reason="interrupted by the user")
-            raise QuenchlabError(f"interrupted: the supply output is off; what was recorded is in {writer.path}") from None
+            raise QuenchlabError(f"interrupted: the supply output is off; {_recorded(writer)}") from None
         except FailedStatus as failure:  # an instrument action failed: say what the instrument said
             status = failure.args[0] if failure.args else None
             cause = status.exception() if hasattr(status, "exception") else failure
-            raise QuenchlabError(f"{cause}; the supply output is off; what was recorded is in {writer.path}") from None
+            raise QuenchlabError(f"{cause}; the supply output is off; {_recorded(writer)}") from None
         if result.exit_status != "success":
             raise QuenchlabError(f"the run ended with {result.exit_status}: {result.reason}; "
-                                 f"the supply output is off; the record is {writer.path}")
+                                 f"the supply output is off; {_recorded(writer)}")
     return writer.path
 
+
+
+def _recorded(writer: HDF5Writer) -> str:
+    return f"what was recorded is in {writer.path}" if writer.path else "nothing was recorded"

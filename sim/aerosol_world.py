@@ -126,8 +126,8 @@ class AerosolWorld:
             if volume > pumped:
                 break
             port = entering
-        if len(self._inlet) > 64:  # forget switches long flushed out of the line
-            keep = next(i for i, (v, _) in enumerate(self._inlet) if v > pumped - self.line.dead_volume) - 1
+        if len(self._inlet) > 64:  # forget switches whose solution has left the line
+            keep = next((i for i, (v, _) in enumerate(self._inlet) if v > pumped), len(self._inlet)) - 1
             del self._inlet[:max(0, keep)]
         return port
 

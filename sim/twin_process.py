@@ -6,6 +6,7 @@ pseudo-terminals and sockets either way).
 """
 import multiprocessing
 import os
+import time
 
 from quenchlab.clock import ReactorClock
 
@@ -28,9 +29,13 @@ class TwinProcess:
         self._process = context.Process(target=_serve, args=(factory, config, clock.speed, clock.origin, child,
                                                              self._stop, os.getpid()), daemon=True, name="quenchlab-twins")
         self._process.start()
-        if not parent.poll(30):
-            self.close()
-            raise RuntimeError("the twins did not start within 30 s")
+        child.close()  # so the pipe reports a child that died
+        deadline = time.monotonic() + 30
+        while not parent.poll(0.05):
+            if not self._process.is_alive() or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"the twins did not start (exit code {self._process.exitcode}); "
+                                   "run `quenchlab twins CONFIG` to see why")
         self.addresses: dict[str, str] = parent.recv()
 
     def close(self) -> None:
