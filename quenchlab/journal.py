@@ -52,6 +52,10 @@ class Journal:
             raise QuenchlabError(f"{self.directory} holds the run of another library file ({other.pop()}), "
                                  f"not {self.library}: give another --data-dir")
 
+    def close(self) -> None:
+        """Let another process run this library (also done when the process ends)."""
+        self._lock.close()
+
     def state(self, sample_id: str) -> str:
         return self.entries.get(sample_id, {}).get("state", PENDING)
 

@@ -1,5 +1,6 @@
 """A pulse train end to end on the twins: RunEngine, flyer, HDF5 record read back; safe exits."""
 import threading
+import time
 
 import bluesky.plan_stubs as bps
 import h5py
@@ -102,3 +103,14 @@ def test_tripped_supply_refuses_to_fire(reactor, program):
         engine(heat_quench_pulse(reactor.flyer, program))
     assert "protection holds the output off: over-voltage" in str(failure.value.args[0].exception())
     assert supply_is_off(reactor)
+
+
+def test_stop_during_arming_cancels_the_shot(reactor, program):
+    """A stop() that arrives while kickoff is still arming must win: the output never comes on."""
+    reactor.flyer.load(program)
+    status = reactor.flyer.kickoff()
+    reactor.flyer.stop()
+    with pytest.raises(Exception):
+        status.wait(10)
+    time.sleep(program.duration + 0.05)
+    assert supply_is_off(reactor) and reactor.twins.world.temperature < 400
