@@ -136,17 +136,6 @@ class Upp:
 
 # --- fixtures ------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def config():
-    return load_config(CONFIG_PATH)[0]
-
-
-@pytest.fixture
-def twins(config):
-    with FJHTwins(config) as tw:
-        yield tw
-
-
 @pytest.fixture
 def supply(twins):
     client = ScpiSocket(twins.addresses["supply"])
@@ -649,6 +638,11 @@ def test_scope_idn_channel_and_timebase_setup(scope):
     scope.write(":CHAN9:SCAL 1")
     scope.write(":BOGus:THING 1")
     assert [code for code, _ in scope.errors()] == [-114, -113]
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(CONFIG_PATH)[0]
 
 
 @pytest.fixture(scope="module")
