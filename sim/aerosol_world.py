@@ -98,7 +98,7 @@ class AerosolWorld:
         flow = self._flow(t)  # mL/min
         volume = flow * dt / 60.0
         port = self.valve.port_at(t) if self.valve else None
-        if port is not None and volume > 0:
+        if port is not None and volume > 0:  # a dry reservoir delivers nothing
             volume = min(volume, self.reservoirs.get(port, 0.0))
             self.reservoirs[port] = self.reservoirs.get(port, 0.0) - volume
         if self._inlet[-1][1] != port:
@@ -114,7 +114,7 @@ class AerosolWorld:
         offset = sum(f * self.precursors[p].flame_offset for p, f in self.nozzle.items() if p in self.precursors)
         fuel = self._gas("pilot_fuel", t)
         target = (line.flame_base + line.flame_per_fuel * (fuel - line.nominal_fuel)
-                  + line.flame_per_liquid * flow + offset) if fuel > 0 else 300.0
+                  + line.flame_per_liquid * volume / dt * 60 + offset) if fuel > 0 else 300.0
         self.flame += (target - self.flame) * (1 - math.exp(-dt / line.tau_flame))
         self.sensed_temperature = self.flame + self.rng.normal(0.0, 3.0)
         self.time = t + dt
