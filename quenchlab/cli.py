@@ -1,5 +1,6 @@
 """The `quenchlab` command line."""
 import json
+import logging
 import signal
 import threading
 from importlib.resources import files
@@ -19,6 +20,11 @@ from .plots import plot_run
 from .recipe import load_recipe
 from .record import read_run
 from .session import Inputs, run_recipe
+
+# quenchlab reports run failures itself, in one paragraph; the RunEngine's own tracebacks would
+# bury that message under library internals
+for noisy in ("bluesky", "opentelemetry"):
+    logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Instrument control and data acquisition for heat/quench synthesis reactors.")

@@ -12,6 +12,7 @@ from bluesky import RunEngine
 from bluesky.utils import FailedStatus, RunEngineInterrupted
 
 from . import __version__
+from .engine import sigterm_interrupts
 from .errors import QuenchlabError
 from .journal import DONE, FAILED, INTERRUPTED, PENDING, RUNNING, Journal
 from .library import safe_name
@@ -91,7 +92,8 @@ def _run_one(engine: RunEngine, reactor, sample, md: dict) -> tuple[str, str]:
     sample_md = {"sample": sample.sample_id, **sample.row.model_dump(exclude_none=True), **md,
                  "quenchlab_version": __version__}
     try:
-        outcome = engine(reactor.plan(sample, sample_md))
+        with sigterm_interrupts(engine):
+            outcome = engine(reactor.plan(sample, sample_md))
     except RunEngineInterrupted:
         engine.abort(reason="interrupted by the user")
         return INTERRUPTED, "interrupted by the user"

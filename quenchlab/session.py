@@ -10,6 +10,7 @@ from quenchlab.plans.pulses import pulse_train
 
 from . import __version__
 from .config import FJHConfig
+from .engine import sigterm_interrupts
 from .errors import QuenchlabError
 from .reactor import FJHReactor
 from .recipe import Recipe, compile_recipe
@@ -46,7 +47,8 @@ def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = 
         plan = pulse_train(reactor.flyer, program, inputs.recipe.pulses, inputs.recipe.off_time,
                            detectors=reactor.detectors(), md=md)
         try:
-            result = engine(plan)
+            with sigterm_interrupts(engine):
+                result = engine(plan)
         except RunEngineInterrupted:
             engine.abort(reason="interrupted by the user")
             raise QuenchlabError(f"interrupted: the supply output is off; {_recorded(writer)}") from None

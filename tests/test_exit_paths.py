@@ -1,0 +1,83 @@
+"""Exit paths of `quenchlab run` on a rig played by twins in another process, checked on the
+supply twin's own state after the run's process is gone: Ctrl-C, SIGTERM, SIGKILL (where the
+supply's watchdog must switch the output off by itself)."""
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+import yaml
+
+from quenchlab.devices.n6900_driver import N6900
+
+from conftest import CONFIGS
+
+QUENCHLAB = str(Path(sys.executable).parent / "quenchlab")
+WATCHDOG = 2.0  # s, as programmed from the test's config
+
+
+@pytest.fixture
+def rig(tmp_path):
+    """(config, recipe) for a rig whose instruments are twins served by `quenchlab twins`."""
+    twins = subprocess.Popen([QUENCHLAB, "twins", CONFIGS / "fjh-sim.yaml"], stdout=subprocess.PIPE, text=True)
+    try:
+        addresses = {line["name"]: line["address"] for line in (json.loads(twins.stdout.readline()) for _ in range(3))}
+        config = yaml.safe_load((CONFIGS / "fjh-sim.yaml").read_text())
+        for name, address in addresses.items():
+            config["instruments"][name]["address"] = address
+        config["instruments"]["supply"]["watchdog"] = f"{WATCHDOG} s"
+        config["instruments"]["digitizer"]["record"] = "0.6 s"
+        config["limits"]["max_energy_per_pulse"] = "400 J"
+        (tmp_path / "rig.yaml").write_text(yaml.safe_dump(config))
+        (tmp_path / "long.yaml").write_text("name: long\ncompliance: 50 V\npulses: 20\noff_time: 0.5 s\n"
+                                            "segments:\n  - {level: 14.5 A, dwell: 400 ms}\n")
+        yield tmp_path / "rig.yaml", tmp_path / "long.yaml", addresses["supply"]
+    finally:
+        twins.send_signal(signal.SIGTERM)
+        twins.wait(timeout=10)
+
+
+def start_run(tmp_path, config, recipe):
+    process = subprocess.Popen([QUENCHLAB, "run", config, recipe, "--data-dir", tmp_path / "data"], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "data").glob("*.h5")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(1.5)  # into the pulse train
+    return process
+
+
+def supply_state(address):
+    supply = N6900(address)
+    try:
+        return {"current": supply.measure()[1], "list": supply.list_running(), "trips": supply.trips()}
+    finally:
+        supply.close()
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_or_terminate_leaves_the_output_off(rig, tmp_path, how):
+    config, recipe, supply = rig
+    process = start_run(tmp_path, config, recipe)
+    process.send_signal(how)
+    stderr = process.communicate(timeout=60)[1]
+    assert process.returncode != 0 and "Traceback" not in stderr
+    state = supply_state(supply)
+    assert state["current"] == 0.0 and not state["list"] and "watchdog" not in state["trips"]
+    record, = (tmp_path / "data").glob("*.h5")
+    with h5py.File(record, "r") as f:  # the run was closed by its cleanup, not cut off
+        assert f["entry/exit_status"][()].decode() == "abort"
+
+
+def test_sigkill_leaves_the_watchdog_to_switch_the_output_off(rig, tmp_path):
+    config, recipe, supply = rig
+    process = start_run(tmp_path, config, recipe)
+    process.kill()
+    process.wait(timeout=10)
+    time.sleep(WATCHDOG + 0.5)
+    state = supply_state(supply)
+    assert state["current"] == 0.0 and "watchdog" in state["trips"]
