@@ -65,7 +65,11 @@ class Impac:
         return f"{self._query('na')} s/n {self._query('sn')}"
 
     def temperature(self) -> Reading:
-        return parse_temperature(self._query("ms"))
+        reply = self._query("ms")
+        try:
+            return parse_temperature(reply)
+        except ValueError:
+            raise InstrumentError(self.name, self.address, self.bus + "ms", f"garbled reply {reply!r}") from None
 
     def emissivity(self) -> float:
         return int(self._query("em")) / 1000

@@ -104,12 +104,15 @@ def run(config: Path = typer.Argument(..., help="reactor config (YAML)"),
 
 @app.command()
 def twins(config: Path = typer.Argument(..., help="reactor config (YAML): FJH or aerosol"),
-          speed: float = typer.Option(1.0, "--speed", min=1.0, help="reactor clock speed-up")):
+          speed: float = typer.Option(1.0, "--speed", min=1.0, help="reactor clock speed-up"),
+          faults: Path = typer.Option(None, "--faults", help="fault scenario (YAML) to inject")):
     """Start a config's twins and serve them until SIGINT/SIGTERM; prints one JSON line each."""
     from .clock import ReactorClock
+    from .faults import apply_scenario, load_scenario
     from .reactor_config import load_reactor_config
     try:
         cfg, _ = load_reactor_config(config)
+        scenario = load_scenario(faults) if faults else None
     except QuenchlabError as error:
         _fail(error)
     if cfg.kind == "fjh":
@@ -119,7 +122,13 @@ def twins(config: Path = typer.Argument(..., help="reactor config (YAML): FJH or
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with Twins(cfg, ReactorClock(speed)) as running:
+    clock = ReactorClock(speed)
+    with Twins(cfg, clock) as running:
+        if scenario:
+            try:
+                apply_scenario(scenario, running, clock, str(faults))
+            except QuenchlabError as error:
+                _fail(error)
         for name, address in running.addresses.items():
             print(json.dumps({"name": name, "model": running.models[name], "address": address}), flush=True)
         while not stop.wait(0.2):

@@ -132,6 +132,12 @@ class FlowController(_Unit):
             self.forced = forced
             self._retarget(self.bus.world.time)
 
+    FAULTS = ("over_range", "in_range")
+
+    def inject(self, fault: str) -> None:
+        """Fault injection: "over_range" (the valve runs wide open) or "in_range"."""
+        self.over_range({"over_range": True, "in_range": False}[fault])
+
     # --- protocol ----------------------------------------------------------------------
     def frame(self, now: float) -> str:
         mass = self.flow_at(now) - self.zero

@@ -42,7 +42,15 @@ class ImpacTwin:
         self.range_c = (600.0, 2500.0)
         self.analog_live_zero = True  # 4-20 mA
         self.serial_number = "23041"
+        self.forced: str | None = None  # "dropout" or "saturation" while injected
         self._apply_response_time()
+
+    FAULTS = ("dropout", "saturation", "recover")
+
+    def inject(self, fault: str) -> None:
+        """Fault injection: "dropout" (no signal: under range), "saturation" (over range) or
+        "recover"."""
+        self.forced = {"dropout": "dropout", "saturation": "saturation", "recover": None}[fault]
 
     # --- measurement physics ---------------------------------------------------------------
     def _apply_response_time(self) -> None:
@@ -68,6 +76,8 @@ class ImpacTwin:
         low, high = (c + KELVIN for c in self.range_c)
         zero = 4.0 if self.analog_live_zero else 0.0
         fraction = np.clip((kelvin - low) / (high - low), 0.0, 1.0)
+        if self.forced:
+            fraction = np.full_like(fraction, 0.0 if self.forced == "dropout" else 1.0)
         return zero + (20.0 - zero) * fraction
 
     def reading(self) -> str:
@@ -76,6 +86,8 @@ class ImpacTwin:
             sensed = self.world.sensed_temperature
         kelvin = float(self.indicated(np.array([sensed]))[0])
         celsius = kelvin - KELVIN
+        if self.forced:
+            return UNDER if self.forced == "dropout" else OVER
         if celsius < self.range_c[0]:
             return UNDER
         if celsius > self.range_c[1]:

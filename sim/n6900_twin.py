@@ -135,6 +135,16 @@ class N6900Twin:
         self.pin1_function = "DIO"
         self.acq_trigger_time = math.inf
 
+    FAULTS = ("trip_ov", "trip_oc", "trip_ot", "trip_watchdog")
+
+    def inject(self, fault: str) -> None:
+        """Fault injection: a protection trip that latches the output off, as the real one
+        does: "trip_ov", "trip_oc", "trip_ot" or "trip_watchdog"."""
+        bit = {"trip_ov": OV, "trip_oc": OC, "trip_ot": OT, "trip_watchdog": WATCHDOG}[fault]
+        with self.world.lock:
+            self.world.advance()
+            self.tripped |= bit
+
     # --- the world's view (ElectricalSource) -----------------------------------------------
     def _settle(self, t: float) -> None:
         """Bring discrete state (watchdog, list completion) up to reactor time t."""

@@ -181,6 +181,12 @@ class NE1000Twin:
                 self._halt(now, "S")
             self.alarm = "S"
 
+    FAULTS = ("stall",)
+
+    def inject(self, fault: str) -> None:
+        """Fault injection: "stall" (the motor stalls, alarm S)."""
+        {"stall": self.stall}[fault]()
+
     @property
     def status(self) -> str:
         """The status letter the pump would report now."""

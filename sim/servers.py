@@ -5,11 +5,15 @@ byte stream into messages at the twin's terminator (or with the twin's own `spli
 binary framing) and writes back whatever the twin answers.
 """
 import os
+import re
 import select
 import socket
 import termios
 import threading
+import time
 import tty
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -30,11 +34,65 @@ def _split(buffer: bytes, twin: Twin) -> tuple[list[bytes], bytes]:
     return messages, rest
 
 
+@dataclass
+class LinkFault:
+    """A fault on the wire: `no_reply` (the message never arrives), `garbage` (the reply is
+    noise), `partial` (the reply is cut before its terminator) or `latency` (the reply comes
+    `delay` wall seconds late); from reactor time `after`, or from the first message matching
+    `on`, for `count` messages."""
+
+    kind: str
+    after: float | None = None
+    on: str | None = None
+    count: int = 1
+    delay: float = 0.0
+
+    def armed(self, now: float, message: bytes) -> bool:
+        if self.after is not None and now < self.after:
+            return False
+        return self.on is None or re.search(self.on.encode(), message) is not None
+
+
+class LinkFaults:
+    """The faults injected on one server's link, applied to each message in turn."""
+
+    KINDS = ("no_reply", "garbage", "partial", "latency")
+
+    def __init__(self, now: Callable[[], float] = time.monotonic):
+        self.now = now
+        self.pending: list[LinkFault] = []
+
+    def add(self, fault: LinkFault) -> None:
+        if fault.kind not in self.KINDS:
+            raise ValueError(f"unknown link fault {fault.kind!r}; allowed: {', '.join(self.KINDS)}")
+        self.pending.append(fault)
+
+    def exchange(self, twin: "Twin", message: bytes) -> bytes | None:
+        fault = next((f for f in self.pending if f.armed(self.now(), message)), None)
+        if fault is None:
+            return twin.handle(message)
+        fault.count -= 1
+        if fault.count <= 0:
+            self.pending.remove(fault)
+        if fault.kind == "no_reply":
+            return None
+        reply = twin.handle(message)
+        if fault.kind == "latency":
+            time.sleep(fault.delay)
+            return reply
+        if not reply:
+            return reply
+        if fault.kind == "partial":
+            return reply[:max(1, len(reply) // 2)]
+        return bytes((b * 7 + 13) % 94 + 33 for b in reply[:-1]) + reply[-1:]  # garbled, but terminated
+
+
 class TcpServer:
     """Serves one twin on 127.0.0.1 (or `host`), one client connection at a time."""
 
     def __init__(self, twin: Twin, host: str = "127.0.0.1", port: int = 0):
         self.twin = twin
+        self.faults = LinkFaults()
         self._sock = socket.create_server((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
         self.address = f"TCPIP::{self.host}::{self.port}::SOCKET"  # what pyvisa opens
@@ -65,7 +123,7 @@ class TcpServer:
                 return
             messages, buffer = _split(buffer + chunk, self.twin)
             for message in messages:
-                reply = self.twin.handle(message)
+                reply = self.faults.exchange(self.twin, message)
                 if reply is not None:
                     conn.sendall(reply)
 
@@ -86,6 +144,7 @@ class PtyServer:
 
     def __init__(self, twin: Twin):
         self.twin = twin
+        self.faults = LinkFaults()
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         self.path = self.address = os.ttyname(self._slave)  # what pyserial opens
@@ -110,7 +169,7 @@ class PtyServer:
             for message in messages:
                 if self.baudrate() != self.twin.baudrate:
                     continue  # framing garbage at the wrong speed: no reply
-                reply = self.twin.handle(message)
+                reply = self.faults.exchange(self.twin, message)
                 if reply:
                     os.write(self._master, reply)
 

@@ -173,6 +173,12 @@ class ViciTwin:
         with self._lock:
             self.stuck = False
 
+    FAULTS = ("stuck", "free")
+
+    def inject(self, fault: str) -> None:
+        """Fault injection: "stuck" (the motor stops obeying) or "free"."""
+        {"stuck": self.stick, "free": self.unstick}[fault]()
+
     # --- protocol --------------------------------------------------------------------------
     def handle(self, message: bytes) -> bytes | None:
         self.received += 1

@@ -1,0 +1,125 @@
+"""Fault scenarios on the twins: the drivers recover where that is safe and fail clearly where
+it is not; instrument faults behave as the real ones do."""
+import math
+import time
+
+import pytest
+import yaml
+
+from quenchlab.devices.impac_driver import Impac
+from quenchlab.devices.n6900_driver import N6900
+from quenchlab.errors import ConfigError, InstrumentError
+from quenchlab.faults import FaultScenario, apply_scenario, load_scenario
+
+
+def scenario(*faults):
+    return FaultScenario.model_validate({"faults": list(faults)})
+
+
+@pytest.fixture
+def pyrometer(twins):
+    driver = Impac(twins.addresses["pyrometer"], timeout=0.1)
+    yield driver
+    driver.close()
+
+
+def test_a_lost_reply_is_resent_and_recovered(twins, pyrometer):
+    apply_scenario(scenario({"instrument": "pyrometer", "fault": "no_reply", "on": "ms", "count": 2}),
+                   twins, twins.world.clock)
+    assert pyrometer.temperature().flag == "under range"  # third try answered
+
+
+def test_a_dead_line_is_a_clear_error(twins, pyrometer):
+    apply_scenario(scenario({"instrument": "pyrometer", "fault": "no_reply", "count": 10}), twins, twins.world.clock)
+    with pytest.raises(InstrumentError, match=r"pyrometer at /dev/pts/\d+: no complete reply after 4 tries \(command '00ms'\)"):
+        pyrometer.temperature()
+
+
+def test_a_cut_reply_is_resent(twins, pyrometer):
+    apply_scenario(scenario({"instrument": "pyrometer", "fault": "partial", "on": "ms"}), twins, twins.world.clock)
+    assert pyrometer.temperature().flag == "under range"
+
+
+def test_garbage_is_an_error_not_a_number(twins, pyrometer):
+    apply_scenario(scenario({"instrument": "pyrometer", "fault": "garbage", "on": "ms"}), twins, twins.world.clock)
+    with pytest.raises(InstrumentError, match="garbled reply"):
+        pyrometer.temperature()
+
+
+def test_latency_within_the_timeout_is_tolerated(twins):
+    apply_scenario(scenario({"instrument": "supply", "fault": "latency", "on": "IDN", "delay": "50 ms"}),
+                   twins, twins.world.clock)
+    supply = N6900(twins.addresses["supply"])
+    try:
+        start = time.monotonic()
+        assert supply.identify().startswith("Keysight")
+        assert time.monotonic() - start >= 0.05
+    finally:
+        supply.close()
+
+
+def test_a_timed_trip_latches_the_supply_output_off(twins):
+    supply = N6900(twins.addresses["supply"])
+    try:
+        supply.set_voltage(50)
+        supply.set_current(5)
+        supply.output_on()
+        apply_scenario(scenario({"instrument": "supply", "fault": "trip_ot", "at": f"{twins.world.clock.now() + 0.1} s"}),
+                       twins, twins.world.clock)
+        time.sleep(0.3)
+        assert supply.trips() == ["over-temperature"] and supply.measure()[1] == 0.0
+        assert supply.io.query("OUTP?") == "1"  # programmed on, held off by the latch
+    finally:
+        supply.output_off()
+        supply.close()
+
+
+def test_pyrometer_dropout_and_saturation(twins, pyrometer):
+    twins.pyrometer.inject("saturation")
+    reading = pyrometer.temperature()
+    assert math.isnan(reading.kelvin) and reading.flag == "over range"
+    twins.pyrometer.inject("dropout")
+    assert pyrometer.temperature().flag == "under range"
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ({"instrument": "oven", "fault": "no_reply"}, r"faults\.0\.instrument: 'oven' is not an instrument of these twins; allowed: supply, pyrometer, digitizer"),
+    ({"instrument": "supply", "fault": "melt", "at": "1 s"}, r"faults\.0\.fault: 'melt' is not a fault of supply; allowed: no_reply, garbage, partial, latency, trip_ov"),
+    ({"instrument": "supply", "fault": "trip_ov"}, r"faults\.0\.at: an instrument fault needs a time"),
+])
+def test_bad_scenarios_are_refused(twins, entry, expected):
+    with pytest.raises(ConfigError, match=expected):
+        apply_scenario(scenario(entry), twins, twins.world.clock)
+
+
+def test_scenario_file_round_trip(tmp_path):
+    path = tmp_path / "faults.yaml"
+    path.write_text(yaml.safe_dump({"faults": [{"instrument": "pyrometer", "fault": "no_reply", "at": "2 s", "count": 3}]}))
+    entry, = load_scenario(path).faults
+    assert (entry.at, entry.count) == (2.0, 3)
+    path.write_text(yaml.safe_dump({"faults": [{"instrument": "pyrometer", "fault": "no_reply", "when": "soon"}]}))
+    with pytest.raises(ConfigError, match=r"faults\.0\.when: unknown key"):
+        load_scenario(path)
+
+
+def test_twins_command_injects_a_scenario(tmp_path):
+    import json
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import CONFIGS
+    path = tmp_path / "faults.yaml"
+    path.write_text("faults:\n  - {instrument: pyrometer, fault: saturation, at: 0 s}\n")
+    process = subprocess.Popen([str(Path(sys.executable).parent / "quenchlab"), "twins", CONFIGS / "fjh-sim.yaml",
+                                "--faults", path], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = {line["name"]: line["address"] for line in (json.loads(process.stdout.readline()) for _ in range(3))}
+        time.sleep(0.2)
+        driver = Impac(lines["pyrometer"])
+        assert driver.temperature().flag == "over range"
+        driver.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
