@@ -10,7 +10,7 @@ import sys
 import bluesky.plan_stubs as bps
 
 from quenchlab.devices.alicat_device import MassFlowController, PressureGauge
-from quenchlab.devices.alicat_driver import AlicatUnit
+from quenchlab.devices.alicat_driver import DIFFERENTIAL_PRESSURE, AlicatUnit
 from quenchlab.devices.impac_driver import Impac
 from quenchlab.devices.ne1000_device import SyringePump
 from quenchlab.devices.ne1000_driver import NE1000, PumpAlarm
@@ -23,7 +23,8 @@ from quenchlab.plans.sequences import aerosol_sample
 from .aerosol_config import AerosolConfig
 from .clock import ReactorClock
 from .assembly import Assembly
-from .errors import ConfigError
+from .interlock import Interlock, Watch
+from .errors import ConfigError, InstrumentError
 
 
 class AerosolReactor(Assembly):
@@ -68,6 +69,9 @@ class AerosolReactor(Assembly):
         for role, g in i.gases.items():
             self.gas_drivers[role].set_gas(g.gas)
         self.gauge_driver = self._open(AlicatUnit(addresses["filter_gauge"], i.filter_gauge.unit, name="filter-gauge"))
+        if (unit := self.gauge_driver.full_scale(DIFFERENTIAL_PRESSURE).unit) != "kPa":
+            raise ConfigError(f"instruments.filter_gauge reports its pressure in {unit}; quenchlab's filter limits "
+                              "are in kPa: set the gauge's engineering unit to kPa")
         p = i.pyrometer
         self.pyrometer_driver = self._open(Impac(addresses["pyrometer"], p.bus_address, p.baudrate, name="flame-pyrometer"))
         self.pyrometer_driver.set_emissivity(p.emissivity)
@@ -102,7 +106,7 @@ class AerosolReactor(Assembly):
         return [valve, pump, gas_bus, flame]
 
     def _units(self) -> dict[str, str]:
-        units = {"pump_infused": "mL", "filter_pressure": "PSID", "flame_temperature": "K"}
+        units = {"pump_infused": "mL", "filter_pressure": "kPa", "flame_temperature": "K"}
         for role in self.gas_drivers:
             units[f"{role}_flow"] = units[f"{role}_setpoint"] = "L/min"
         return units
@@ -116,11 +120,27 @@ class AerosolReactor(Assembly):
         for role, g in i.gases.items():
             self.gas_drivers[role].set_setpoint(g.setpoint)
         self.valve_driver.move(i.valve.safe_port, i.valve.move_timeout)
+        self._wait_for_flows(settle=30.0)
         self.pump_driver.enable_safe_mode(round(i.pump.safe_mode))
         self.pump_driver.set_direction("INF")
         self.pump_driver.set_rate(self.config.defaults.liquid_flow)
         self.pump_driver.run()
         self.logger.start()
+
+    def _wait_for_flows(self, settle: float) -> None:
+        """Wait (reactor time) until every controller flows within 5 % of its setpoint."""
+        gases = self.config.instruments.gases
+        give_up = self.clock.now() + settle
+        while True:
+            flows = {role: self.gas_drivers[role].poll().mass_flow for role in gases}
+            off = {role: q for role, q in flows.items()
+                   if abs(q - gases[role].setpoint) > 0.05 * max(gases[role].setpoint, 0.1)}
+            if not off:
+                return
+            if self.clock.now() > give_up:
+                raise InstrumentError("gases", "", "poll", "flows did not reach their setpoints within "
+                                      f"{settle:g} s: " + ", ".join(f"{r} {q:g} L/min" for r, q in off.items()))
+            self.clock.sleep(0.5)
 
     def plan(self, slot, md: dict):
         line = self.config.line
@@ -136,6 +156,16 @@ class AerosolReactor(Assembly):
             yield from bps.mv(self.pump.rate, slot.liquid_flow)
             return (yield from plan)
         return with_rate()
+
+    def interlock(self) -> Interlock:
+        """Flame below min_flame or a flow off its setpoint by more than a quarter suspends the
+        plan (it resumes when they recover); a filter pressure above its maximum trips."""
+        line, i = self.config.line, self.config.instruments
+        watches = [Watch("flame_temperature", low=line.min_flame, recoverable=True, units="K"),
+                   Watch("filter_pressure", high=i.filter_gauge.max_pressure_drop, units="kPa")]
+        watches += [Watch(f"{role}_flow", low=0.75 * g.setpoint, high=1.25 * g.setpoint, recoverable=True,
+                          units="L/min") for role, g in i.gases.items() if g.setpoint > 0]
+        return Interlock(lambda: dict(self.logger.latest), watches, self.clock, self.safe, self.config.log_period)
 
     def safe(self) -> list[str]:
         """Logger halted, pump stopped, valve on the solvent port: each step is tried even if

@@ -65,6 +65,7 @@ class Limits(Strict):
     max_voltage: Annotated[Volts, Field(gt=0)]
     max_energy_per_pulse: Annotated[Joules, Field(gt=0)]
     min_off_time: Annotated[Seconds, Field(ge=0.5)] = 0.5
+    max_temperature: Annotated[Kelvin, Field(gt=0)] | None = None  # the interlock trips above it
 
 
 class AnalysisConfig(Strict):

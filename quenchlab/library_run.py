@@ -57,24 +57,29 @@ def run_library(reactor, samples: list, *, library: Path, data_dir: Path, resume
     engine.subscribe(writer)
     current: dict[str, str] = {}
     engine.subscribe(lambda name, doc: _follow(name, doc, journal, writer, current, progress))
+    interlock = reactor.interlock()
+    if interlock:
+        interlock.attach(engine, resume_after=10.0)
     try:
         if todo:
             reactor.prepare()
+            if interlock:
+                interlock.start()
         for index, sample in enumerate(todo):
             current["sample_id"] = sample.sample_id
             progress.sample(sample.sample_id, index, len(todo))
             journal.record(sample.sample_id, RUNNING, library=str(library))
-            state, note = _run_one(engine, reactor, sample, md)
+            state, note = _run_one(engine, reactor, sample, md, interlock, writer)
             journal.record(sample.sample_id, state, note=note)
             progress.done(sample.sample_id, state)
             if state != DONE:
                 raise QuenchlabError(f"sample {sample.sample_id} {state}: {note}")
     except QuenchlabError as error:
-        raise QuenchlabError(_with_safe_state(str(error), reactor.safe(), directory)) from None
+        raise QuenchlabError(_with_safe_state(str(error), _stop(interlock, reactor), directory)) from None
     except BaseException:
-        reactor.safe()
+        _stop(interlock, reactor)
         raise
-    problems = reactor.safe()
+    problems = _stop(interlock, reactor)
     if problems:
         raise QuenchlabError(_with_safe_state("the library is done", problems, directory))
     result.states = {s.sample_id: journal.state(s.sample_id) for s in samples}
@@ -88,13 +93,24 @@ def _with_safe_state(message: str, problems: list[str], directory: Path) -> str:
             f"(the journal is in {directory})")
 
 
-def _run_one(engine: RunEngine, reactor, sample, md: dict) -> tuple[str, str]:
+def _stop(interlock, reactor) -> list[str]:
+    if interlock:
+        interlock.halt()
+    return reactor.safe()
+
+
+def _run_one(engine: RunEngine, reactor, sample, md: dict, interlock, writer: HDF5Writer) -> tuple[str, str]:
     sample_md = {"sample": sample.sample_id, **sample.row.model_dump(exclude_none=True), **md,
                  "quenchlab_version": __version__}
     try:
         with sigterm_interrupts(engine):
             outcome = engine(reactor.plan(sample, sample_md))
     except RunEngineInterrupted:
+        if interlock and interlock.trips:
+            reason = str(interlock.trips[-1])
+            engine.abort(reason=reason)
+            writer.annotate("interlock_trip", reason)
+            return FAILED, reason
         engine.abort(reason="interrupted by the user")
         return INTERRUPTED, "interrupted by the user"
     except FailedStatus as failure:

@@ -3,6 +3,8 @@
 With `simulate=True` the config's twins are started and the very same drivers connect to
 them instead of the instruments.
 """
+import math
+
 from quenchlab.devices.fjh_pulse import PulseFlyer
 from quenchlab.devices.impac_device import ImpacPyrometer
 from quenchlab.devices.impac_driver import Impac
@@ -14,6 +16,8 @@ from quenchlab.devices.n6900_driver import N6900
 from quenchlab.plans.pulses import pulse_train
 
 from .assembly import Assembly
+from .clock import ReactorClock
+from .interlock import Interlock, Watch
 from .config import FJHConfig
 from .errors import InstrumentError
 
@@ -87,11 +91,24 @@ class FJHReactor(Assembly):
         return pulse_train(self.flyer, shot.program, shot.pulses, shot.off_time, self.detectors(), md)
 
     def safe(self) -> list[str]:
-        """Supply output off; returns what went wrong."""
+        """Supply output off, confirmed by reading it back; returns what went wrong."""
         if not hasattr(self, "supply_driver"):
             return []
         try:
             self.supply_driver.output_off()
+            if self.supply_driver.io.query("OUTP?") != "0" or self.supply_driver.measure()[1] != 0.0:
+                return ["the supply output does not read back as off"]
         except Exception as error:  # reported by the library runner
             return [str(error)]
         return []
+
+    def interlock(self) -> Interlock | None:
+        """Trips (output off) above limits.max_temperature or on an over-range pyrometer."""
+        ceiling = self.config.limits.max_temperature
+        if ceiling is None:
+            return None
+
+        def read():
+            reading = self.pyrometer_driver.temperature()
+            return {"temperature": math.inf if reading.flag == "over range" else reading.kelvin}
+        return Interlock(read, [Watch("temperature", high=ceiling, units="K")], ReactorClock(), self.safe)

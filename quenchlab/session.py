@@ -46,16 +46,26 @@ def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = 
               "analysis": inputs.config.analysis.model_dump(), "quenchlab_version": __version__}
         plan = pulse_train(reactor.flyer, program, inputs.recipe.pulses, inputs.recipe.off_time,
                            detectors=reactor.detectors(), md=md)
+        interlock = reactor.interlock()
+        if interlock:
+            interlock.attach(engine, resume_after=1.0)
+            interlock.start()
         try:
             with sigterm_interrupts(engine):
                 result = engine(plan)
         except RunEngineInterrupted:
-            engine.abort(reason="interrupted by the user")
-            raise QuenchlabError(f"interrupted: the supply output is off; {_recorded(writer)}") from None
+            reason = str(interlock.trips[-1]) if interlock and interlock.trips else "interrupted by the user"
+            engine.abort(reason=reason)
+            if interlock and interlock.trips:
+                writer.annotate("interlock_trip", reason)
+            raise QuenchlabError(f"{reason}: the supply output is off; {_recorded(writer)}") from None
         except FailedStatus as failure:  # an instrument action failed: say what the instrument said
             status = failure.args[0] if failure.args else None
             cause = status.exception() if hasattr(status, "exception") else failure
             raise QuenchlabError(f"{cause}; the supply output is off; {_recorded(writer)}") from None
+        finally:
+            if interlock:
+                interlock.halt()
         if result.exit_status != "success":
             raise QuenchlabError(f"the run ended with {result.exit_status}: {result.reason}; "
                                  f"the supply output is off; {_recorded(writer)}")

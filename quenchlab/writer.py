@@ -180,6 +180,16 @@ class HDF5Writer:
         self._buffered = 0  # rows buffered in all tables
         self._buffered_since: float | None = None  # monotonic time of the oldest buffered row
 
+    def annotate(self, name: str, text: str) -> None:
+        """Add `/entry/<name>` to the last run's closed file (e.g. the interlock trip that ended
+        it, which no document carries); never replaces anything already written."""
+        if self.path is None:
+            return
+        with h5py.File(self.path, "r+") as handle:
+            if name not in handle["entry"]:
+                _write_value(handle["entry"], name, text)
+                handle.flush()
+
     def __call__(self, name: str, doc: dict) -> None:
         if name == "event":
             name, doc = "event_page", _page_of_one(doc)

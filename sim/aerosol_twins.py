@@ -29,7 +29,7 @@ class AerosolTwins(TwinGroup):
         self.gases = AlicatBus(self.world, seed=seed)
         self.controllers = {role: self.gases.add_controller(g.unit, role, g.gas, g.full_scale)
                             for role, g in i.gases.items()}
-        self.gauge = self.gases.add_gauge(i.filter_gauge.unit)
+        self.gauge = self.gases.add_gauge(i.filter_gauge.unit, unit="kPa", full_scale=100.0)
         self.pyrometer = ImpacTwin(self.world, address=i.pyrometer.bus_address, baudrate=i.pyrometer.baudrate,
                                    seed=seed)
         self.servers = {"valve": PtyServer(self.valve), "pump": PtyServer(self.pump),

@@ -1,0 +1,109 @@
+"""An interlock that watches the reactor in its own thread, apart from the plan and the
+RunEngine's loop.
+
+Each watched quantity has a band. A reading outside a recoverable band (a flame flicker, a
+brief flow dip) raises `suspend`, a signal a bluesky suspender watches: the plan waits and
+resumes when the band is met again. A reading outside any other band, or over range, trips:
+the line is put in its safe state at once (from this thread), the trip is kept (what, when,
+value) and the run is interrupted; whoever runs it records the trip as the run's reason.
+"""
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bluesky import RunEngine
+from bluesky.suspenders import SuspendBoolHigh
+from ophyd import Signal
+
+from .clock import ReactorClock
+
+@dataclass(frozen=True)
+class Watch:
+    name: str
+    low: float | None = None
+    high: float | None = None
+    recoverable: bool = False
+    units: str = ""
+
+    def outside(self, value: float) -> bool:
+        """NaN (no reading, e.g. a pyrometer under range) is outside only a lower bound."""
+        if math.isnan(value):
+            return self.low is not None
+        return (self.low is not None and value < self.low) or (self.high is not None and value > self.high)
+
+
+@dataclass(frozen=True)
+class Trip:
+    what: str
+    value: float
+    why: str
+    reactor_time: float
+
+    def __str__(self) -> str:
+        return f"interlock: {self.what} = {self.value:.4g} ({self.why}) at reactor time {self.reactor_time:.1f} s"
+
+
+class Interlock:
+    """Reads `read()` every `period` s of reactor time and acts on `watches`."""
+
+    def __init__(self, read: Callable[[], dict[str, float]], watches: list[Watch], clock: ReactorClock,
+                 safe: Callable[[], list[str]], period: float = 0.05):
+        self.read, self.watches, self.clock, self.safe, self.period = read, watches, clock, safe, period
+        self.suspend = Signal(name="interlock_suspend", value=0)
+        self.trips: list[Trip] = []
+        self.engine: RunEngine | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def attach(self, engine: RunEngine, resume_after: float) -> None:
+        """Interrupt `engine` on a trip; suspend it while a recoverable band is not met, and
+        resume `resume_after` s of reactor time after it is met again."""
+        self.engine = engine
+        engine.install_suspender(SuspendBoolHigh(self.suspend, sleep=resume_after / self.clock.speed))
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="interlock")
+        self._thread.start()
+
+    def halt(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                values = self.read()
+            except Exception as error:  # an instrument that stops answering is a trip too
+                self._trip(Trip("reading", math.nan, f"failed: {error}", self.clock.now()))
+                return
+            self.check(values)
+            if self.trips:
+                return
+            self.clock.sleep(self.period, self._stop)
+
+    def check(self, values: dict[str, float]) -> None:
+        suspend = False
+        for watch in self.watches:
+            value = values.get(watch.name)
+            if value is None or not watch.outside(value):
+                continue
+            if watch.recoverable:
+                suspend = True
+            else:
+                low = watch.low is not None and (math.isnan(value) or value < watch.low)
+                bound = watch.low if low else watch.high
+                side = "below" if low else "above"
+                self._trip(Trip(watch.name, value, f"{side} its limit of {bound:g} {watch.units}".strip(),
+                                self.clock.now()))
+                return
+        if self.suspend.get() != int(suspend):
+            self.suspend.put(int(suspend))
+
+    def _trip(self, trip: Trip) -> None:
+        self.trips.append(trip)
+        self.safe()
+        if self.engine is not None:
+            self.engine.request_pause(defer=False)

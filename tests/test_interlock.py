@@ -1,0 +1,97 @@
+"""The interlock: a trip makes the line safe from its own thread and ends the run with the trip
+as its reason; a recoverable excursion suspends the plan, which resumes when it recovers."""
+import csv
+import threading
+
+import h5py
+import numpy as np
+import pytest
+from bluesky import RunEngine
+from bluesky.utils import RunEngineInterrupted
+
+from quenchlab.aerosol_config import load_aerosol_config
+from quenchlab.aerosol_reactor import AerosolReactor
+from quenchlab.errors import QuenchlabError
+from quenchlab.interlock import Watch
+from quenchlab.library import load_library
+from quenchlab.library_run import Progress, run_library
+from quenchlab.plans.pulses import pulse_train
+from quenchlab.preflight import aerosol_slots
+from quenchlab.reactor import FJHReactor
+from quenchlab.recipe import compile_recipe, load_recipe
+from quenchlab.writer import HDF5Writer
+
+from conftest import CONFIGS
+
+
+def test_watch_bands():
+    flame = Watch("flame", low=1200)
+    assert flame.outside(1100) and not flame.outside(1500) and flame.outside(float("nan"))
+    ceiling = Watch("t", high=2500)
+    assert ceiling.outside(float("inf")) and not ceiling.outside(float("nan"))
+
+
+def test_over_temperature_trips_the_supply_off_mid_train(sim_config, tmp_path):
+    config = sim_config.model_copy(update={"limits": sim_config.limits.model_copy(update={"max_temperature": 2500.0})})
+    program = compile_recipe(load_recipe(CONFIGS / "recipes" / "thin-film-2000K.yaml")[0], config.limits)
+    with FJHReactor(config, simulate=True) as reactor:
+        engine, writer = RunEngine({}), HDF5Writer(tmp_path)
+        engine.subscribe(writer)
+        interlock = reactor.interlock()
+        interlock.attach(engine, resume_after=1.0)
+        interlock.start()
+        threading.Timer(0.8, reactor.twins.pyrometer.inject, ["saturation"]).start()
+        with pytest.raises(RunEngineInterrupted):
+            engine(pulse_train(reactor.flyer, program, pulses=10, off_time=0.6))
+        engine.abort(reason=str(interlock.trips[-1]))
+        writer.annotate("interlock_trip", str(interlock.trips[-1]))
+        interlock.halt()
+        reactor.twins.world.advance()
+        assert not reactor.twins.supply.output and reactor.twins.world.amps == 0.0
+        assert str(interlock.trips[-1]).startswith("interlock: temperature = inf (above its limit of 2500 K)")
+    with h5py.File(writer.path, "r") as f:
+        assert f["entry/exit_status"][()].decode() == "abort"
+        assert f["entry/interlock_trip"][()].decode().startswith("interlock: temperature")
+
+
+def aerosol_run(tmp_path, fault, dwell="70 s"):
+    config = load_aerosol_config(CONFIGS / "aerosol-sim.yaml")[0]
+    library = tmp_path / "lib.csv"
+    library.write_text(f"sample_id,port,dwell\nI1,1,{dwell}\nI2,2,{dwell}\n")
+    slots = aerosol_slots(load_library(library, "aerosol"), config, str(library))
+    reactor = AerosolReactor(config, simulate=True, speed=100, twins_in_process=True)
+    progress = Progress(sample=lambda sample_id, index, total: fault(reactor.twins) if index == 0 else None)
+    return reactor, lambda: run_library(reactor, slots, library=library, data_dir=tmp_path, resume=False, md={},
+                                        progress=progress)
+
+
+def test_filter_overpressure_trips_and_is_recorded(tmp_path):
+    def clog(twins):
+        twins.world.collected = 100.0  # g of cake: far above the 50 kPa limit
+    reactor, run = aerosol_run(tmp_path, clog)
+    with reactor:
+        with pytest.raises(QuenchlabError, match=r"sample I1 failed: interlock: filter_pressure = \S+ \(above its limit of 50 kPa\)"):
+            run()
+        reactor.twins.world.advance()
+        assert not reactor.twins.pump.flow_at(reactor.twins.world.time)
+        assert reactor.twins.valve.port_at(reactor.twins.world.time) == 10
+    manifest = list(csv.DictReader((tmp_path / "lib" / "manifest.csv").open()))
+    assert manifest[0]["state"] == "failed" and "interlock: filter_pressure" in manifest[0]["note"]
+    with h5py.File(tmp_path / "lib" / manifest[0]["file"], "r") as f:
+        assert f["entry/interlock_trip"][()].decode().startswith("interlock: filter_pressure")
+
+
+def test_a_flame_flicker_suspends_and_the_sample_resumes(tmp_path):
+    def flicker(twins):
+        base = twins.world.line.flame_base
+        twins.world.line.flame_base = 600.0  # the flame all but goes out ...
+        threading.Timer(0.3, lambda: setattr(twins.world.line, "flame_base", base)).start()  # ... and recovers
+    reactor, run = aerosol_run(tmp_path, flicker)
+    with reactor:
+        result = run()
+    assert set(result.states.values()) == {"done"}
+    first = sorted((tmp_path / "lib").glob("*_I1.h5"))[0]
+    with h5py.File(first, "r") as f:
+        flame = f["entry/process/flame_temperature"][()]
+        assert np.isnan(flame).any() or np.nanmin(flame) < 1200  # the excursion is in the record
+        assert f["entry/exit_status"][()].decode() == "success"
