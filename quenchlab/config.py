@@ -66,6 +66,8 @@ class Limits(Strict):
     max_energy_per_pulse: Annotated[Joules, Field(gt=0)]
     min_off_time: Annotated[Seconds, Field(ge=0.5)] = 0.5
     max_temperature: Annotated[Kelvin, Field(gt=0)] | None = None  # the interlock trips above it
+    max_power: Annotated[Quantity("W"), Field(gt=0)] | None = None  # level x compliance of any step
+    max_energy_per_minute: Annotated[Joules, Field(gt=0)] | None = None  # duty cycle of a train
 
 
 class AnalysisConfig(Strict):

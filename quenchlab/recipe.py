@@ -111,11 +111,21 @@ def compile_recipe(recipe: Recipe, limits: Limits, source: str = "recipe",
     dwells = [round(d / DWELL_RESOLUTION) * DWELL_RESOLUTION for d in dwells]
     if min(dwells) <= 0:
         raise LimitError(f"{source}: a dwell is shorter than the supply's 1 us resolution")
+    power = max(levels) * compliance
+    if limits.max_power is not None and power > limits.max_power:
+        raise LimitError(f"{source}: a step could draw up to {power:.4g} W (level x compliance), above the "
+                         f"configured max_power of {limits.max_power:g} W")
     energy = energy_bound(levels, dwells, compliance)
     if energy > limits.max_energy_per_pulse:
         raise LimitError(f"{source}: one pulse could deliver up to {energy:.3g} J "
                          f"(level x compliance x dwell), above the configured max_energy_per_pulse of "
                          f"{limits.max_energy_per_pulse:g} J: lower the levels, the compliance or the dwells")
+    if limits.max_energy_per_minute is not None and recipe.pulses > 1:
+        per_minute = energy * min(recipe.pulses, math.ceil(60.0 / (sum(dwells) + recipe.off_time)))
+        if per_minute > limits.max_energy_per_minute:
+            raise LimitError(f"{source}: the train could deliver up to {per_minute:.3g} J in a minute, above the "
+                             f"configured max_energy_per_minute of {limits.max_energy_per_minute:g} J: "
+                             "lengthen off_time or lower the pulse")
     if record and sum(dwells) + record[1] >= record[0]:
         raise LimitError(f"{source}: the pulse lasts {sum(dwells):g} s; the digitizer records {record[0]:g} s "
                          f"with {record[1]:g} s before the trigger: lengthen instruments.digitizer.record")

@@ -126,3 +126,13 @@ def test_energy_above_the_limit_is_refused(tmp_path):
 def test_programs_outside_the_limits_are_refused(tmp_path, changes, expected):
     with pytest.raises(LimitError, match=expected):
         compile_recipe(recipe(tmp_path, **changes), limits())
+
+
+def test_power_and_duty_cycle_limits(tmp_path):
+    base = limits()
+    with pytest.raises(LimitError, match=r"up to 1200 W \(level x compliance\), above the configured max_power of 1000 W"):
+        compile_recipe(recipe(tmp_path), base.model_copy(update={"max_power": 1000.0}))
+    # 3 pulses of up to 43 J each (24 A x 50 V x 6.5 ms + 14.5 A x 50 V x 48.5 ms), all within a minute
+    with pytest.raises(LimitError, match=r"up to 129 J in a minute, above the configured max_energy_per_minute of 100 J"):
+        compile_recipe(recipe(tmp_path), base.model_copy(update={"max_energy_per_minute": 100.0}))
+    compile_recipe(recipe(tmp_path), base.model_copy(update={"max_power": 1500.0, "max_energy_per_minute": 200.0}))
