@@ -76,3 +76,17 @@ def load(model: type[Model], path: str | Path) -> tuple[Model, str]:
     """(validated model, original text) of a YAML file."""
     data, text = read_yaml(path)
     return validate(model, data, str(path)), text
+
+
+def writable_directory(path: str | Path) -> Path:
+    """`path`, created if needed, once a file could be written in it (checked before any
+    instrument is touched, so a run never starts without a place for its record)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".quenchlab-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"data directory {path}: cannot write there ({error.strerror or error})") from None
+    return path

@@ -14,6 +14,7 @@ from bluesky.utils import FailedStatus, RunEngineInterrupted
 from . import __version__
 from .engine import sigterm_interrupts
 from .errors import QuenchlabError
+from .files import writable_directory
 from .journal import DONE, FAILED, INTERRUPTED, PENDING, RUNNING, Journal
 from .library import safe_name
 from .writer import HDF5Writer
@@ -41,8 +42,8 @@ def library_directory(data_dir: Path, library: Path) -> Path:
 
 def open_journal(samples: list, *, library: Path, data_dir: Path, resume: bool) -> Journal:
     """The library's journal (refused, before any instrument is touched, if it cannot be run)."""
-    return Journal(library_directory(data_dir, library), [s.sample_id for s in samples],
-                   resume=resume, library=library)
+    directory = writable_directory(library_directory(data_dir, library))
+    return Journal(directory, [s.sample_id for s in samples], resume=resume, library=library)
 
 
 def run_library(reactor, samples: list, *, library: Path, data_dir: Path, resume: bool,

@@ -12,6 +12,7 @@ from . import __version__
 from .config import FJHConfig
 from .engine import sigterm_interrupts
 from .errors import QuenchlabError
+from .files import writable_directory
 from .reactor import FJHReactor
 from .recipe import Recipe, compile_recipe
 from .writer import HDF5Writer
@@ -34,7 +35,7 @@ def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = 
     """Run every pulse of the recipe; returns the HDF5 file. Limits are checked before
     any instrument is touched; the supply output is off when this returns or raises."""
     program = compile_recipe(inputs.recipe, inputs.config.limits, inputs.recipe_source, inputs.config.record_window)
-    writer = HDF5Writer(data_dir)
+    writer = HDF5Writer(writable_directory(data_dir))
     with FJHReactor(inputs.config, simulate=simulate) as reactor:
         engine = RunEngine({}, call_returns_result=True)
         engine.subscribe(writer)
@@ -63,6 +64,8 @@ def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = 
             status = failure.args[0] if failure.args else None
             cause = status.exception() if hasattr(status, "exception") else failure
             raise QuenchlabError(f"{cause}; the supply output is off; {_recorded(writer)}") from None
+        except OSError as error:  # the record could not be written (disk full, storage gone)
+            raise QuenchlabError(f"recording failed ({error}); the supply output is off; {_recorded(writer)}") from None
         finally:
             if interlock:
                 interlock.halt()

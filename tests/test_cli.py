@@ -61,14 +61,21 @@ def test_bad_config_is_one_paragraph_and_exit_2(tmp_path):
     assert f"{path}: field limits.max_current: needs a unit" in result.stderr
 
 
+def loopback_rig(tmp_path, supply_address):
+    """The lab example with every address on this machine (a test never reaches the network)."""
+    data = yaml.safe_load((CONFIGS / "fjh-lab.example.yaml").read_text())
+    data["instruments"]["supply"]["address"] = data["instruments"]["digitizer"]["address"] = supply_address
+    data["instruments"]["pyrometer"]["address"] = str(tmp_path / "no-such-serial-port")
+    config = tmp_path / "lab.yaml"
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
 def test_pulse_above_the_energy_limit_is_refused_before_anything_is_sent(tmp_path):
     """A listening socket stands where the supply is: it must never see a connection."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.5)
-    data = yaml.safe_load((CONFIGS / "fjh-lab.example.yaml").read_text())
-    data["instruments"]["supply"]["address"] = f"TCPIP::127.0.0.1::{listener.getsockname()[1]}::SOCKET"
-    config = tmp_path / "lab.yaml"
-    config.write_text(yaml.safe_dump(data))
+    config = loopback_rig(tmp_path, f"TCPIP::127.0.0.1::{listener.getsockname()[1]}::SOCKET")
     recipe = tmp_path / "hot.yaml"
     recipe.write_text("name: hot\ncompliance: 50 V\nsegments:\n  - {level: 30 A, dwell: 50 ms}\n")
     result = quenchlab("run", config, recipe, cwd=tmp_path)
@@ -80,13 +87,10 @@ def test_pulse_above_the_energy_limit_is_refused_before_anything_is_sent(tmp_pat
 
 
 def test_unreachable_instrument_is_a_clear_error(tmp_path):
-    data = yaml.safe_load((CONFIGS / "fjh-lab.example.yaml").read_text())
     port = socket.create_server(("127.0.0.1", 0))
     address = f"TCPIP::127.0.0.1::{port.getsockname()[1]}::SOCKET"
     port.close()  # nothing listens there now
-    data["instruments"]["supply"]["address"] = address
-    config = tmp_path / "lab.yaml"
-    config.write_text(yaml.safe_dump(data))
+    config = loopback_rig(tmp_path, address)
     result = quenchlab("run", config, CONFIGS / "recipes" / "thin-film-2000K.yaml", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
     assert f"supply at {address}" in result.stderr

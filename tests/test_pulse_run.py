@@ -114,3 +114,39 @@ def test_stop_during_arming_cancels_the_shot(reactor, program):
         status.wait(10)
     time.sleep(program.duration + 0.05)
     assert supply_is_off(reactor) and reactor.twins.world.temperature < 400
+
+
+def test_a_recording_failure_stops_the_train_with_the_output_off(reactor, program):
+    """The disk fills up as the first pulse is recorded: the run stops, the supply is off."""
+    engine = RunEngine({})
+
+    def full_disk(name, doc):
+        if name == "event_page" and "supply_time" in doc["data"]:
+            raise OSError(28, "No space left on device")
+
+    engine.subscribe(full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        engine(pulse_train(reactor.flyer, program, pulses=3, off_time=0.6))
+    assert supply_is_off(reactor)
+
+
+def test_unwritable_data_directory_is_refused_before_connecting(tmp_path):
+    """The supply's address is a loopback port nothing listens on: a connection attempt would
+    be another error than the one expected."""
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    config = yaml.safe_load((CONFIGS / "fjh-sim.yaml").read_text())
+    closed = socket.create_server(("127.0.0.1", 0))
+    config["instruments"]["supply"]["address"] = f"TCPIP::127.0.0.1::{closed.getsockname()[1]}::SOCKET"
+    closed.close()
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run([str(Path(sys.executable).parent / "quenchlab"), "run", tmp_path / "rig.yaml",
+                             CONFIGS / "recipes" / "thin-film-2000K.yaml", "--data-dir", blocker / "records"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and f"data directory {blocker / 'records'}: cannot write there" in result.stderr
