@@ -10,6 +10,7 @@ from bluesky import RunEngine
 from bluesky.utils import FailedStatus, RunEngineInterrupted
 
 from quenchlab.plans.pulses import heat_quench_pulse, pulse_train
+from quenchlab.reactor import FJHReactor
 from quenchlab.recipe import compile_recipe, load_recipe
 from quenchlab.writer import HDF5Writer
 
@@ -150,3 +151,30 @@ def test_unwritable_data_directory_is_refused_before_connecting(tmp_path):
                              CONFIGS / "recipes" / "thin-film-2000K.yaml", "--data-dir", blocker / "records"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and f"data directory {blocker / 'records'}: cannot write there" in result.stderr
+
+
+def test_run_engine_stop_after_a_pause_leaves_the_output_off(reactor, program):
+    engine = RunEngine({})
+    threading.Timer(0.3, engine.request_pause).start()
+    with pytest.raises(RunEngineInterrupted):
+        engine(pulse_train(reactor.flyer, program, pulses=3, off_time=0.6))
+    engine.stop()
+    assert supply_is_off(reactor)
+
+
+@pytest.mark.filterwarnings("ignore:plan `stop` was never iterated:RuntimeWarning")  # halt skips finalize plans
+def test_run_engine_halt_skips_cleanup_and_the_watchdog_takes_over(sim_config, program):
+    """halt() runs no cleanup by design: the supply's own watchdog must end any output."""
+    supply = sim_config.instruments.supply.model_copy(update={"watchdog": 1.0})
+    config = sim_config.model_copy(update={"instruments": sim_config.instruments.model_copy(update={"supply": supply})})
+    with FJHReactor(config, simulate=True) as reactor:
+        engine = RunEngine({})
+        threading.Timer(0.3, engine.request_pause).start()
+        with pytest.raises(RunEngineInterrupted):
+            engine(pulse_train(reactor.flyer, program, pulses=3, off_time=0.6))
+        twin = reactor.twins.supply
+        twin.output = True  # the worst case: halted with the output programmed on
+        engine.halt()
+        time.sleep(1.3)
+        reactor.twins.world.advance()
+        assert twin.tripped & 2048 and reactor.twins.world.amps == 0.0
