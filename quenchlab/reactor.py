@@ -28,11 +28,12 @@ class FJHReactor(Assembly):
     def __init__(self, config: FJHConfig, *, simulate: bool = False):
         super().__init__()
         self.config = config
+        self.clock = ReactorClock()  # an FJH rig always runs at speed 1; shared with its twins
         self.twins = None
         addresses = {name: getattr(config.instruments, name).address for name in ("supply", "pyrometer", "digitizer")}
         if simulate or config.simulated:
             from quenchlab.sim.fjh_twins import FJHTwins
-            self.twins = FJHTwins(config)
+            self.twins = FJHTwins(config, self.clock)
             self._twins.append(self.twins)
             addresses = self.twins.addresses
         self._connect_all(addresses, self.twins is not None)
@@ -111,4 +112,4 @@ class FJHReactor(Assembly):
         def read():
             reading = self.pyrometer_driver.temperature()
             return {"temperature": math.inf if reading.flag == "over range" else reading.kelvin}
-        return Interlock(read, [Watch("temperature", high=ceiling, units="K")], ReactorClock(), self.safe)
+        return Interlock(read, [Watch("temperature", high=ceiling, units="K")], self.clock, self.safe)
