@@ -31,7 +31,7 @@ def rig(tmp_path):
             config["instruments"][name]["address"] = address
         config["instruments"]["supply"]["watchdog"] = f"{WATCHDOG} s"
         config["instruments"]["digitizer"]["record"] = "0.6 s"
-        config["limits"]["max_energy_per_pulse"] = "400 J"
+        config["limits"].update(max_energy_per_pulse="400 J", max_energy_per_minute="20 kJ")
         (tmp_path / "rig.yaml").write_text(yaml.safe_dump(config))
         (tmp_path / "long.yaml").write_text("name: long\ncompliance: 50 V\npulses: 20\noff_time: 0.5 s\n"
                                             "segments:\n  - {level: 14.5 A, dwell: 400 ms}\n")
@@ -46,6 +46,7 @@ def start_run(tmp_path, config, recipe):
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not list((tmp_path / "data").glob("*.h5")) and time.monotonic() < deadline:
+        assert process.poll() is None, f"the run ended before its first pulse: {process.stderr.read()}"
         time.sleep(0.02)
     time.sleep(1.5)  # into the pulse train
     return process
