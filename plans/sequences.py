@@ -65,9 +65,9 @@ def aerosol_sample(valve, logger: ProcessLogger, marker: PhaseMarker, clock: Rea
 
     @bpp.run_decorator(md=md)
     def inner():
-        start = clock.now()
         yield from bps.kickoff(logger, wait=True)
         yield from mark(marker, "switch")
+        start = marker.reactor_time.get()  # the slot runs from its switch
         yield from bps.mv(valve, port)
         yield from mark(marker, "flush")
         yield from wait_until(clock, logger, clock.now() + flush)
