@@ -69,7 +69,7 @@ def run_library(reactor, samples: list, *, library: Path, data_dir: Path, resume
         for index, sample in enumerate(todo):
             current["sample_id"] = sample.sample_id
             progress.sample(sample.sample_id, index, len(todo))
-            journal.record(sample.sample_id, RUNNING, library=str(library))
+            journal.record(sample.sample_id, RUNNING)
             state, note = _run_one(engine, reactor, sample, md, interlock, writer)
             journal.record(sample.sample_id, state, note=note)
             progress.done(sample.sample_id, state)

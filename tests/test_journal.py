@@ -1,5 +1,6 @@
 """The library journal: durable states, torn lines, one process and one library per directory."""
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -51,3 +52,14 @@ def test_a_second_process_is_refused_while_the_first_runs(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "is being run by another quenchlab process" in result.stderr
     journal.close()
+
+
+def test_resume_with_a_relative_library_path(tmp_path, monkeypatch):
+    """As a user types it: the same library named relative to the working directory."""
+    monkeypatch.chdir(tmp_path)
+    first = Journal(tmp_path / "run", ["A", "B"], resume=False, library=Path("lib.csv"))
+    first.record("A", DONE)
+    first.close()
+    again = Journal(tmp_path / "run", ["A", "B"], resume=True, library=Path("lib.csv"))
+    assert again.state("A") == DONE
+    again.close()

@@ -198,7 +198,7 @@ def journal_states(directory: Path) -> dict[str, str]:
 
 def test_killed_library_resumes_with_every_sample_recorded_once(tmp_path):
     library = short_library(tmp_path, count=4)
-    command = [QUENCHLAB, "library", AEROSOL, library, "--sim", "--speed", str(SPEED), "--data-dir", tmp_path / "data"]
+    command = [QUENCHLAB, "library", AEROSOL, library.name, "--sim", "--speed", str(SPEED), "--data-dir", "data"]  # as typed
     directory = tmp_path / "data" / "short"
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
