@@ -60,11 +60,14 @@ def supply_state(address):
         supply.close()
 
 
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_or_terminate_leaves_the_output_off(rig, tmp_path, how):
+@pytest.mark.parametrize("signals", [[signal.SIGINT], [signal.SIGINT, signal.SIGINT], [signal.SIGTERM]],
+                         ids=["ctrl-c", "ctrl-c-twice", "sigterm"])
+def test_interrupt_or_terminate_leaves_the_output_off(rig, tmp_path, signals):
     config, recipe, supply = rig
     process = start_run(tmp_path, config, recipe)
-    process.send_signal(how)
+    for how in signals:
+        process.send_signal(how)
+        time.sleep(0.1)
     stderr = process.communicate(timeout=60)[1]
     assert process.returncode != 0 and "Traceback" not in stderr
     state = supply_state(supply)
