@@ -21,9 +21,16 @@ WATCHDOG = 2.0  # s, as programmed from the test's config
 
 
 @pytest.fixture
-def rig(tmp_path):
+def faults(tmp_path):
+    """A fault scenario for the twins (none unless a test writes one)."""
+    return tmp_path / "faults.yaml"
+
+
+@pytest.fixture
+def rig(tmp_path, faults):
     """(config, recipe) for a rig whose instruments are twins served by `quenchlab twins`."""
-    twins = subprocess.Popen([QUENCHLAB, "twins", CONFIGS / "fjh-sim.yaml"], stdout=subprocess.PIPE, text=True)
+    extra = ["--faults", faults] if faults.exists() else []
+    twins = subprocess.Popen([QUENCHLAB, "twins", CONFIGS / "fjh-sim.yaml", *extra], stdout=subprocess.PIPE, text=True)
     try:
         addresses = {line["name"]: line["address"] for line in (json.loads(twins.stdout.readline()) for _ in range(3))}
         config = yaml.safe_load((CONFIGS / "fjh-sim.yaml").read_text())
@@ -85,3 +92,19 @@ def test_sigkill_leaves_the_watchdog_to_switch_the_output_off(rig, tmp_path):
     time.sleep(WATCHDOG + 0.5)
     state = supply_state(supply)
     assert state["current"] == 0.0 and "watchdog" in state["trips"]
+
+
+@pytest.fixture
+def silent_pyrometer(faults):
+    faults.write_text("faults:\n  - {instrument: pyrometer, fault: no_reply, at: 4 s, count: 100000}\n")
+    return faults
+
+
+def test_an_instrument_that_stops_answering_trips_the_interlock(silent_pyrometer, rig, tmp_path):
+    config, recipe, supply = rig
+    process = start_run(tmp_path, config, recipe)
+    stderr = process.communicate(timeout=60)[1]
+    assert process.returncode == 2 and "Traceback" not in stderr
+    assert "interlock: reading" in stderr and "pyrometer" in stderr and "no complete reply" in stderr
+    state = supply_state(supply)
+    assert state["current"] == 0.0 and not state["list"]
