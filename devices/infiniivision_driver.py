@@ -32,14 +32,9 @@ class InfiniiVision:
     def identify(self) -> str:
         return self.io.query("*IDN?")
 
-    def check_errors(self) -> None:
-        reply = self.io.query(":SYST:ERR?")
-        if not reply.lstrip("+").startswith("0,"):
-            raise InstrumentError(self.name, self.address, ":SYST:ERR?", f"reported {reply}")
-
     def configure_channel(self, channel: int, volts_range: float, offset: float) -> None:
         self.io.write(f":CHAN{channel}:RANG {volts_range:.6g};OFFS {offset:.6g};COUP DC;DISP 1")
-        self.check_errors()
+        self.io.check_errors()
 
     def configure_capture(self, duration: float, pre_trigger: float, points: int,
                           trigger: str = "EXT", level: float = 1.0) -> None:
@@ -47,7 +42,7 @@ class InfiniiVision:
         self.io.write(f":TIM:RANG {duration:.6g};REF LEFT;POS {duration / 10 - pre_trigger:.6g}")
         self.io.write(f":TRIG:MODE EDGE;SWE NORM;:TRIG:EDGE:SOUR {trigger};LEV {level:.6g};SLOP POS")
         self.io.write(f":WAV:POIN:MODE NORM;:WAV:POIN {points};:WAV:FORM WORD;BYT MSBF;UNS 1")
-        self.check_errors()
+        self.io.check_errors()
 
     def time_range(self) -> float:
         return float(self.io.query(":TIM:RANG?"))

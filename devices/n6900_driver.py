@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quenchlab.errors import InstrumentError
 
 from .transport import VisaTransport
 
@@ -43,16 +42,6 @@ class N6900:
     def identify(self) -> str:
         return self.io.query("*IDN?")
 
-    def check_errors(self) -> None:
-        """Drain SYSTem:ERRor? and raise if the supply reported any error."""
-        errors = []
-        while len(errors) < 30:
-            reply = self.io.query("SYST:ERR?")
-            if reply.split(",", 1)[0].strip() in ("0", "+0"):
-                break
-            errors.append(reply)
-        if errors:
-            raise InstrumentError(self.name, self.address, "SYST:ERR?", "reported " + "; ".join(errors))
 
     # --- setpoints, output, measurements ---------------------------------------------------
     def set_voltage(self, volts: float) -> None:
@@ -89,7 +78,7 @@ class N6900:
             self.io.write("OUTP:PROT:WDOG OFF")
         else:
             self.io.write(f"OUTP:PROT:WDOG:DEL {round(watchdog)};:OUTP:PROT:WDOG ON")
-        self.check_errors()
+        self.io.check_errors()
 
     def protection_settings(self) -> dict[str, float]:
         return {"ovp": float(self.io.query("VOLT:PROT?")),
@@ -126,7 +115,7 @@ class N6900:
         first_step = ",".join(["1"] + ["0"] * (len(program.levels) - 1))  # trigger out as the pulse starts
         self.io.write(f"LIST:TOUT:BOST {first_step};:LIST:TOUT:EOST {first_step.replace('1', '0')}")
         self.io.write(f"{stepped}:MODE LIST;:TRIG:TRAN:SOUR BUS;:DIG:PIN1:FUNC TOUT")
-        self.check_errors()
+        self.io.check_errors()
 
     def arm_list(self) -> None:
         self.io.write("INIT:TRAN")
@@ -143,7 +132,7 @@ class N6900:
         """Acquire `points` samples every `interval` s, starting with the list (TRAN1)."""
         self.io.write(f"SENS:SWE:POIN {points};:SENS:SWE:TINT {interval:.6g};"
                       f":SENS:SWE:OFFS:POIN {-pre_trigger};:TRIG:ACQ:SOUR TRAN1")
-        self.check_errors()
+        self.io.check_errors()
 
     def arm_digitizer(self) -> None:
         self.io.write("INIT:ACQ")

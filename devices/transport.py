@@ -47,6 +47,18 @@ class VisaTransport:
     def query(self, command: str) -> str:
         return self._retry(command, lambda: self._resource.query(command).strip())
 
+    def check_errors(self) -> None:
+        """Drain the SCPI error queue (SYSTem:ERRor?, SCPI-1999 vol.2 ch.21.8) and raise if the
+        instrument reported any error."""
+        errors = []
+        while len(errors) < 30:
+            reply = self.query(":SYST:ERR?")
+            if reply.split(",", 1)[0].strip() in ("0", "+0"):
+                break
+            errors.append(reply)
+        if errors:
+            raise InstrumentError(self.name, self.address, ":SYST:ERR?", "reported " + "; ".join(errors))
+
     def query_block(self, command: str, datatype: str, big_endian: bool) -> np.ndarray:
         """A query answered by an IEEE 488.2 definite-length block."""
         return self._retry(command, lambda: self._resource.query_binary_values(

@@ -4,6 +4,7 @@ import threading
 from contextlib import contextmanager
 
 from bluesky import RunEngine
+from bluesky.utils import FailedStatus
 
 
 @contextmanager
@@ -18,3 +19,9 @@ def sigterm_interrupts(engine: RunEngine):
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def failure_cause(failure: FailedStatus) -> str:
+    """What the instrument action behind a failed Status reported (not the Status's repr)."""
+    status = failure.args[0] if failure.args else None
+    return str(status.exception() if hasattr(status, "exception") else failure)

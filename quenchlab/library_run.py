@@ -12,7 +12,7 @@ from bluesky import RunEngine
 from bluesky.utils import FailedStatus, RunEngineInterrupted
 
 from . import __version__
-from .engine import sigterm_interrupts
+from .engine import failure_cause, sigterm_interrupts
 from .errors import QuenchlabError
 from .files import writable_directory
 from .journal import DONE, FAILED, INTERRUPTED, PENDING, RUNNING, Journal
@@ -33,7 +33,6 @@ class Progress:
 class LibraryResult:
     directory: Path
     states: dict[str, str] = field(default_factory=dict)
-    interrupted_before: list[str] = field(default_factory=list)
 
 
 def library_directory(data_dir: Path, library: Path) -> Path:
@@ -51,7 +50,8 @@ def run_library(reactor, samples: list, *, library: Path, data_dir: Path, resume
     """Run every pending sample of `samples` on `reactor` (already connected)."""
     journal = journal or open_journal(samples, library=library, data_dir=data_dir, resume=resume)
     directory = journal.directory
-    result = LibraryResult(directory, interrupted_before=journal.recover())
+    journal.recover()
+    result = LibraryResult(directory)
     todo = [s for s in samples if journal.state(s.sample_id) == PENDING]
     writer = HDF5Writer(directory)
     engine = RunEngine({}, call_returns_result=True)
@@ -115,8 +115,7 @@ def _run_one(engine: RunEngine, reactor, sample, md: dict, interlock, writer: HD
         engine.abort(reason="interrupted by the user")
         return INTERRUPTED, "interrupted by the user"
     except FailedStatus as failure:
-        status = failure.args[0] if failure.args else None
-        return FAILED, str(status.exception() if hasattr(status, "exception") else failure)
+        return FAILED, failure_cause(failure)
     except QuenchlabError as error:
         return FAILED, str(error)
     except Exception as error:  # anything unforeseen fails the sample: the journal must say so

@@ -10,7 +10,7 @@ from quenchlab.plans.pulses import pulse_train
 
 from . import __version__
 from .config import FJHConfig
-from .engine import sigterm_interrupts
+from .engine import failure_cause, sigterm_interrupts
 from .errors import QuenchlabError
 from .files import writable_directory
 from .reactor import FJHReactor
@@ -61,9 +61,7 @@ def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = 
                 writer.annotate("interlock_trip", reason)
             raise QuenchlabError(f"{reason}: the supply output is off; {_recorded(writer)}") from None
         except FailedStatus as failure:  # an instrument action failed: say what the instrument said
-            status = failure.args[0] if failure.args else None
-            cause = status.exception() if hasattr(status, "exception") else failure
-            raise QuenchlabError(f"{cause}; the supply output is off; {_recorded(writer)}") from None
+            raise QuenchlabError(f"{failure_cause(failure)}; the supply output is off; {_recorded(writer)}") from None
         except OSError as error:  # the record could not be written (disk full, storage gone)
             raise QuenchlabError(f"recording failed ({error}); the supply output is off; {_recorded(writer)}") from None
         finally:

@@ -37,7 +37,7 @@ def test_supply_identifies_and_reads_back_protection(supply):
 def test_supply_error_queue_is_reported_with_address_and_command(supply):
     supply.io.write("VOLT 1000")  # above the rating: -222 on the error queue
     with pytest.raises(InstrumentError, match=r"supply at TCPIP::127\.0\.0\.1::\d+::SOCKET.*-222"):
-        supply.check_errors()
+        supply.io.check_errors()
 
 
 def test_supply_output_heats_the_sample_and_goes_off(supply, twins):
