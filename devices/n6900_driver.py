@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 from .transport import VisaTransport
 
 TRAN_ACTIVE = 64  # STATus:OPERation bit 6: the transient system (a list) is initiated or running
