@@ -16,9 +16,11 @@ COLLECT_EVERY = 60.0  # s of reactor time between pages of process data
 
 
 def reactor_sleep(clock: ReactorClock, seconds: float):
-    """Wait `seconds` of reactor time (bps.sleep counts wall seconds)."""
-    if seconds > 0:
-        yield from bps.sleep(seconds / clock.speed)
+    """Wait `seconds` of reactor time (bps.sleep counts wall seconds: each sleep is the least
+    wall time the rest can take, as a paced clock may run slower than `speed`)."""
+    end = clock.now() + seconds
+    while (left := end - clock.now()) > 0:
+        yield from bps.sleep(left / clock.speed)
 
 
 def mark(marker: PhaseMarker, phase: str, note: str = ""):

@@ -1,30 +1,70 @@
 """The reactor clock: reactor seconds that may run faster than the wall for dry runs."""
+import math
+import multiprocessing
 import threading
 import time
 
 
 class ReactorClock:
-    """Reactor time in seconds since the clock started, `speed` times faster than the wall.
+    """Reactor time in seconds since the clock started, up to `speed` times faster than the wall.
 
-    A real reactor always runs at speed 1; twins of one reactor share one clock so that
-    their physics and their timers agree.
+    A real reactor always runs at speed 1; twins of one reactor share one clock so that their
+    physics and their timers agree. The clock lives in shared memory: a child process forked
+    with it (the twins of a dry run) reads the very same time.
+
+    Pacing: `run_fast_until(t)` lets the clock run at `speed` only up to reactor time `t`, and
+    at real time beyond it until the next call. The process logger calls it after every row,
+    so a host that falls behind (an interpreter pause, a busy core) finds the reactor waiting
+    for it no longer than a real reactor would, instead of every wall millisecond of the pause
+    being stretched into `speed` reactor milliseconds. The clock never runs slower than the
+    wall, so a host that stops altogether still meets every timeout (the pump's safe mode, the
+    supply's watchdog) as it would on a real reactor.
     """
 
-    def __init__(self, speed: float = 1.0, origin: float | None = None):
-        """`origin` is the time.monotonic() at reactor time 0; processes that share it (the
-        host and its twins) share the clock, as CLOCK_MONOTONIC is system-wide."""
+    def __init__(self, speed: float = 1.0):
         if speed <= 0:
             raise ValueError(f"clock speed must be positive, got {speed}")
         self.speed = float(speed)
-        self.origin = time.monotonic() if origin is None else origin
+        # [version, wall anchor, reactor time at the anchor, fast until]: a seqlock (the version
+        # is odd while a writer changes the rest), so readers in any process never take a lock
+        self._state = multiprocessing.RawArray("d", [0.0, time.monotonic(), 0.0, math.inf])
+        self._writer = threading.Lock()
+
+    def _anchors(self) -> tuple[float, float, float]:
+        state = self._state
+        while True:
+            version = state[0]
+            wall, reactor, fast_until = state[1:4]
+            if version == state[0] and not version % 2:
+                return wall, reactor, fast_until
+
+    def _at(self, now: float, anchors: tuple[float, float, float]) -> float:
+        wall, reactor, fast_until = anchors
+        fast = reactor + (now - wall) * self.speed
+        if fast <= fast_until:
+            return fast
+        return fast_until + (now - wall) - (fast_until - reactor) / self.speed
 
     def now(self) -> float:
-        return (time.monotonic() - self.origin) * self.speed
+        return self._at(time.monotonic(), self._anchors())
+
+    def run_fast_until(self, limit: float = math.inf) -> None:
+        """Run at `speed` up to reactor time `limit` (not before now), at real time after it;
+        without a limit, at `speed` for good."""
+        with self._writer:
+            wall = time.monotonic()
+            reactor = self._at(wall, self._anchors())
+            state = self._state
+            state[0] += 1
+            state[1:4] = [wall, reactor, max(limit, reactor)]
+            state[0] += 1
 
     def sleep(self, seconds: float, stop: threading.Event | None = None) -> None:
-        """Sleep for `seconds` of reactor time (wakes early when `stop` is set)."""
-        wall = max(0.0, seconds) / self.speed
-        if stop is None:
-            time.sleep(wall)
-        else:
-            stop.wait(wall)
+        """Sleep for `seconds` of reactor time (wakes early when `stop` is set). Each wait is
+        the least wall time the rest can take at `speed`, so the sleep never ends late."""
+        end = self.now() + seconds
+        while (left := end - self.now()) > 0:
+            if stop is None:
+                time.sleep(left / self.speed)
+            elif stop.wait(left / self.speed):
+                return

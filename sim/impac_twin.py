@@ -56,19 +56,18 @@ class ImpacTwin:
     def _apply_response_time(self) -> None:
         self.world.sensor_lag = RESPONSE_TIMES[self.response_code] / math.log(10)
 
-    def indicated(self, sensed: np.ndarray) -> np.ndarray:
+    def indicated(self, sensed: float | np.ndarray) -> float | np.ndarray:
         """Indicated temperature (K) for the lagged true temperature, before range checks.
 
         Emissivity error (domain.md): 1/T_m - 1/T = -(lambda/c2) ln(eps_true/eps_set).
         Noise grows as the radiance falls: sigma ~ T^2 exp(c2/(lambda T)).
         """
-        sensed = np.asarray(sensed, dtype=float)
         inverse = 1 / sensed - (WAVELENGTH / C2) * math.log(self.world.emissivity / self.emissivity)
         measured = 1 / inverse
         floor = self.range_c[0] + KELVIN
         seen = np.maximum(measured, floor)  # below the floor the detector sees only its own noise
         sigma = self.noise_at_floor * (seen / floor) ** 2 * np.exp(C2 / WAVELENGTH * (1 / seen - 1 / floor))
-        return measured + self.rng.normal(0.0, 1.0, measured.shape) * sigma
+        return measured + self.rng.standard_normal(np.shape(measured) or None) * sigma
 
     def analog_current(self, times: np.ndarray) -> np.ndarray:
         """Analog output (mA): the measuring range mapped linearly onto 0/4-20 mA."""
@@ -84,7 +83,7 @@ class ImpacTwin:
         with self.world.lock:
             self.world.advance()
             sensed = self.world.sensed_temperature
-        kelvin = float(self.indicated(np.array([sensed]))[0])
+        kelvin = float(self.indicated(sensed))
         celsius = kelvin - KELVIN
         if self.forced:
             return UNDER if self.forced == "dropout" else OVER

@@ -1,4 +1,4 @@
-"""Twins in a child process, sharing the host's reactor clock (CLOCK_MONOTONIC is system-wide).
+"""Twins in a child process, sharing the host's reactor clock (it lives in shared memory).
 
 Dry runs far faster than real time need the twins off the host's interpreter lock: host and
 twins then each have a core, and the host cannot tell (the twins are behind the same
@@ -11,9 +11,9 @@ import time
 from quenchlab.clock import ReactorClock
 
 
-def _serve(factory, config, speed: float, origin: float, pipe, stop, parent: int) -> None:
+def _serve(factory, config, clock: ReactorClock, pipe, stop, parent: int) -> None:
     """Serve until told to stop, or until the host is gone (even killed with SIGKILL)."""
-    with factory(config, ReactorClock(speed, origin)) as twins:
+    with factory(config, clock) as twins:
         pipe.send(twins.addresses)
         while not stop.wait(0.2) and os.getppid() == parent:
             pass
@@ -26,7 +26,7 @@ class TwinProcess:
         context = multiprocessing.get_context("fork")
         parent, child = context.Pipe()
         self._stop = context.Event()
-        self._process = context.Process(target=_serve, args=(factory, config, clock.speed, clock.origin, child,
+        self._process = context.Process(target=_serve, args=(factory, config, clock, child,
                                                              self._stop, os.getpid()), daemon=True, name="quenchlab-twins")
         self._process.start()
         child.close()  # so the pipe reports a child that died

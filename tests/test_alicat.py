@@ -145,9 +145,9 @@ def test_gauge_tracks_the_filter_pressure_drop(units, rig):
     before = units["G"].poll().pressure
     assert before == pytest.approx(rig.world.filter_pressure_drop / KPA_PER_PSI, abs=0.02)
     with rig.world.lock:
-        rig.world.collected += 1.0  # g of powder on the filter
+        rig.world.collected += 10.0  # g of powder on the filter
     after = units["G"].poll().pressure
-    assert after - before == pytest.approx(rig.world.line.filter_per_gram / KPA_PER_PSI, abs=0.02)
+    assert after - before == pytest.approx(10 * rig.world.line.filter_per_gram / KPA_PER_PSI, abs=0.02)
 
 
 def test_gas_firmware_and_tare(units, rig):

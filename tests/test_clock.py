@@ -1,0 +1,69 @@
+"""The reactor clock: speed, pacing (run_fast_until) and sharing with a forked process."""
+import multiprocessing
+import time
+
+from quenchlab.clock import ReactorClock
+
+
+def rate(clock: ReactorClock, wall: float = 0.05) -> float:
+    """Reactor seconds per wall second, measured over `wall` s."""
+    r0, w0 = clock.now(), time.monotonic()
+    time.sleep(wall)
+    return (clock.now() - r0) / (time.monotonic() - w0)
+
+
+def test_a_dry_run_clock_runs_speed_times_faster_than_the_wall():
+    assert 500 < rate(ReactorClock(1000)) <= 1000 * 1.0001
+
+
+def test_past_its_limit_a_paced_clock_runs_at_real_time_and_speeds_up_again():
+    clock = ReactorClock(1000)
+    clock.run_fast_until(clock.now())
+    assert 0.9 < rate(clock) < 2.0
+    clock.run_fast_until(clock.now() + 1e6)
+    assert rate(clock) > 500
+    clock.run_fast_until()
+    assert rate(clock) > 500
+
+
+def test_pacing_never_moves_the_clock_back_or_makes_it_jump():
+    clock = ReactorClock(1000)
+    before, last = time.monotonic(), clock.now()
+    for step in range(2000):
+        if step % 3 == 0:
+            clock.run_fast_until(clock.now() + (step % 7) * 0.01)
+        now, after = clock.now(), time.monotonic()
+        assert last <= now <= last + 1000 * (after - before)  # never faster than `speed`
+        before, last = time.monotonic(), clock.now()
+
+
+def test_a_reactor_sleep_never_ends_early_and_follows_the_clock_when_paced():
+    clock = ReactorClock(1000)
+    start = clock.now()
+    clock.sleep(2.0)
+    assert clock.now() - start >= 2.0
+    clock.run_fast_until(clock.now() + 0.5)  # then real time: 2 s would be ~1.5 s of wall
+    start, wall = clock.now(), time.monotonic()
+    clock.sleep(0.6)
+    assert clock.now() - start >= 0.6
+    assert time.monotonic() - wall >= 0.05
+
+
+def _report(clock: ReactorClock, pipe) -> None:
+    pipe.recv()
+    pipe.send((clock.now(), rate(clock)))
+
+
+def test_a_forked_process_reads_the_same_clock_and_its_pacing():
+    clock = ReactorClock(1000)
+    context = multiprocessing.get_context("fork")
+    here, there = context.Pipe()
+    child = context.Process(target=_report, args=(clock, there))
+    child.start()
+    clock.run_fast_until(clock.now())  # from now on: real time, in both processes
+    before = clock.now()
+    here.send("go")
+    their_now, their_rate = here.recv()
+    child.join(5)
+    assert before <= their_now <= clock.now()
+    assert 0.9 < their_rate < 2.0
