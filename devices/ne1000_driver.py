@@ -297,6 +297,10 @@ class NE1000:
         self._command(f"SAF{seconds}", framed=True)
         self.safe_mode = seconds
 
+    def safe_mode_timeout(self) -> int:
+        """The safe-mode timeout the pump holds, s (`SAF` without a value queries it; 0: basic mode)."""
+        return int(self._query("SAF"))
+
     def disable_safe_mode(self) -> None:
         """Back to basic mode with the framed SAF0 of 10.2.2 (answered in basic mode)."""
         self._command("SAF0", framed=True)

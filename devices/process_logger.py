@@ -51,10 +51,12 @@ class ProcessLogger(Device):
         self._thread = threading.Thread(target=self._run, daemon=True, name="process-logger")
         self._thread.start()
 
-    def halt(self) -> None:
+    def halt(self, timeout: float = 2.0) -> None:
+        """Stop reading; a logger stuck in a read for more than `timeout` wall seconds is left
+        to end by itself, so that whoever halts it (the safe state) goes on."""
         self._stop.set()
         if self._thread:
-            self._thread.join()
+            self._thread.join(timeout)
         self._thread = None
 
     def kickoff(self) -> Status:

@@ -30,6 +30,8 @@ class FlowControllerConfig(Strict):
     gas: str
     full_scale: Annotated[Slpm, Field(gt=0)]
     setpoint: Annotated[Slpm, Field(ge=0)]
+    tolerance: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.25, description="fraction of the setpoint the flow may stray before the interlock suspends the run")
 
     @model_validator(mode="after")
     def _within_scale(self):
@@ -97,6 +99,7 @@ class AerosolConfig(Strict):
     line: LineConfig
     defaults: SampleDefaults = SampleDefaults()
     log_period: Annotated[Seconds, Field(gt=0, le=1)] = 1.0
+    min_liquid_flow: Annotated[MlPerMin, Field(gt=0)] = 0.5
     max_liquid_flow: Annotated[MlPerMin, Field(gt=0)] = 10.0
 
     @model_validator(mode="after")
@@ -109,8 +112,9 @@ class AerosolConfig(Strict):
         if valve.safe_port not in self.reservoirs:
             raise ValueError(f"instruments.valve.safe_port {valve.safe_port} must be one of the reservoirs' ports "
                              f"({', '.join(map(str, sorted(self.reservoirs)))})")
-        if self.defaults.liquid_flow > self.max_liquid_flow:
-            raise ValueError("defaults.liquid_flow is above max_liquid_flow")
+        if not self.min_liquid_flow <= self.defaults.liquid_flow <= self.max_liquid_flow:
+            raise ValueError(f"defaults.liquid_flow {self.defaults.liquid_flow:g} mL/min is outside the allowed band "
+                             f"{self.min_liquid_flow:g}-{self.max_liquid_flow:g} mL/min (min_liquid_flow, max_liquid_flow)")
         return self
 
     @property

@@ -26,6 +26,8 @@ from .assembly import Assembly
 from .interlock import Interlock, Watch
 from .errors import ConfigError, InstrumentError
 
+STALE_PERIODS = 10
+
 
 class AerosolReactor(Assembly):
     """`simulate`: start the twins, in a child process (so host and twins each have a core), or
@@ -122,6 +124,9 @@ class AerosolReactor(Assembly):
         self.valve_driver.move(i.valve.safe_port, i.valve.move_timeout)
         self._wait_for_flows(settle=30.0)
         self.pump_driver.enable_safe_mode(round(i.pump.safe_mode))
+        if (held := self.pump_driver.safe_mode_timeout()) != round(i.pump.safe_mode):
+            raise ConfigError(f"instruments.pump.safe_mode is {round(i.pump.safe_mode)} s but the pump reports "
+                              f"{held} s after it was programmed: refusing to run unattended")
         self.pump_driver.set_direction("INF")
         self.pump_driver.set_rate(self.config.defaults.liquid_flow)
         self.pump_driver.run()
@@ -158,14 +163,22 @@ class AerosolReactor(Assembly):
         return with_rate()
 
     def interlock(self) -> Interlock:
-        """Flame below min_flame or a flow off its setpoint by more than a quarter suspends the
-        plan (it resumes when they recover); a filter pressure above its maximum trips."""
-        line, i = self.config.line, self.config.instruments
+        """Flame below min_flame or a flow off its setpoint by more than its tolerance suspends
+        the plan (it resumes when they recover); a filter pressure above its maximum trips, and
+        so do process data older than STALE_PERIODS log periods (the logger or a line died)."""
+        line, i, period = self.config.line, self.config.instruments, self.config.log_period
         watches = [Watch("flame_temperature", low=line.min_flame, recoverable=True, units="K"),
-                   Watch("filter_pressure", high=i.filter_gauge.max_pressure_drop, units="kPa")]
-        watches += [Watch(f"{role}_flow", low=0.75 * g.setpoint, high=1.25 * g.setpoint, recoverable=True,
-                          units="L/min") for role, g in i.gases.items() if g.setpoint > 0]
-        return Interlock(lambda: dict(self.logger.latest), watches, self.clock, self.safe, self.config.log_period)
+                   Watch("filter_pressure", high=i.filter_gauge.max_pressure_drop, units="kPa"),
+                   Watch("data_age", high=STALE_PERIODS * period, units="s")]
+        watches += [Watch(f"{role}_flow", low=(1 - g.tolerance) * g.setpoint, high=(1 + g.tolerance) * g.setpoint,
+                          recoverable=True, units="L/min") for role, g in i.gases.items() if g.setpoint > 0]
+
+        def latest() -> dict[str, float]:
+            row = dict(self.logger.latest)
+            if row:
+                row["data_age"] = self.clock.now() - row["reactor_time"]
+            return row
+        return Interlock(latest, watches, self.clock, self.safe, period)
 
     def safe(self) -> list[str]:
         """Logger halted, pump stopped, valve on the solvent port: each step is tried even if

@@ -2,7 +2,8 @@
 
 Touches no instrument. A row that cannot run (a port with no reservoir, a flow above the
 limit, a slot too short for its flush and settling, a recipe over the limits) or a reservoir
-that would run dry refuses the whole library, with every problem named.
+that would run dry refuses the whole library, with every problem named. Flows outside the
+config's band are refused here; the gas flows' bands are the interlock's, at run time.
 """
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -66,9 +67,10 @@ def aerosol_slots(rows: list[AerosolRow], config: AerosolConfig, source: str) ->
                             f"(loaded ports: {', '.join(map(str, sorted(config.reservoirs)))})")
             continue
         flow = row.liquid_flow or defaults.liquid_flow
-        if flow > config.max_liquid_flow:
-            problems.append(f"{where}: field liquid_flow: {flow:g} mL/min is above max_liquid_flow "
-                            f"({config.max_liquid_flow:g} mL/min)")
+        if not config.min_liquid_flow <= flow <= config.max_liquid_flow:
+            problems.append(f"{where}: field liquid_flow: {flow:g} mL/min is outside the allowed band "
+                            f"{config.min_liquid_flow:g}-{config.max_liquid_flow:g} mL/min "
+                            "(the config's min_liquid_flow, max_liquid_flow)")
             continue
         dwell = row.dwell or defaults.dwell
         flush = row.flush if row.flush is not None else (

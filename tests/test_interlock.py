@@ -67,7 +67,7 @@ def aerosol_run(tmp_path, fault, dwell="70 s"):
 
 def test_filter_overpressure_trips_and_is_recorded(tmp_path):
     def clog(twins):
-        twins.world.collected = 100.0  # g of cake: far above the 50 kPa limit
+        twins.world.collected = 200.0  # g of cake: far above the 50 kPa limit
     reactor, run = aerosol_run(tmp_path, clog)
     with reactor:
         with pytest.raises(QuenchlabError, match=r"sample I1 failed: interlock: filter_pressure = \S+ \(above its limit of 50 kPa\)"):
@@ -79,6 +79,28 @@ def test_filter_overpressure_trips_and_is_recorded(tmp_path):
     assert manifest[0]["state"] == "failed" and "interlock: filter_pressure" in manifest[0]["note"]
     with h5py.File(tmp_path / "lib" / manifest[0]["file"], "r") as f:
         assert f["entry/interlock_trip"][()].decode().startswith("interlock: filter_pressure")
+
+
+def test_process_data_gone_stale_trips_and_leaves_the_line_safe(tmp_path):
+    """A read that never returns (here: the gas bus held by a stuck caller) stops the process
+    data without an error; the interlock trips on their age and the line still goes safe."""
+    def hold_gas_bus(twins):
+        bus = reactor.gas_drivers["dispersion"].io.lock
+        held = threading.Event()
+        threading.Thread(target=lambda: bus.acquire() and held.set() or release.wait(10) or bus.release(),
+                         daemon=True).start()
+        held.wait(5)
+    release = threading.Event()
+    reactor, run = aerosol_run(tmp_path, hold_gas_bus)
+    with reactor:
+        try:
+            with pytest.raises(QuenchlabError, match=r"sample I1 failed: interlock: data_age = \S+ \(above its limit of 10 s\)"):
+                run()
+            reactor.twins.world.advance()
+            assert not reactor.twins.pump.flow_at(reactor.twins.world.time)
+            assert reactor.twins.valve.port_at(reactor.twins.world.time) == 10
+        finally:
+            release.set()
 
 
 def test_a_flame_flicker_suspends_and_the_sample_resumes(tmp_path):

@@ -85,7 +85,8 @@ def test_preflight_forecasts_duration_liquid_and_gas(config, tmp_path):
 
 @pytest.mark.parametrize("rows, expected", [
     ([{"sample_id": "A", "port": "11"}], r"field port: Input should be less than or equal to|holds no reservoir"),
-    ([{"sample_id": "A", "port": "1", "liquid_flow": "9 mL/min"}], r"liquid_flow: 9 mL/min is above max_liquid_flow"),
+    ([{"sample_id": "A", "port": "1", "liquid_flow": "9 mL/min"}], r"liquid_flow: 9 mL/min is outside the allowed band 1-8 mL/min"),
+    ([{"sample_id": "A", "port": "1", "liquid_flow": "0.1 mL/min"}], r"liquid_flow: 0.1 mL/min is outside the allowed band"),
     ([{"sample_id": "A", "port": "1", "dwell": "30 s"}], r"field dwell: 30 s leaves no time to collect"),
     ([{"sample_id": f"A{i}", "port": "1", "dwell": "60 min"} for i in range(4)],
      r"reservoir 1 \(Fe\(NO3\)3 .*\) would run dry: the library needs 1200.0 mL, it holds 1000.0 mL"),
@@ -273,3 +274,15 @@ def test_valve_switched_sequence_with_a_plain_run_engine(config, tmp_path):
         reactor.twins.world.advance()
         assert reactor.twins.valve.port_at(reactor.twins.world.time) == config.instruments.valve.safe_port
     assert sorted(p.name.rsplit("_", 1)[1] for p in (tmp_path / "records").glob("*.h5")) == ["S01.h5", "S02.h5"]
+
+
+def test_a_pump_that_does_not_keep_its_safe_mode_timeout_is_refused(config):
+    """The protection quenchlab programs is read back before the line runs unattended."""
+    with AerosolReactor(config, simulate=True, speed=SPEED, twins_in_process=True) as reactor:
+        pump = reactor.twins.pump
+        keep = pump._cmd_saf
+        pump._cmd_saf = lambda argument, now: keep(argument and str(min(int(argument), 5)), now)  # caps it at 5 s
+        with pytest.raises(ConfigError, match=r"instruments.pump.safe_mode is 10 s but the pump reports 5 s"):
+            reactor.prepare()
+        pump.world.advance()
+        assert not pump.flow_at(pump.world.time)
