@@ -74,3 +74,21 @@ class DriverDevice(Device):
 
     def trigger(self) -> Status:
         return run_in_thread(self, lambda: self.refresh(Kind.normal | Kind.hinted))
+
+
+class SupplyDevice(DriverDevice):
+    """A supply: staging, unstaging and stop all make it safe (by default: output off)."""
+
+    def make_safe(self) -> None:
+        self.driver.output_off()
+
+    def stage(self):
+        self.make_safe()
+        return super().stage()
+
+    def unstage(self):
+        self.make_safe()
+        return super().unstage()
+
+    def stop(self, *, success: bool = False) -> None:
+        self.make_safe()

@@ -5,11 +5,11 @@ Staging, unstaging and stop always switch the output off.
 from ophyd import Component as Cpt
 from ophyd import Kind
 
-from .driver_device import DriverDevice, DriverSignal
+from .driver_device import DriverSignal, SupplyDevice
 from .n6900_driver import N6900
 
 
-class N6900Supply(DriverDevice):
+class N6900Supply(SupplyDevice):
     driver: N6900
 
     current = Cpt(DriverSignal, read="current_setting", write="set_current", units="A")
@@ -21,15 +21,3 @@ class N6900Supply(DriverDevice):
     ocp = Cpt(DriverSignal, read="protection_settings", key="ocp", kind=Kind.config)
     protection_delay = Cpt(DriverSignal, read="protection_settings", key="protection_delay", kind=Kind.config, units="s")
     watchdog_delay = Cpt(DriverSignal, read="protection_settings", key="watchdog_delay", kind=Kind.config, units="s")
-
-    def stage(self):
-        self.driver.output_off()
-        return super().stage()
-
-    def unstage(self):
-        self.driver.output_off()
-        return super().unstage()
-
-    def stop(self, *, success: bool = False) -> None:
-        self.driver.output_off()
-

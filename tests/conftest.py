@@ -1,4 +1,5 @@
-"""Shared fixtures: the simulated FJH reactor's config, its twins and an assembled reactor."""
+"""Shared fixtures: the simulated FJH reactor's config, its twins and an assembled reactor; a
+serial twin (a test module's `twin` fixture) served on a pseudo-terminal."""
 from pathlib import Path
 
 import pytest
@@ -6,6 +7,7 @@ import pytest
 from quenchlab.config import load_config
 from quenchlab.reactor import FJHReactor
 from quenchlab.sim.fjh_twins import FJHTwins
+from quenchlab.sim.servers import PtyServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
@@ -26,3 +28,10 @@ def twins(sim_config):
 def reactor(sim_config):
     with FJHReactor(sim_config, simulate=True) as assembled:
         yield assembled
+
+
+@pytest.fixture
+def server(twin):
+    server = PtyServer(twin)
+    yield server
+    server.close()

@@ -29,13 +29,6 @@ def twin(world):
 
 
 @pytest.fixture
-def server(twin):
-    server = PtyServer(twin)
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def valve(server):
     driver = ViciValve(server.path, timeout=0.1)
     yield driver
