@@ -1,10 +1,28 @@
 """The RunEngine as quenchlab runs it from the command line."""
+import asyncio
 import signal
 import threading
+import time
 from contextlib import contextmanager
 
 from bluesky import RunEngine
 from bluesky.utils import FailedStatus
+
+
+@contextmanager
+def run_engine():
+    """A RunEngine whose event loop (a thread and three file descriptors) ends with the block:
+    a process that runs one library or train after another does not pile them up."""
+    loop = asyncio.new_event_loop()
+    try:
+        yield RunEngine({}, loop=loop, call_returns_result=True)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        give_up = time.monotonic() + 5
+        while loop.is_running() and time.monotonic() < give_up:
+            time.sleep(0.001)
+        if not loop.is_running():
+            loop.close()
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from bluesky import RunEngine
 from bluesky.utils import FailedStatus, RunEngineInterrupted
 
 from . import __version__
-from .engine import failure_cause, sigterm_interrupts
+from .engine import failure_cause, run_engine, sigterm_interrupts
 from .errors import QuenchlabError
 from .files import writable_directory
 from .journal import DONE, FAILED, INTERRUPTED, PENDING, RUNNING, Journal
@@ -54,37 +54,37 @@ def run_library(reactor, samples: list, *, library: Path, data_dir: Path, resume
     result = LibraryResult(directory)
     todo = [s for s in samples if journal.state(s.sample_id) == PENDING]
     writer = HDF5Writer(directory)
-    engine = RunEngine({}, call_returns_result=True)
-    engine.subscribe(writer)
-    current: dict[str, str] = {}
-    engine.subscribe(lambda name, doc: _follow(name, doc, journal, writer, current, progress))
-    interlock = reactor.interlock()
-    if interlock:
-        interlock.attach(engine, resume_after=10.0)
-    try:
-        if todo:
-            reactor.prepare()
-            if interlock:
-                interlock.start()
-        for index, sample in enumerate(todo):
-            current["sample_id"] = sample.sample_id
-            progress.sample(sample.sample_id, index, len(todo))
-            journal.record(sample.sample_id, RUNNING)
-            state, note = _run_one(engine, reactor, sample, md, interlock, writer)
-            journal.record(sample.sample_id, state, note=note)
-            progress.done(sample.sample_id, state)
-            if state != DONE:
-                raise QuenchlabError(f"sample {sample.sample_id} {state}: {note}")
-    except QuenchlabError as error:
-        raise QuenchlabError(_with_safe_state(str(error), _stop(interlock, reactor), directory)) from None
-    except BaseException:
-        _stop(interlock, reactor)
-        raise
-    problems = _stop(interlock, reactor)
-    if problems:
-        raise QuenchlabError(_with_safe_state("the library is done", problems, directory))
-    result.states = {s.sample_id: journal.state(s.sample_id) for s in samples}
-    return result
+    with run_engine() as engine:
+        engine.subscribe(writer)
+        current: dict[str, str] = {}
+        engine.subscribe(lambda name, doc: _follow(name, doc, journal, writer, current, progress))
+        interlock = reactor.interlock()
+        if interlock:
+            interlock.attach(engine, resume_after=10.0)
+        try:
+            if todo:
+                reactor.prepare()
+                if interlock:
+                    interlock.start()
+            for index, sample in enumerate(todo):
+                current["sample_id"] = sample.sample_id
+                progress.sample(sample.sample_id, index, len(todo))
+                journal.record(sample.sample_id, RUNNING)
+                state, note = _run_one(engine, reactor, sample, md, interlock, writer)
+                journal.record(sample.sample_id, state, note=note)
+                progress.done(sample.sample_id, state)
+                if state != DONE:
+                    raise QuenchlabError(f"sample {sample.sample_id} {state}: {note}")
+        except QuenchlabError as error:
+            raise QuenchlabError(_with_safe_state(str(error), _stop(interlock, reactor), directory)) from None
+        except BaseException:
+            _stop(interlock, reactor)
+            raise
+        problems = _stop(interlock, reactor)
+        if problems:
+            raise QuenchlabError(_with_safe_state("the library is done", problems, directory))
+        result.states = {s.sample_id: journal.state(s.sample_id) for s in samples}
+        return result
 
 
 def _with_safe_state(message: str, problems: list[str], directory: Path) -> str:

@@ -3,14 +3,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bluesky import RunEngine
 from bluesky.utils import FailedStatus, RunEngineInterrupted
 
 from quenchlab.plans.pulses import pulse_train
 
 from . import __version__
 from .config import FJHConfig
-from .engine import failure_cause, sigterm_interrupts
+from .engine import failure_cause, run_engine, sigterm_interrupts
 from .errors import QuenchlabError
 from .files import writable_directory
 from .reactor import FJHReactor
@@ -36,8 +35,7 @@ def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = 
     any instrument is touched; the supply output is off when this returns or raises."""
     program = compile_recipe(inputs.recipe, inputs.config.limits, inputs.recipe_source, inputs.config.record_window)
     writer = HDF5Writer(writable_directory(data_dir))
-    with FJHReactor(inputs.config, simulate=simulate) as reactor:
-        engine = RunEngine({}, call_returns_result=True)
+    with FJHReactor(inputs.config, simulate=simulate) as reactor, run_engine() as engine:
         engine.subscribe(writer)
         engine.subscribe(lambda name, doc: on_pulse() if name == "event_page" and "supply_time" in doc["data"] else None)
         md = {"sample": sample or inputs.recipe.name, "recipe": inputs.recipe_text,
