@@ -6,7 +6,7 @@ cut and late replies to queries (resent), a pyrometer dropout on the flame (the 
 suspended, then resumes). After every round the threads, the open file descriptors and the
 resident memory are compared with those after the first round.
 
-    python benchmarks/soak.py              # full: 3 rounds of a 40-pulse train and a 24-sample library
+    python benchmarks/soak.py              # full: 3 rounds of a 30-pulse train and a 24-sample library (~20 min)
     python benchmarks/soak.py --quick      # reduced, as CI runs it (tests/test_soak.py)
 """
 import argparse
@@ -66,14 +66,14 @@ def unmet(twins) -> int:
 
 def fjh_round(rng: random.Random, pulses: int, directory: Path, report: Report) -> None:
     """One train on twins of their own, faults on every link; every pulse must be recorded.
-    A long train keeps to the rig's duty-cycle limit (max_energy_per_minute): 5 s apart."""
+    A long train keeps to the rig's duty-cycle limit (max_energy_per_minute): 10 s apart."""
     data = yaml.safe_load((CONFIGS / "fjh-sim.yaml").read_text())
     with FJHTwins(validate(FJHConfig, data, "fjh-sim.yaml")) as twins:
         for name, address in twins.addresses.items():
             data["instruments"][name]["address"] = address
         config = validate(FJHConfig, data, "soak rig")
         recipe, text = load_recipe(CONFIGS / "recipes" / "thin-film-2000K.yaml")
-        off_time = 0.6 if pulses <= 5 else 5.0
+        off_time = 0.6 if pulses <= 5 else 10.0
         recipe = recipe.model_copy(update={"pulses": pulses, "off_time": off_time})
         faults = query_faults(rng, twins, twins.world.clock.now() + 1, pulses * (off_time + 0.2), max(1, pulses // 3))
         apply_scenario(FaultScenario(faults=faults), twins, twins.world.clock)
@@ -132,7 +132,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="3 rounds of a 4-pulse train and a 3-sample library")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    rounds, pulses, samples = (3, 4, 3) if args.quick else (3, 40, 24)
+    rounds, pulses, samples = (3, 4, 3) if args.quick else (3, 30, 24)
     with tempfile.TemporaryDirectory() as scratch:
         report = soak(rounds, pulses, samples, args.seed, Path(scratch))
     print(f"soak: {rounds} rounds of {pulses} pulses and {samples} samples; faults injected {report.faults}, "
