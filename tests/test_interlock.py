@@ -54,13 +54,18 @@ def test_over_temperature_trips_the_supply_off_mid_train(sim_config, tmp_path):
         assert f["entry/interlock_trip"][()].decode().startswith("interlock: temperature")
 
 
-def aerosol_run(tmp_path, fault, dwell="70 s"):
+def aerosol_run(tmp_path, fault, dwell="70 s", phase=None):
+    """A two-sample library whose `fault` is injected as the first sample starts (or, given
+    `phase`, as a sample's run enters it)."""
     config = load_aerosol_config(CONFIGS / "aerosol-sim.yaml")[0]
     library = tmp_path / "lib.csv"
     library.write_text(f"sample_id,port,dwell\nI1,1,{dwell}\nI2,2,{dwell}\n")
     slots = aerosol_slots(load_library(library, "aerosol"), config, str(library))
     reactor = AerosolReactor(config, simulate=True, speed=100, twins_in_process=True)
-    progress = Progress(sample=lambda sample_id, index, total: fault(reactor.twins) if index == 0 else None)
+    if phase:
+        progress = Progress(phase=lambda name: fault(reactor.twins) if name == phase else None)
+    else:
+        progress = Progress(sample=lambda sample_id, index, total: fault(reactor.twins) if index == 0 else None)
     return reactor, lambda: run_library(reactor, slots, library=library, data_dir=tmp_path, resume=False, md={},
                                         progress=progress)
 
@@ -68,7 +73,7 @@ def aerosol_run(tmp_path, fault, dwell="70 s"):
 def test_filter_overpressure_trips_and_is_recorded(tmp_path):
     def clog(twins):
         twins.world.collected = 200.0  # g of cake: far above the 50 kPa limit
-    reactor, run = aerosol_run(tmp_path, clog)
+    reactor, run = aerosol_run(tmp_path, clog, phase="flush")  # the sample's file is open
     with reactor:
         with pytest.raises(QuenchlabError, match=r"sample I1 failed: interlock: filter_pressure = \S+ \(above its limit of 50 kPa\)"):
             run()
