@@ -10,6 +10,7 @@ resident memory are compared with those after the first round.
     python benchmarks/soak.py --quick      # reduced, as CI runs it (tests/test_soak.py)
 """
 import argparse
+import gc
 import os
 import random
 import sys
@@ -48,6 +49,9 @@ class Report:
 
 
 def resources() -> tuple[int, int, float]:
+    """Threads, open file descriptors and resident MiB, once unreachable objects are collected
+    (what the cycle collector will free is not a leak)."""
+    gc.collect()
     pages = int(Path("/proc/self/statm").read_text().split()[1])
     return threading.active_count(), len(os.listdir("/proc/self/fd")), pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 

@@ -2,7 +2,8 @@
 
 Each transport owns one lock, so a driver's command and its reply are never interleaved
 with another thread's, and resends a query a bounded number of times before it raises an
-`InstrumentError` naming the instrument, its address and the command.
+`InstrumentError` naming the instrument, its address and the command. A VISA transport also
+reconnects a lost link, and resends over it only what is safe to resend.
 """
 import os
 import select
@@ -26,21 +27,45 @@ def _visa() -> pyvisa.ResourceManager:
 
 
 class VisaTransport:
-    """SCPI over a VISA resource, e.g. ``TCPIP::192.168.1.20::5025::SOCKET``."""
+    """SCPI over a VISA resource, e.g. ``TCPIP::192.168.1.20::5025::SOCKET``.
+
+    A write returns once the socket has taken the command, before the instrument has read it, so
+    only a reply proves that the commands written before it arrived. When the link is found lost,
+    the transport reconnects (within `timeout` s) and then resends a query only if no command
+    has been written since the last reply; else it raises, naming those commands: their effect
+    is unknown, and the caller, on the re-established link, puts the instrument in a safe state.
+
+    pyvisa-py 0.8.1 reports a lost TCPIP SOCKET link as a ConnectionError (found by experiment):
+    ConnectionResetError (the peer reset it), BrokenPipeError (a write after the peer left),
+    ConnectionRefusedError (the first I/O on a refused connection: opening one succeeds). A peer
+    that closed cleanly is not reported: reads time out, the first write after it succeeds and
+    the second raises BrokenPipeError.
+    """
 
     def __init__(self, name: str, address: str, timeout: float = 2.0, retries: int = 2):
-        self.name, self.address, self.retries = name, address, retries
+        self.name, self.address, self.timeout, self.retries = name, address, timeout, retries
         self.lock = threading.RLock()
+        self._unconfirmed: list[str] = []  # written since the last reply
+        self._down = False  # a reconnect failed: the next command tries again first
         try:
-            self._resource = _visa().open_resource(
-                address, read_termination="\n", write_termination="\n", timeout=timeout * 1000)
-        except (pyvisa.Error, OSError, ValueError) as error:
+            self._resource = self._open(timeout)
+        except Exception as error:  # pyvisa-py raises a bare Exception when a connection times out
             raise InstrumentError(name, address, "open", f"cannot connect ({error})") from None
 
+    def _open(self, timeout: float) -> pyvisa.resources.MessageBasedResource:
+        return _visa().open_resource(self.address, read_termination="\n", write_termination="\n",
+                                     timeout=timeout * 1000, open_timeout=timeout * 1000)
+
     def write(self, command: str) -> None:
+        """Send `command`; never resent, as it may or may not have arrived before a link was lost."""
         with self.lock:
+            if self._down:
+                self._reconnect(command)
+            self._unconfirmed.append(command)
             try:
                 self._resource.write(command)
+            except ConnectionError:
+                self._relink(command)
             except (pyvisa.Error, OSError) as error:
                 raise InstrumentError(self.name, self.address, command, f"write failed ({error})") from None
 
@@ -65,17 +90,74 @@ class VisaTransport:
             command, datatype=datatype, is_big_endian=big_endian, container=np.array))
 
     def _retry(self, command, attempt):
+        """Run the query `attempt`; resend it after a timeout (the late reply drained first), at
+        most `retries` times, and once after re-establishing a lost link (see the class)."""
         with self.lock:
-            for remaining in range(self.retries, -1, -1):
+            if self._down:
+                self._reconnect(command)
+            tries, drain, relinked = 1, False, False
+            while True:
                 try:
-                    return attempt()
+                    if drain:
+                        self._drain()
+                    reply = attempt()
                 except pyvisa.errors.VisaIOError as error:
-                    if remaining == 0:
+                    if tries > self.retries:
                         raise InstrumentError(self.name, self.address, command,
-                                              f"no reply after {self.retries + 1} tries ({error.abbreviation})") from None
-                    self._resource.clear()
+                                              f"no reply after {tries} tries ({error.abbreviation})") from None
+                    tries, drain = tries + 1, True
+                except ConnectionError:
+                    if relinked:
+                        raise InstrumentError(self.name, self.address, command, "link lost again after reconnecting") from None
+                    self._relink(command)
+                    drain, relinked = False, True
                 except (pyvisa.Error, OSError) as error:
                     raise InstrumentError(self.name, self.address, command, f"I/O failed ({error})") from None
+                else:
+                    self._unconfirmed.clear()
+                    return reply
+
+    def _drain(self) -> None:
+        """Discard a late or cut reply: whatever arrives within 0.1 s. (pyvisa-py's `clear()` does
+        the same, but never returns once the peer has closed the socket.)"""
+        self._resource.timeout = 100
+        try:
+            while True:
+                self._resource.read_raw()
+        except pyvisa.errors.VisaIOError:
+            pass
+        finally:
+            self._resource.timeout = self.timeout * 1000
+
+    def _relink(self, command: str) -> None:
+        """Reconnect a lost link; then, if commands were written since the last reply, raise: they
+        may or may not have arrived, and are not resent."""
+        unknown, self._unconfirmed = ", ".join(map(repr, self._unconfirmed)), []
+        effect = f"; the effect of {unknown} is unknown" if unknown else ""
+        self._reconnect(command, effect)
+        if unknown:
+            raise InstrumentError(self.name, self.address, command, f"link lost and re-established{effect}") from None
+
+    def _reconnect(self, command: str, effect: str = "") -> None:
+        """Reopen the resource until the instrument answers *IDN? (IEEE 488.2 section 10.14) on
+        it, for at most `timeout` s in all."""
+        self._resource.close()
+        self._down = True
+        deadline = time.monotonic() + self.timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                self._resource = self._open(left)
+                self._resource.query("*IDN?")
+            except Exception as error:  # a bare Exception when the connection times out
+                self._resource.close()
+                reason = error
+                time.sleep(min(0.05, left))
+            else:
+                self._resource.timeout = self.timeout * 1000
+                self._down = False
+                return
+        raise InstrumentError(self.name, self.address, command,
+                              f"link lost, could not reconnect within {self.timeout:g} s ({reason}){effect}") from None
 
     def close(self) -> None:
         self._resource.close()

@@ -8,6 +8,7 @@ import os
 import re
 import select
 import socket
+import struct
 import termios
 import threading
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on with 0 s: close() resets the connection
 _BAUD_RATES = {getattr(termios, n): int(n[1:]) for n in dir(termios) if n[:1] == "B" and n[1:].isdigit()}
 
 
@@ -37,15 +39,18 @@ def _split(buffer: bytes, twin: Twin) -> tuple[list[bytes], bytes]:
 @dataclass
 class LinkFault:
     """A fault on the wire: `no_reply` (the message never arrives), `garbage` (the reply is
-    noise), `partial` (the reply is cut before its terminator) or `latency` (the reply comes
-    `delay` wall seconds late); from reactor time `after`, or from the first message matching
-    `on`, for `count` messages."""
+    noise), `partial` (the reply is cut before its terminator), `latency` (the reply comes
+    `delay` wall seconds late) or, on TCP only, `disconnect` (the server resets the connection
+    without handling the message, and resets new ones for `down` wall seconds; the twin keeps
+    its state, as an instrument does when its LAN cable is pulled and put back);
+    from reactor time `after`, or from the first message matching `on`, for `count` messages."""
 
     kind: str
     after: float | None = None
     on: str | None = None
     count: int = 1
     delay: float = 0.0
+    down: float = 0.0
 
     def armed(self, now: float, message: bytes) -> bool:
         if self.after is not None and now < self.after:
@@ -53,18 +58,28 @@ class LinkFault:
         return self.on is None or re.search(self.on.encode(), message) is not None
 
 
+class Disconnect(Exception):
+    """Raised by a `disconnect` fault: the server drops the connection for `down` wall seconds."""
+
+    def __init__(self, down: float):
+        super().__init__(down)
+        self.down = down
+
+
 class LinkFaults:
-    """The faults injected on one server's link, applied to each message in turn."""
+    """The faults injected on one server's link, applied to each message in turn; `kinds` are
+    those this link can have."""
 
-    KINDS = ("no_reply", "garbage", "partial", "latency")
+    KINDS = ("no_reply", "garbage", "partial", "latency", "disconnect")
+    SERIAL = KINDS[:-1]  # a serial line has no connection to drop
 
-    def __init__(self, now: Callable[[], float] = time.monotonic):
-        self.now = now
+    def __init__(self, now: Callable[[], float] = time.monotonic, kinds: tuple[str, ...] = KINDS):
+        self.now, self.kinds = now, kinds
         self.pending: list[LinkFault] = []
 
     def add(self, fault: LinkFault) -> None:
-        if fault.kind not in self.KINDS:
-            raise ValueError(f"unknown link fault {fault.kind!r}; allowed: {', '.join(self.KINDS)}")
+        if fault.kind not in self.kinds:
+            raise ValueError(f"{fault.kind!r} is not a fault of this link; allowed: {', '.join(self.kinds)}")
         self.pending.append(fault)
 
     def exchange(self, twin: "Twin", message: bytes) -> bytes | None:
@@ -76,6 +91,8 @@ class LinkFaults:
             self.pending.remove(fault)
         if fault.kind == "no_reply":
             return None
+        if fault.kind == "disconnect":
+            raise Disconnect(fault.down)
         reply = twin.handle(message)
         if fault.kind == "latency":
             time.sleep(fault.delay)
@@ -88,11 +105,13 @@ class LinkFaults:
 
 
 class TcpServer:
-    """Serves one twin on 127.0.0.1 (or `host`), one client connection at a time."""
+    """Serves one twin on 127.0.0.1 (or `host`), one client connection at a time. After a
+    `disconnect` fault, connections are reset as soon as they are accepted until the link is up."""
 
     def __init__(self, twin: Twin, host: str = "127.0.0.1", port: int = 0):
         self.twin = twin
         self.faults = LinkFaults()
+        self._up_at = 0.0  # wall time (time.monotonic) from which connections are served
         self._sock = socket.create_server((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
         self.address = f"TCPIP::{self.host}::{self.port}::SOCKET"  # what pyvisa opens
@@ -106,7 +125,10 @@ class TcpServer:
             if ready:
                 conn, _ = self._sock.accept()
                 with conn:
-                    self._talk(conn)
+                    if time.monotonic() < self._up_at:  # the link is down
+                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+                    else:
+                        self._talk(conn)
 
     def _talk(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -123,7 +145,12 @@ class TcpServer:
                 return
             messages, buffer = _split(buffer + chunk, self.twin)
             for message in messages:
-                reply = self.faults.exchange(self.twin, message)
+                try:
+                    reply = self.faults.exchange(self.twin, message)
+                except Disconnect as cut:
+                    self._up_at = time.monotonic() + cut.down
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+                    return  # closed by the caller; this message and the rest are not handled
                 if reply is not None:
                     conn.sendall(reply)
 
@@ -144,7 +171,7 @@ class PtyServer:
 
     def __init__(self, twin: Twin):
         self.twin = twin
-        self.faults = LinkFaults()
+        self.faults = LinkFaults(kinds=LinkFaults.SERIAL)
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         self.path = self.address = os.ttyname(self._slave)  # what pyserial opens

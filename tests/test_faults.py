@@ -1,6 +1,8 @@
 """Fault scenarios on the twins: the drivers recover where that is safe and fail clearly where
 it is not; instrument faults behave as the real ones do."""
 import math
+import socket
+import threading
 import time
 
 import pytest
@@ -8,8 +10,10 @@ import yaml
 
 from quenchlab.devices.impac_driver import Impac
 from quenchlab.devices.n6900_driver import N6900
+from quenchlab.devices.transport import VisaTransport
 from quenchlab.errors import ConfigError, InstrumentError
 from quenchlab.faults import FaultScenario, apply_scenario, load_scenario
+from quenchlab.sim.servers import LinkFault
 
 
 def scenario(*faults):
@@ -74,6 +78,96 @@ def test_a_timed_trip_latches_the_supply_output_off(twins):
         supply.close()
 
 
+def disconnect(twins, on, down):
+    apply_scenario(scenario({"instrument": "supply", "fault": "disconnect", "on": on, "down": down}),
+                   twins, twins.world.clock)
+
+
+def test_a_dropped_link_is_reconnected_and_the_query_resent(twins):
+    supply = N6900(twins.addresses["supply"], timeout=1.0)
+    try:
+        supply.set_voltage(5)
+        supply.set_current(1)
+        supply.output_on()
+        assert supply.io.query("OUTP?") == "1"  # the reply confirms the writes
+        disconnect(twins, on="MEAS", down="0.4 s")
+        start = time.monotonic()
+        assert supply.measure()[0] > 0
+        assert time.monotonic() - start >= 0.4  # new connections were reset until the link came up
+        assert twins.supply.output and (twins.supply.voltage, twins.supply.current) == (5, 1)
+    finally:
+        supply.output_off()
+        supply.close()
+
+
+def test_a_write_lost_with_the_link_is_an_error_then_the_output_goes_off(twins):
+    supply = N6900(twins.addresses["supply"], timeout=1.0)
+    try:
+        supply.set_voltage(5)
+        supply.set_current(1)
+        supply.output_on()
+        assert supply.io.query("OUTP?") == "1"
+        disconnect(twins, on="^VOLT ", down="0.2 s")
+        with pytest.raises(InstrumentError, match=r"link lost and re-established; the effect of 'VOLT 10' is unknown"):
+            supply.set_voltage(10)  # the socket takes it: the loss shows at the next exchange
+            supply.voltage_setting()
+        assert twins.supply.voltage == 5  # this time it was lost
+        supply.output_off()
+        assert supply.io.query("OUTP?") == "0" and not twins.supply.output
+    finally:
+        supply.close()
+
+
+def test_a_link_down_longer_than_the_timeout_is_a_clear_error(twins):
+    supply = N6900(twins.addresses["supply"], timeout=0.3)
+    try:
+        supply.set_current(1)
+        supply.output_on()
+        assert supply.io.query("OUTP?") == "1"
+        disconnect(twins, on="MEAS", down="1 s")
+        start = time.monotonic()
+        with pytest.raises(InstrumentError, match=r"supply at TCPIP::127\.0\.0\.1::\d+::SOCKET: link lost, could not "
+                                                  r"reconnect within 0\.3 s \(.*\) \(command 'MEAS:VOLT\?'\)"):
+            supply.measure()
+        assert time.monotonic() - start < 1
+        time.sleep(1)  # the link is up again: the next command reconnects first
+        supply.output_off()
+        assert supply.io.query("OUTP?") == "0" and not twins.supply.output
+    finally:
+        supply.close()
+
+
+@pytest.mark.timeout(10)
+def test_a_link_closed_cleanly_is_reconnected_not_hung_on():
+    """pyvisa-py reads a socket closed by its peer as silence (and its clear() then never returns):
+    the query times out, the next write finds the link lost, and the query is resent."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():  # answers each line with 1, but closes its first connection after one reply
+        for first in (True, False):
+            conn, _ = listener.accept()
+            with conn, conn.makefile("rb") as lines:
+                for _ in lines:
+                    conn.sendall(b"1\n")
+                    if first:
+                        break
+
+    threading.Thread(target=serve, daemon=True).start()
+    peer = VisaTransport("peer", f"TCPIP::127.0.0.1::{listener.getsockname()[1]}::SOCKET", timeout=0.3)
+    try:
+        assert peer.query("A?") == "1"
+        time.sleep(0.05)
+        assert peer.query("A?") == "1"
+    finally:
+        peer.close()
+        listener.close()
+
+
+def test_a_serial_line_has_no_connection_to_drop(twins):
+    with pytest.raises(ValueError, match=r"'disconnect' is not a fault of this link; allowed: no_reply, garbage, partial, latency$"):
+        twins.servers["pyrometer"].faults.add(LinkFault("disconnect"))
+
+
 def test_pyrometer_dropout_and_saturation(twins, pyrometer):
     twins.pyrometer.inject("saturation")
     reading = pyrometer.temperature()
@@ -84,7 +178,8 @@ def test_pyrometer_dropout_and_saturation(twins, pyrometer):
 
 @pytest.mark.parametrize("entry, expected", [
     ({"instrument": "oven", "fault": "no_reply"}, r"faults\.0\.instrument: 'oven' is not an instrument of these twins; allowed: supply, pyrometer, digitizer"),
-    ({"instrument": "supply", "fault": "melt", "at": "1 s"}, r"faults\.0\.fault: 'melt' is not a fault of supply; allowed: no_reply, garbage, partial, latency, trip_ov"),
+    ({"instrument": "supply", "fault": "melt", "at": "1 s"}, r"faults\.0\.fault: 'melt' is not a fault of supply; allowed: no_reply, garbage, partial, latency, disconnect, trip_ov"),
+    ({"instrument": "pyrometer", "fault": "disconnect"}, r"faults\.0\.fault: 'disconnect' is not a fault of pyrometer; allowed: no_reply, garbage, partial, latency, dropout,"),
     ({"instrument": "supply", "fault": "trip_ov"}, r"faults\.0\.at: an instrument fault needs a time"),
 ])
 def test_bad_scenarios_are_refused(twins, entry, expected):
@@ -99,6 +194,17 @@ def test_scenario_file_round_trip(tmp_path):
     assert (entry.at, entry.count) == (2.0, 3)
     path.write_text(yaml.safe_dump({"faults": [{"instrument": "pyrometer", "fault": "no_reply", "when": "soon"}]}))
     with pytest.raises(ConfigError, match=r"faults\.0\.when: unknown key"):
+        load_scenario(path)
+
+
+def test_a_scenario_file_takes_a_disconnect(tmp_path, twins):
+    path = tmp_path / "faults.yaml"
+    path.write_text('faults:\n  - {instrument: supply, fault: disconnect, on: "^OUTP ", down: 2 s}\n')  # YAML 1.1: on = true
+    apply_scenario(load_scenario(path), twins, twins.world.clock)
+    fault, = twins.servers["supply"].faults.pending
+    assert (fault.kind, fault.on, fault.down) == ("disconnect", "^OUTP ", 2.0)
+    path.write_text("faults:\n  - {instrument: supply, fault: disconnect, down: -1 s}\n")
+    with pytest.raises(ConfigError, match=r"faults\.0\.down"):
         load_scenario(path)
 
 
