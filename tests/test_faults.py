@@ -83,58 +83,48 @@ def disconnect(twins, on, down):
                    twins, twins.world.clock)
 
 
-def test_a_dropped_link_is_reconnected_and_the_query_resent(twins):
-    supply = N6900(twins.addresses["supply"], timeout=1.0)
+@pytest.fixture(params=[1.0])
+def live_supply(twins, request):
+    """The supply twin at 5 V, 1 A with its output on, confirmed by a reply; switched off and
+    closed after the test. The driver's timeout is the parameter."""
+    supply = N6900(twins.addresses["supply"], timeout=request.param)
     try:
         supply.set_voltage(5)
         supply.set_current(1)
         supply.output_on()
         assert supply.io.query("OUTP?") == "1"  # the reply confirms the writes
-        disconnect(twins, on="MEAS", down="0.4 s")
-        start = time.monotonic()
-        assert supply.measure()[0] > 0
-        assert time.monotonic() - start >= 0.4  # new connections were reset until the link came up
-        assert twins.supply.output and (twins.supply.voltage, twins.supply.current) == (5, 1)
-    finally:
-        supply.output_off()
-        supply.close()
-
-
-def test_a_write_lost_with_the_link_is_an_error_then_the_output_goes_off(twins):
-    supply = N6900(twins.addresses["supply"], timeout=1.0)
-    try:
-        supply.set_voltage(5)
-        supply.set_current(1)
-        supply.output_on()
-        assert supply.io.query("OUTP?") == "1"
-        disconnect(twins, on="^VOLT ", down="0.2 s")
-        with pytest.raises(InstrumentError, match=r"link lost and re-established; the effect of 'VOLT 10' is unknown"):
-            supply.set_voltage(10)  # the socket takes it: the loss shows at the next exchange
-            supply.voltage_setting()
-        assert twins.supply.voltage == 5  # this time it was lost
+        yield supply
         supply.output_off()
         assert supply.io.query("OUTP?") == "0" and not twins.supply.output
     finally:
         supply.close()
 
 
-def test_a_link_down_longer_than_the_timeout_is_a_clear_error(twins):
-    supply = N6900(twins.addresses["supply"], timeout=0.3)
-    try:
-        supply.set_current(1)
-        supply.output_on()
-        assert supply.io.query("OUTP?") == "1"
-        disconnect(twins, on="MEAS", down="1 s")
-        start = time.monotonic()
-        with pytest.raises(InstrumentError, match=r"supply at TCPIP::127\.0\.0\.1::\d+::SOCKET: link lost, could not "
-                                                  r"reconnect within 0\.3 s \(.*\) \(command 'MEAS:VOLT\?'\)"):
-            supply.measure()
-        assert time.monotonic() - start < 1
-        time.sleep(1)  # the link is up again: the next command reconnects first
-        supply.output_off()
-        assert supply.io.query("OUTP?") == "0" and not twins.supply.output
-    finally:
-        supply.close()
+def test_a_dropped_link_is_reconnected_and_the_query_resent(twins, live_supply):
+    disconnect(twins, on="MEAS", down="0.4 s")
+    start = time.monotonic()
+    assert live_supply.measure()[0] > 0
+    assert time.monotonic() - start >= 0.4  # new connections were reset until the link came up
+    assert twins.supply.output and (twins.supply.voltage, twins.supply.current) == (5, 1)
+
+
+def test_a_write_lost_with_the_link_is_an_error_then_the_output_goes_off(twins, live_supply):
+    disconnect(twins, on="^VOLT ", down="0.2 s")
+    with pytest.raises(InstrumentError, match=r"link lost and re-established; the effect of 'VOLT 10' is unknown"):
+        live_supply.set_voltage(10)  # the socket takes it: the loss shows at the next exchange
+        live_supply.voltage_setting()
+    assert twins.supply.voltage == 5  # this time it was lost
+
+
+@pytest.mark.parametrize("live_supply", [0.3], indirect=True)
+def test_a_link_down_longer_than_the_timeout_is_a_clear_error(twins, live_supply):
+    disconnect(twins, on="MEAS", down="1 s")
+    start = time.monotonic()
+    with pytest.raises(InstrumentError, match=r"supply at TCPIP::127\.0\.0\.1::\d+::SOCKET: link lost, could not "
+                                              r"reconnect within 0\.3 s \(.*\) \(command 'MEAS:VOLT\?'\)"):
+        live_supply.measure()
+    assert time.monotonic() - start < 1
+    time.sleep(1)  # the link is up again: the next command (the fixture's output off) reconnects first
 
 
 @pytest.mark.timeout(10)
