@@ -1,10 +1,10 @@
-"""Process data at a fixed period of reactor time, delivered as pages, not one event each.
+"""Process data at a fixed period of reactor time, delivered in blocks of rows, not one event per row.
 
 The logger reads every source once per period on the reactor clock (a dry run at 1000x logs
 1000 rows per wall second), from `start()` until `halt()`: it runs across samples, so the
 instruments hear from the host without a gap (the pump's safe mode stops it otherwise).
 kickoff makes sure it runs; collect returns the rows gathered since the last collect as one
-page of the "process" stream, each row stamped with its reactor time. A source that raises
+event of the "process" stream holding a block of rows, each row stamped with its reactor time. A source that raises
 stops the logger; complete() and collect then fail with that error.
 """
 import math
@@ -35,6 +35,7 @@ class ProcessLogger(Device):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._started = clock.now()
 
     def read_once(self) -> dict[str, float | str]:
         """One row: the sources are read one after another."""
@@ -43,11 +44,17 @@ class ProcessLogger(Device):
             row.update(source())
         return row
 
+    def age(self) -> float:
+        """Reactor seconds since the last row was read, or since the start if none was yet."""
+        last = self.latest.get("reactor_time", self._started)
+        return self.clock.now() - last
+
     def start(self) -> None:
         if self._thread and self._thread.is_alive():
             return
         self._stop.clear()
         self._error = None
+        self._started = self.clock.now()
         self._thread = threading.Thread(target=self._run, daemon=True, name="process-logger")
         self._thread.start()
 
@@ -81,6 +88,7 @@ class ProcessLogger(Device):
         rows missed and reads at once."""
         due = self.clock.now()
         try:
+            self.clock.run_fast_until(due + self.period / 2)  # the first row is paced too
             while not self._stop.is_set():
                 row = self.read_once()
                 with self._lock:
@@ -103,22 +111,27 @@ class ProcessLogger(Device):
             return [row for row in self._recent if row["reactor_time"] >= start]
 
     def describe_collect(self):
+        """Each field is a 1-D array along "row": an event of this stream is a block of rows
+        (what HDF5Writer appends to one table), so a document carries a minute of data, not
+        one row."""
         sample = self.read_once() if not self.latest else self.latest
         keys = {}
         for key, value in sample.items():
-            kind = "string" if isinstance(value, str) else "number"
-            keys[key] = {"source": f"quenchlab:{self.name}", "dtype": kind, "shape": [],
+            kind = "<U0" if isinstance(value, str) else "<f8"
+            keys[key] = {"source": f"quenchlab:{self.name}", "dtype": "array", "dtype_numpy": kind,
+                         "shape": [None], "dims": ["row"],
                          "units": "s" if key == "reactor_time" else self.units.get(key, "")}
         return {self.name: keys}
 
     def collect_pages(self):
+        """The rows read since the last collect, as one event (a block of rows)."""
         if self._error:
             raise self._error
         with self._lock:
             rows, self._rows = self._rows, []
         if not rows:
             return
+        wall = rows[-1][0]
         keys = rows[0][1].keys()
-        yield {"time": [wall for wall, _ in rows],
-               "data": {k: [row.get(k, math.nan) for _, row in rows] for k in keys},
-               "timestamps": {k: [wall for wall, _ in rows] for k in keys}}
+        yield {"time": [wall], "data": {k: [[row.get(k, math.nan) for _, row in rows]] for k in keys},
+               "timestamps": {k: [wall] for k in keys}}

@@ -26,7 +26,7 @@ from .assembly import Assembly
 from .interlock import Interlock, Watch
 from .errors import ConfigError, InstrumentError
 
-STALE_PERIODS = 10
+STALE_PERIODS = 5  # process data this many log periods old trip (before the pump's safe mode stops it)
 
 
 class AerosolReactor(Assembly):
@@ -174,10 +174,7 @@ class AerosolReactor(Assembly):
                           recoverable=True, units="L/min") for role, g in i.gases.items() if g.setpoint > 0]
 
         def latest() -> dict[str, float]:
-            row = dict(self.logger.latest)
-            if row:
-                row["data_age"] = self.clock.now() - row["reactor_time"]
-            return row
+            return {**self.logger.latest, "data_age": self.logger.age()}
         return Interlock(latest, watches, self.clock, self.safe, period)
 
     def safe(self) -> list[str]:

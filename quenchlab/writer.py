@@ -2,7 +2,9 @@
 
 The file is the single record of a run: what was asked (start metadata, recipe, reactor
 config), what was done (instrument configuration, exit status) and what was measured
-(scalar streams as tables, array fields as one NXdata group per event).
+(scalar streams as tables, array fields as one NXdata group per event). A stream whose fields
+are all 1-D along "row" (the process logger's) carries blocks of rows: each event's rows are
+appended to the stream's table, so a minute of process data takes one document, not sixty.
 
 Durability: every write is followed by a flush, and a flushed file survives a crash (even
 SIGKILL) up to its last flush. Trace groups are written and flushed as their event arrives.
@@ -86,6 +88,14 @@ def _write_value(group: h5py.Group, name: str, value, data_key: dict | None = No
     return dataset
 
 
+def _column_dtype(data_key: dict):
+    """The dtype of a table column: from the data key's dtype, or for a block stream's field
+    (dtype "array") from its dtype_numpy."""
+    if data_key.get("dtype") == "array":
+        return TEXT if np.dtype(data_key.get("dtype_numpy", "<f8")).kind in "USO" else np.float64
+    return _TABLE_DTYPES.get(data_key.get("dtype"), np.float64)
+
+
 def _page_of_one(event: dict) -> dict:
     """An event document as an event page holding one row."""
     page = {key: [event[key]] for key in ("seq_num", "time", "uid")}
@@ -101,23 +111,26 @@ class _Stream:
 
     name: str
     data_keys: dict
-    scalars: list[str]
+    scalars: list[str]  # the table's columns
     arrays: list[str]
     table_signal: str | None
     trace_attrs: dict
+    blocks: bool  # each event is a block of rows (every field 1-D along "row")
 
     @classmethod
     def from_descriptor(cls, doc: dict) -> _Stream:
         data_keys = {k: dk for k, dk in doc["data_keys"].items() if not dk.get("external")}
-        scalars = [k for k, dk in data_keys.items() if not dk.get("shape")]
+        blocks = bool(data_keys) and all(dk.get("dims") == ["row"] for dk in data_keys.values())
+        scalars = list(data_keys) if blocks else [k for k, dk in data_keys.items() if not dk.get("shape")]
         arrays = [k for k in data_keys if k not in scalars]
         hints = [h for h in doc.get("hints", {}).values() if isinstance(h, dict)]
         hinted = [field for h in hints for field in h.get("fields", [])]
-        numeric = [k for k in scalars if data_keys[k].get("dtype") in _NUMERIC]
+        numeric = [k for k in scalars if data_keys[k].get("dtype") in _NUMERIC
+                   or (blocks and _column_dtype(data_keys[k]) != TEXT and k != scalars[0])]  # the axis
         table_signal = next((f for f in hinted + numeric if f in numeric), None)
         signal = next((f for f in hinted + arrays if f in arrays), None)
         trace_attrs = cls._trace_attrs(data_keys, arrays, signal)
-        return cls(doc["name"], data_keys, scalars, arrays, table_signal, trace_attrs)
+        return cls(doc["name"], data_keys, scalars, arrays, table_signal, trace_attrs, blocks)
 
     @staticmethod
     def _trace_attrs(data_keys: dict, arrays: list[str], signal: str | None) -> dict:
@@ -141,20 +154,28 @@ class _Stream:
 class _Table:
     """A stream's NXdata table: its open column datasets and the rows not yet written to them."""
 
-    def __init__(self, columns: dict[str, h5py.Dataset], signal: str | None):
+    def __init__(self, columns: dict[str, h5py.Dataset], signal: str | None, blocks: bool):
         self.columns = {name: (column.id, column.dtype) for name, column in columns.items()}
-        self.signal = signal
+        self.signal, self.blocks = signal, blocks
         self.written = 0
         self.pending: dict[str, list] = {name: [] for name in columns}
 
-    def buffer(self, page: dict) -> None:
-        values = {**page["data"], "seq_num": page["seq_num"], "timestamp": page["time"]}
-        for name, rows in self.pending.items():
-            rows.extend(values[name])
+    def buffer(self, page: dict) -> int:
+        """Keep the page's rows (a block's rows, for a block stream); returns how many."""
+        before = len(next(iter(self.pending.values())))
+        if self.blocks:
+            for name, rows in self.pending.items():
+                for block in page["data"][name]:
+                    rows.extend(block)
+        else:
+            values = {**page["data"], "seq_num": page["seq_num"], "timestamp": page["time"]}
+            for name, rows in self.pending.items():
+                rows.extend(values[name])
+        return len(next(iter(self.pending.values()))) - before
 
     def write(self) -> None:
         """Append the pending rows as one block per column (low-level calls: a third of h5py's cost)."""
-        start, rows = self.written, len(self.pending["seq_num"])
+        start, rows = self.written, len(next(iter(self.pending.values())))
         memory = h5py.h5s.create_simple((rows,))
         for name, (column, dtype) in self.columns.items():
             column.set_extent((start + rows,))
@@ -330,19 +351,23 @@ class HDF5Writer:
         if stream.name in self._tables:  # a stream described again (e.g. after configure) keeps its table
             return
         group = self._entry.create_group(stream.name)
-        group.attrs.update(NX_class="NXdata", axes="seq_num")
+        group.attrs["NX_class"] = "NXdata"
         if stream.table_signal:
             group.attrs["signal"] = stream.table_signal
         columns = {field: self._column(group, field, stream.data_keys[field]) for field in stream.scalars}
-        columns["seq_num"] = self._column(group, "seq_num", {"dtype": "integer"})
-        columns["timestamp"] = self._column(group, "timestamp", {"dtype": "number", "units": "s"})
-        self._tables[stream.name] = _Table(columns, stream.table_signal)
+        if stream.blocks:  # rows of a block stream have no event of their own: the first field is the axis
+            group.attrs["axes"] = stream.scalars[0]
+        else:
+            group.attrs["axes"] = "seq_num"
+            columns["seq_num"] = self._column(group, "seq_num", {"dtype": "integer"})
+            columns["timestamp"] = self._column(group, "timestamp", {"dtype": "number", "units": "s"})
+        self._tables[stream.name] = _Table(columns, stream.table_signal, stream.blocks)
 
     @staticmethod
     def _column(group: h5py.Group, name: str, data_key: dict) -> h5py.Dataset:
         """An empty, chunked, growable 1-D dataset typed and unit-tagged by its data key."""
-        dtype = _TABLE_DTYPES.get(data_key.get("dtype"), np.float64)
-        column = group.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(CHUNK_ROWS,), dtype=dtype)
+        column = group.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(CHUNK_ROWS,),
+                                      dtype=_column_dtype(data_key))
         if data_key.get("units"):
             column.attrs["units"] = data_key["units"]
         return column
@@ -350,8 +375,7 @@ class HDF5Writer:
     def _buffer_rows(self, stream_name: str, page: dict) -> None:
         """Keep a page's scalar rows in memory until _write_rows."""
         table = self._tables[stream_name]
-        table.buffer(page)
-        self._buffered += len(page["seq_num"])
+        self._buffered += table.buffer(page)
         if table.signal:
             self._latest_table = stream_name
 

@@ -6,7 +6,7 @@ from .aerosol_world import AerosolWorld, LineModel, Precursor
 from .alicat_twin import AlicatBus
 from .impac_twin import ImpacTwin
 from .ne1000_twin import NE1000Twin
-from .servers import PtyServer, TwinGroup
+from .servers import PtyServer, SerialLines, TwinGroup
 from .vici_twin import ViciTwin
 
 
@@ -32,5 +32,6 @@ class AerosolTwins(TwinGroup):
         self.gauge = self.gases.add_gauge(i.filter_gauge.unit, unit="kPa", full_scale=100.0)
         self.pyrometer = ImpacTwin(self.world, address=i.pyrometer.bus_address, baudrate=i.pyrometer.baudrate,
                                    seed=seed)
-        self.servers = {"valve": PtyServer(self.valve), "pump": PtyServer(self.pump),
-                        "gases": PtyServer(self.gases), "pyrometer": PtyServer(self.pyrometer)}
+        self.lines = SerialLines()
+        self.servers = {name: PtyServer(twin, self.lines) for name, twin in
+                        {"valve": self.valve, "pump": self.pump, "gases": self.gases, "pyrometer": self.pyrometer}.items()}

@@ -69,11 +69,16 @@ class AerosolWorld:
         self.reservoirs = {port: self.line.reservoirs.get(port, 500.0) for port in precursors}
         self.flame = self.line.flame_base
         self.collected = 0.0  # g on the filter
+        self._solids = self._offset = 0.0  # g/mL and K of the solution at the nozzle
         self.sensor_lag = 1e-3 / math.log(10)
-        self.sensed_temperature = self.flame
 
     # --- the pyrometer's view -----------------------------------------------------------
     emissivity = 0.3  # of the particle-laden flame, as the pyrometer sees it
+
+    @property
+    def sensed_temperature(self) -> float:
+        """The flame as the pyrometer's spot sees it: it flickers by a few kelvin."""
+        return self.flame + self.rng.normal(0.0, 3.0)
 
     def sample_at(self, times: np.ndarray, key: str) -> np.ndarray:
         self.advance()
@@ -95,8 +100,7 @@ class AerosolWorld:
 
     def _step(self, dt: float) -> None:
         t, line = self.time, self.line
-        flow = self._flow(t)  # mL/min
-        volume = flow * dt / 60.0
+        volume = self._flow(t) * dt / 60.0  # mL
         port = self.valve.port_at(t) if self.valve else None
         if port is not None and volume > 0:  # a dry reservoir delivers nothing
             volume = min(volume, self.reservoirs.get(port, 0.0))
@@ -104,20 +108,24 @@ class AerosolWorld:
         if self._inlet[-1][1] != port:
             self._inlet.append((self.pumped, port))
         self.pumped += volume
-        arriving = self._port_entering_at(self.pumped - line.dead_volume)
-        mix = 1 - math.exp(-dt / line.tau_mix) if volume > 0 else 0.0
-        for key in set(self.nozzle) | {arriving}:
-            target = 1.0 if key == arriving else 0.0
-            self.nozzle[key] = self.nozzle.get(key, 0.0) + (target - self.nozzle.get(key, 0.0)) * mix
-        solids = sum(f * self.precursors[p].solids for p, f in self.nozzle.items() if p in self.precursors)
-        self.collected += volume * solids * line.capture
-        offset = sum(f * self.precursors[p].flame_offset for p, f in self.nozzle.items() if p in self.precursors)
+        if volume > 0:
+            self._mix(self._port_entering_at(self.pumped - line.dead_volume), 1 - math.exp(-dt / line.tau_mix))
+        self.collected += volume * self._solids * line.capture
         fuel = self._gas("pilot_fuel", t)
         target = (line.flame_base + line.flame_per_fuel * (fuel - line.nominal_fuel)
-                  + line.flame_per_liquid * volume / dt * 60 + offset) if fuel > 0 else 300.0
+                  + line.flame_per_liquid * volume / dt * 60 + self._offset) if fuel > 0 else 300.0
         self.flame += (target - self.flame) * (1 - math.exp(-dt / line.tau_flame))
-        self.sensed_temperature = self.flame + self.rng.normal(0.0, 3.0)
         self.time = t + dt
+
+    def _mix(self, arriving: int | None, mix: float) -> None:
+        """Move the nozzle's content a fraction `mix` towards the solution arriving; a solution
+        whose share has fallen below 1e-9 is gone."""
+        nozzle = {key: kept for key, share in self.nozzle.items() if (kept := share * (1 - mix)) > 1e-9}
+        nozzle[arriving] = nozzle.get(arriving, 0.0) + mix
+        self.nozzle = nozzle
+        known = [(self.precursors[p], f) for p, f in nozzle.items() if p in self.precursors]
+        self._solids = sum(f * precursor.solids for precursor, f in known)
+        self._offset = sum(f * precursor.flame_offset for precursor, f in known)
 
     def _port_entering_at(self, pumped: float) -> int | None:
         """The port whose solution entered the line when `pumped` mL had been pushed."""

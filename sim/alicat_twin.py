@@ -31,10 +31,10 @@ reactor time, computed lazily from the world's clock); the world reads that flow
 gas temperature (reported near 14.70 PSIA and 25 degC), totalizers, setpoint ramping,
 integer (64000 = full scale) setpoints, `??D*`/`??M*`/`??G*` tables, display lock, gauge tare.
 """
+import functools
 import math
+import random
 import re
-
-import numpy as np
 
 from .aerosol_world import GAS_ROLES, AerosolWorld
 
@@ -51,12 +51,17 @@ STANDARD_PRESSURE, STANDARD_TEMPERATURE = 14.696, 298.15  # PSIA, K (Alicat STP)
 _NUMBER = r"\s*([-+]?(?:\d+\.?\d*|\.\d+))"
 
 
-def _fixed(value: float, full_scale: float) -> str:
-    """Sign and five significant digits of the full scale, e.g. +05.000 for 10."""
+@functools.cache
+def _format(full_scale: float) -> str:
     digits = max(1, math.floor(math.log10(full_scale)) + 1)
     decimals = max(0, 5 - digits)
     width = 1 + digits + (1 + decimals if decimals else 0)
-    return f"{value:+0{width}.{decimals}f}"
+    return f"{{:+0{width}.{decimals}f}}"
+
+
+def _fixed(value: float, full_scale: float) -> str:
+    """Sign and five significant digits of the full scale, e.g. +05.000 for 10."""
+    return _format(full_scale).format(value)
 
 
 class _Unit:
@@ -89,7 +94,7 @@ class _Unit:
         return "?"
 
     def _noise(self, scale: float) -> float:
-        return float(self.bus.rng.normal(0.0, NOISE * scale))
+        return self.bus.rng.gauss(0.0, NOISE * scale)
 
 
 class FlowController(_Unit):
@@ -209,7 +214,7 @@ class AlicatBus:
 
     def __init__(self, world: AerosolWorld, baudrate: int = 19200, seed: int | None = None):
         self.world, self.baudrate = world, baudrate
-        self.rng = np.random.default_rng(seed)
+        self.rng = random.Random(seed)
         self.units: list[_Unit] = []
         self._streamed = -math.inf  # reactor time of the last streamed frame
 

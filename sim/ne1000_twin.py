@@ -24,6 +24,7 @@ publication 1200-01), chapter 10 "RS-232 communications":
 Not modelled: multi-phase programs, keypad, TTL I/O, `*` system commands, and the auto-alarm
 packets of safe mode (the serial server only answers). Withdrawing pushes nothing into the line.
 """
+import binascii
 import math
 import re
 from dataclasses import dataclass
@@ -45,12 +46,8 @@ _FLOAT = re.compile(r"(?=\.?\d)\d*\.?\d*")
 
 
 def _crc(data: bytes) -> bytes:
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = (crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1
-    return (crc & 0xFFFF).to_bytes(2, "big")
+    """CCITT CRC-16, polynomial 0x1021, initial value 0 (binascii's CRC-CCITT), high byte first."""
+    return binascii.crc_hqx(data, 0).to_bytes(2, "big")
 
 
 class _Refused(Exception):

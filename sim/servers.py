@@ -7,11 +7,13 @@ binary framing) and writes back whatever the twin answers.
 import os
 import re
 import select
+import selectors
 import socket
 import struct
 import termios
 import threading
 import time
+import traceback
 import tty
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -160,8 +162,42 @@ class TcpServer:
         self._sock.close()
 
 
+class SerialLines:
+    """One thread serving any number of pseudo-terminals: it waits on all of them at once and
+    handles each message as it comes. A twin group's serial lines share one, so a host that
+    talks to its instruments in turn finds their twins ready, not waiting on one another for
+    the interpreter."""
+
+    def __init__(self):
+        self._selector = selectors.DefaultSelector()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="pty-twins")
+        self._thread.start()
+
+    def add(self, fd: int, on_bytes: Callable[[], None]) -> None:
+        self._selector.register(fd, selectors.EVENT_READ, on_bytes)
+
+    def remove(self, fd: int) -> None:
+        self._selector.unregister(fd)
+
+    def _serve(self) -> None:
+        """A twin that raises is a twin's bug: reported, and that message gets no reply."""
+        while not self._stop.is_set():
+            for key, _ in self._selector.select(0.1):
+                try:
+                    key.data()
+                except Exception:
+                    traceback.print_exc()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._selector.close()
+
+
 class PtyServer:
-    """Serves one serial twin on a pseudo-terminal; `path` is what pyserial opens.
+    """Serves one serial twin on a pseudo-terminal; `path` is what pyserial opens. The twin is
+    served by `lines` (shared with other servers), or by lines of its own.
 
     The baud rate the client chose is read from the terminal: a message sent at another
     speed than the twin's `baudrate` is dropped, as a real UART would see only garbage.
@@ -169,40 +205,40 @@ class PtyServer:
     checked here.
     """
 
-    def __init__(self, twin: Twin):
+    def __init__(self, twin: Twin, lines: SerialLines | None = None):
         self.twin = twin
         self.faults = LinkFaults(kinds=LinkFaults.SERIAL)
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         self.path = self.address = os.ttyname(self._slave)  # what pyserial opens
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True, name=f"pty-twin-{self.path}")
-        self._thread.start()
+        self._buffer = b""
+        self._own_lines = lines is None
+        self._lines = lines or SerialLines()
+        self._lines.add(self._master, self._receive)
 
     def baudrate(self) -> int:
         return _BAUD_RATES.get(termios.tcgetattr(self._slave)[4], 0)
 
-    def _serve(self) -> None:
-        buffer = b""
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self._master], [], [], 0.1)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(self._master, 4096)
-            except OSError:
-                continue
-            messages, buffer = _split(buffer + chunk, self.twin)
-            for message in messages:
-                if self.baudrate() != self.twin.baudrate:
-                    continue  # framing garbage at the wrong speed: no reply
-                reply = self.faults.exchange(self.twin, message)
-                if reply:
+    def _receive(self) -> None:
+        try:
+            chunk = os.read(self._master, 4096)
+        except OSError:
+            return
+        messages, self._buffer = _split(self._buffer + chunk, self.twin)
+        for message in messages:
+            if self.baudrate() != self.twin.baudrate:
+                continue  # framing garbage at the wrong speed: no reply
+            reply = self.faults.exchange(self.twin, message)
+            if reply:
+                try:
                     os.write(self._master, reply)
+                except OSError:  # closed meanwhile
+                    return
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
+        self._lines.remove(self._master)
+        if self._own_lines:
+            self._lines.close()
         os.close(self._master)
         os.close(self._slave)
 
@@ -212,6 +248,7 @@ class TwinGroup:
 
     servers: dict[str, TcpServer | PtyServer]
     models: dict[str, str]  # instrument name -> model, as in the configs
+    lines: SerialLines | None = None  # serving the serial twins, when they share it
 
     @property
     def addresses(self) -> dict[str, str]:
@@ -220,6 +257,8 @@ class TwinGroup:
     def close(self) -> None:
         for server in self.servers.values():
             server.close()
+        if self.lines:
+            self.lines.close()
 
     def __enter__(self):
         return self

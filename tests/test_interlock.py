@@ -87,8 +87,9 @@ def test_filter_overpressure_trips_and_is_recorded(tmp_path):
 
 
 def test_process_data_gone_stale_trips_and_leaves_the_line_safe(tmp_path):
-    """A read that never returns (here: the gas bus held by a stuck caller) stops the process
-    data without an error; the interlock trips on their age and the line still goes safe."""
+    """A read that never returns (here: the gas bus held by a stuck caller, before the logger's
+    first row is complete) stops the process data without an error; the interlock trips on
+    their age (counted from the logger's start while it has no row) and the line still goes safe."""
     def hold_gas_bus(twins):
         bus = reactor.gas_drivers["dispersion"].io.lock
         held = threading.Event()
@@ -99,7 +100,7 @@ def test_process_data_gone_stale_trips_and_leaves_the_line_safe(tmp_path):
     reactor, run = aerosol_run(tmp_path, hold_gas_bus)
     with reactor:
         try:
-            with pytest.raises(QuenchlabError, match=r"sample I1 failed: interlock: data_age = \S+ \(above its limit of 10 s\)"):
+            with pytest.raises(QuenchlabError, match=r"sample I1 failed: interlock: data_age = \S+ \(above its limit of 5 s\)"):
                 run()
             reactor.twins.world.advance()
             assert not reactor.twins.pump.flow_at(reactor.twins.world.time)

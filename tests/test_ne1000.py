@@ -11,6 +11,7 @@ from quenchlab.devices.transport import SerialTransport
 from quenchlab.errors import InstrumentError
 from quenchlab.sim.aerosol_world import AerosolWorld, Precursor
 from quenchlab.sim.ne1000_twin import NE1000Twin
+from quenchlab.sim.ne1000_twin import _crc as twin_crc
 from quenchlab.sim.servers import PtyServer
 
 SPEED = 50  # reactor seconds per wall second
@@ -49,6 +50,7 @@ def diameter_whose_crc_holds(byte: int, template: str) -> float:
 # --- framing ---------------------------------------------------------------------------
 def test_safe_mode_framing_matches_the_manual_example_and_round_trips():
     assert frame(b"SAF0") == b"\x02\x08SAF0\x55\x43\x03"  # the packet printed in 10.2.2
+    assert twin_crc(b"SAF0") == b"\x55\x43"  # the twin's own CRC agrees with the manual too
     packet = frame(b"0RAT5.000MM")
     assert packet[1] == len(packet) - 1 and unframe(packet) == b"0RAT5.000MM"
     with pytest.raises(ValueError, match="CRC"):

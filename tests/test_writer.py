@@ -22,6 +22,8 @@ from ophyd.sim import det, motor
 from ophyd.status import Status
 
 from quenchlab import writer as writer_module
+from quenchlab.clock import ReactorClock
+from quenchlab.devices.process_logger import ProcessLogger
 from quenchlab.writer import HDF5Writer
 
 RECIPE = "name: flash-1\npulses:\n  - {voltage: 120, duration_ms: 50}\n"
@@ -454,3 +456,39 @@ def test_sigkill_loses_no_row_older_than_the_bound(tmp_path):
         np.testing.assert_array_equal(x, np.arange(len(x)))
         np.testing.assert_array_equal(f["entry/primary/seq_num"][:], np.arange(1, len(x) + 1))
         assert "exit_status" not in f["entry"]
+
+
+def test_process_rows_arrive_in_blocks_and_are_appended_to_one_table(RE, writer, docs):
+    """The process logger's collect is one event holding every row since the last one; the
+    writer appends the rows (numbers and text) to one table whose axis is reactor time."""
+    clock = ReactorClock(200)
+    readings = iter(range(10_000))
+
+    def source():
+        n = next(readings)
+        return {"flow": float(n), "status": f"S{n % 3}"}
+
+    logger = ProcessLogger([source], {"flow": "L/min"}, clock, period=1.0)
+
+    @bpp.run_decorator(md={"plan_name": "logged"})
+    def plan():
+        yield from bps.kickoff(logger, wait=True)
+        for _ in range(3):
+            yield from bps.sleep(0.03)
+            yield from bps.collect(logger)
+        logger.halt()
+        yield from bps.collect(logger)
+
+    RE(plan())
+    blocks = [doc for name, doc in docs if name == "event_page"]
+    assert 2 <= len(blocks) <= 4 and all(len(doc["seq_num"]) == 1 for doc in blocks)  # one event per collect
+    sent = [row for doc in blocks for row in doc["data"]["flow"][0]]
+    with h5py.File(writer.path, "r") as f:
+        table = f["entry/process"]
+        assert table.attrs["axes"] == "reactor_time" and table.attrs["signal"] == "flow"
+        np.testing.assert_array_equal(table["flow"][()], sent)
+        assert list(table["status"].asstr()[()]) == [f"S{int(n) % 3}" for n in sent]
+        t = table["reactor_time"][()]
+        assert len(t) == len(sent) > 3 and np.all(np.diff(t) > 0.5)
+        assert table["flow"].attrs["units"] == "L/min" and table["reactor_time"].attrs["units"] == "s"
+        assert f["entry/num_events/process"][()] == len(blocks)
