@@ -7,6 +7,7 @@ stream: switch, flush, settle, collect, end.
 """
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
+from bluesky import Msg
 
 from quenchlab.clock import ReactorClock
 from quenchlab.devices.phase_marker import PhaseMarker
@@ -16,11 +17,13 @@ COLLECT_EVERY = 60.0  # s of reactor time between pages of process data
 
 
 def reactor_sleep(clock: ReactorClock, seconds: float):
-    """Wait `seconds` of reactor time (bps.sleep counts wall seconds: each sleep is the least
-    wall time the rest can take, as a paced clock may run slower than `speed`)."""
+    """Wait `seconds` of reactor time (a sleep message counts wall seconds: each sleep is the
+    least wall time the rest can take, as a paced clock may run slower than `speed`). Bare
+    messages, not bps.sleep: a dry run sleeps thousands of times a second, and each plan stub
+    records the stack it was made in."""
     end = clock.now() + seconds
     while (left := end - clock.now()) > 0:
-        yield from bps.sleep(left / clock.speed)
+        yield Msg("sleep", None, left / clock.speed)
 
 
 def mark(marker: PhaseMarker, phase: str, note: str = ""):
@@ -33,7 +36,7 @@ def wait_until(clock: ReactorClock, logger: ProcessLogger, end: float):
     """Sleep to reactor time `end`, collecting the process data every COLLECT_EVERY s (before
     each sleep, so the wait ends on time)."""
     while True:
-        yield from bps.collect(logger)
+        yield Msg("collect", logger, stream=False, return_payload=False, name=None)
         left = end - clock.now()
         if left <= 0:
             return
