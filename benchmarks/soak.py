@@ -3,8 +3,9 @@ that nothing hung or leaked and that every fault was met and handled.
 
 Faults are drawn at random reactor times from what the drivers must ride through: lost,
 cut and late replies to queries (resent), a pyrometer dropout on the flame (the run is
-suspended, then resumes). After every round the threads, the open file descriptors and the
-resident memory are compared with those after the first round.
+suspended, then resumes). Every lost or cut reply an instrument met must be found among the
+link faults the runs recorded (/entry/link_faults). After every round the threads, the open
+file descriptors and the resident memory are compared with those after the first round.
 
     python benchmarks/soak.py              # full: 3 rounds of a 30-pulse train and a 24-sample library (~20 min)
     python benchmarks/soak.py --quick      # reduced, as CI runs it (tests/test_soak.py)
@@ -36,6 +37,7 @@ from quenchlab.sim.fjh_twins import FJHTwins
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 QUERY_FAULTS = ({"fault": "no_reply"}, {"fault": "partial"}, {"fault": "latency", "delay": "30 ms"})
+RESENT = ("no_reply", "partial")  # faults a driver must notice, resend and record
 MEMORY_GROWTH = 1.25  # resident memory after the last round / after the first (caches warm up in the first)
 QUERIES = {"supply": r"\?", "digitizer": r"\?", "pyrometer": r"ms$", "valve": r"CP$", "gases": r"^[A-Z]$"}  # no writes
 
@@ -44,6 +46,7 @@ QUERIES = {"supply": r"\?", "digitizer": r"\?", "pyrometer": r"ms$", "valve": r"
 class Report:
     faults: int = 0
     unmet: int = 0  # faults still armed at the end: never reached an instrument
+    resends: int = 0  # lost or cut replies met (each one recorded, or a problem)
     resources: list[tuple[int, int, float]] = field(default_factory=list)  # threads, fds, MiB per round
     problems: list[str] = field(default_factory=list)
 
@@ -68,6 +71,26 @@ def unmet(twins) -> int:
     return sum(len(server.faults.pending) for server in twins.servers.values())
 
 
+def resends_due(faults: list[dict], twins) -> int:
+    """The lost and cut replies injected that met an instrument: each makes a driver resend."""
+    pending = sum(f.kind in RESENT for server in twins.servers.values() for f in server.faults.pending)
+    return sum(f["fault"] in RESENT for f in faults) - pending
+
+
+def recorded_link_faults(paths) -> int:
+    total = 0
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            total += len(f["entry/link_faults"]) if "link_faults" in f["entry"] else 0
+    return total
+
+
+def check_recorded(name: str, due: int, recorded: int, report: Report) -> None:
+    report.resends += due
+    if recorded < due:
+        report.problems.append(f"{name}: {due} lost or cut replies met, {recorded} link faults recorded")
+
+
 def fjh_round(rng: random.Random, pulses: int, directory: Path, report: Report) -> None:
     """One train on twins of their own, faults on every link; every pulse must be recorded.
     A long train keeps to the rig's duty-cycle limit (max_energy_per_minute): 10 s apart."""
@@ -84,6 +107,7 @@ def fjh_round(rng: random.Random, pulses: int, directory: Path, report: Report) 
         path = run_recipe(Inputs(config, "", "soak", recipe, text, "soak"), simulate=False, data_dir=directory)
         report.faults += len(faults)
         report.unmet += unmet(twins)
+        check_recorded(path.name, resends_due(faults, twins), recorded_link_faults([path]), report)
         if twins.supply.output or twins.world.amps:
             report.problems.append(f"{path.name}: the supply output is on after the train")
     with h5py.File(path, "r") as f:
@@ -109,6 +133,9 @@ def aerosol_round(rng: random.Random, samples: int, directory: Path, report: Rep
         result = run_library(reactor, slots, library=library, data_dir=directory, resume=False, md={})
         report.faults += len(faults)
         report.unmet += unmet(reactor.twins)
+        after_the_last = len(reactor.link_events())  # met once the last sample's file was closed
+        check_recorded(library.name, resends_due(faults, reactor.twins),
+                       recorded_link_faults(result.directory.glob("*.h5")) + after_the_last, report)
         reactor.twins.world.advance()
         if reactor.twins.pump.flow_at(reactor.twins.world.time):
             report.problems.append(f"{library.name}: the pump still runs after the library")
@@ -140,7 +167,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         report = soak(rounds, pulses, samples, args.seed, Path(scratch))
     print(f"soak: {rounds} rounds of {pulses} pulses and {samples} samples; faults injected {report.faults}, "
-          f"never reached an instrument {report.unmet}")
+          f"never reached an instrument {report.unmet}; lost or cut replies met {report.resends}, each recorded")
     for i, (threads, fds, mib) in enumerate(report.resources):
         print(f"soak: after round {i + 1}: threads {threads}, file descriptors {fds}, resident {mib:.1f} MiB")
     for problem in report.problems:

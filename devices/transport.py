@@ -3,12 +3,16 @@
 Each transport owns one lock, so a driver's command and its reply are never interleaved
 with another thread's, and resends a query a bounded number of times before it raises an
 `InstrumentError` naming the instrument, its address and the command. A VISA transport also
-reconnects a lost link, and resends over it only what is safe to resend.
+reconnects a lost link, and resends over it only what is safe to resend. Every fault a
+transport rides through is kept as a `LinkEvent` until the run that saw it records it.
 """
 import os
 import select
 import threading
 import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pyvisa
@@ -19,6 +23,41 @@ from quenchlab.errors import InstrumentError
 _resource_manager: pyvisa.ResourceManager | None = None
 
 
+@dataclass(frozen=True)
+class LinkEvent:
+    """A link fault a transport rode through: when (wall clock), on which instrument, during
+    which command, and what the transport did about it."""
+
+    time: float
+    instrument: str
+    command: str
+    what: str
+
+    def __str__(self) -> str:
+        when = datetime.fromtimestamp(self.time).isoformat(timespec="milliseconds")
+        return f"{when} {self.instrument} {self.command!r}: {self.what}"
+
+
+class _Link:
+    """What both transports share: a name, an address, one lock and the faults ridden through."""
+
+    KEPT = 10_000  # link events kept between two runs' records; the oldest go first
+
+    def __init__(self, name: str, address: str, retries: int):
+        self.name, self.address, self.retries = name, address, retries
+        self.lock = threading.RLock()
+        self._events: deque[LinkEvent] = deque(maxlen=self.KEPT)
+
+    def _note(self, command: str, what: str) -> None:
+        self._events.append(LinkEvent(time.time(), self.name, command, what))
+
+    def take_events(self) -> list[LinkEvent]:
+        """The faults ridden through since the last call, oldest first."""
+        with self.lock:
+            events, self._events = list(self._events), deque(maxlen=self.KEPT)
+        return events
+
+
 def _visa() -> pyvisa.ResourceManager:
     global _resource_manager
     if _resource_manager is None:
@@ -26,7 +65,7 @@ def _visa() -> pyvisa.ResourceManager:
     return _resource_manager
 
 
-class VisaTransport:
+class VisaTransport(_Link):
     """SCPI over a VISA resource, e.g. ``TCPIP::192.168.1.20::5025::SOCKET``.
 
     A write returns once the socket has taken the command, before the instrument has read it, so
@@ -43,8 +82,8 @@ class VisaTransport:
     """
 
     def __init__(self, name: str, address: str, timeout: float = 2.0, retries: int = 2):
-        self.name, self.address, self.timeout, self.retries = name, address, timeout, retries
-        self.lock = threading.RLock()
+        super().__init__(name, address, retries)
+        self.timeout = timeout
         self._unconfirmed: list[str] = []  # written since the last reply
         self._down = False  # a reconnect failed: the next command tries again first
         try:
@@ -106,10 +145,12 @@ class VisaTransport:
                         raise InstrumentError(self.name, self.address, command,
                                               f"no reply after {tries} tries ({error.abbreviation})") from None
                     tries, drain = tries + 1, True
+                    self._note(command, f"no reply within {self.timeout:g} s ({error.abbreviation}): resent")
                 except ConnectionError:
                     if relinked:
                         raise InstrumentError(self.name, self.address, command, "link lost again after reconnecting") from None
                     self._relink(command)
+                    self._note(command, "link lost: reconnected, resent")
                     drain, relinked = False, True
                 except (pyvisa.Error, OSError) as error:
                     raise InstrumentError(self.name, self.address, command, f"I/O failed ({error})") from None
@@ -163,7 +204,7 @@ class VisaTransport:
         self._resource.close()
 
 
-class SerialTransport:
+class SerialTransport(_Link):
     """A serial line. `query` sends a command and reads a reply ending in `terminator`;
     `exchange` sends raw bytes and reads until `complete(reply_so_far)` says the reply is whole
     (for binary framing). Several drivers may share one port (units on one RS-485 bus):
@@ -173,9 +214,8 @@ class SerialTransport:
 
     def __init__(self, name: str, address: str, *, baudrate: int, parity: str = serial.PARITY_NONE,
                  terminator: bytes = b"\r", timeout: float = 0.5, retries: int = 2):
-        self.name, self.address, self.retries, self.terminator = name, address, retries, terminator
-        self.timeout = timeout
-        self.lock = threading.RLock()
+        super().__init__(name, address, retries)
+        self.terminator, self.timeout = terminator, timeout
         try:
             self._port = serial.serial_for_url(address, baudrate=baudrate, bytesize=serial.EIGHTBITS,
                                                parity=parity, stopbits=serial.STOPBITS_ONE, timeout=timeout)
@@ -205,7 +245,9 @@ class SerialTransport:
         """Send `data`, read until `complete(received)`; resend on a timeout or a partial
         reply, a bounded number of times."""
         with self.lock:
-            for _ in range(self.retries + 1):
+            for attempt in range(self.retries + 1):
+                if attempt:
+                    self._note(label, f"no complete reply within {self.timeout:g} s: resent")
                 self._port.reset_input_buffer()
                 self._port.write(data)
                 reply = self._read_until(complete)

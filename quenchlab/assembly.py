@@ -26,6 +26,12 @@ class Assembly:
     def _connect(self, addresses: dict[str, str]) -> None:
         raise NotImplementedError
 
+    def link_events(self) -> list:
+        """The link faults every driver's transport rode through since the last call, oldest
+        first (devices.transport.LinkEvent)."""
+        transports = {id(driver.io): driver.io for driver in self._drivers if hasattr(driver, "io")}
+        return sorted((event for io in transports.values() for event in io.take_events()), key=lambda e: e.time)
+
     def safe(self) -> list[str]:
         """Bring the line to its safe state; returns what went wrong."""
         return []

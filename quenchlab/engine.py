@@ -3,7 +3,7 @@ import asyncio
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from bluesky import RunEngine
 from bluesky.utils import FailedStatus
@@ -37,6 +37,23 @@ def sigterm_interrupts(engine: RunEngine):
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def link_faults_recorded(reactor, writer):
+    """After the block (a run), add the link faults the reactor's drivers rode through to the
+    run's file as /entry/link_faults. If the block raised, a failure to add them (a full
+    disk) does not hide its error."""
+    def record():
+        if (events := reactor.link_events()) and writer.path is not None:
+            writer.annotate("link_faults", [str(event) for event in events])
+    try:
+        yield
+    except BaseException:
+        with suppress(OSError):
+            record()
+        raise
+    record()
 
 
 def failure_cause(failure: FailedStatus) -> str:

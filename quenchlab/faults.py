@@ -54,7 +54,8 @@ def load_scenario(path: str | Path) -> FaultScenario:
 
 
 def apply_scenario(scenario: FaultScenario, twins: TwinGroup, clock: ReactorClock, source: str = "scenario"):
-    """Arm every fault; instrument faults are fired by a timer thread on the reactor clock."""
+    """Arm every fault; instrument faults are fired by a timer thread on the reactor clock, which
+    ends with the twins."""
     timed = []
     for i, entry in enumerate(scenario.faults):
         where = f"{source}: faults.{i}"
@@ -74,7 +75,7 @@ def apply_scenario(scenario: FaultScenario, twins: TwinGroup, clock: ReactorCloc
             raise ConfigError(f"{where}.at: an instrument fault needs a time (e.g. '5 s')")
         timed.append((entry.at, target, entry.fault))
     if timed:
-        threading.Thread(target=_fire, args=(sorted(timed, key=lambda t: t[0]), clock), daemon=True,
+        threading.Thread(target=_fire, args=(sorted(timed, key=lambda t: t[0]), clock, twins.closed), daemon=True,
                          name="fault-scenario").start()
 
 
@@ -88,7 +89,10 @@ def _target(twins: TwinGroup, server, entry: FaultEntry, where: str):
     return units[entry.unit]
 
 
-def _fire(timed, clock: ReactorClock) -> None:
+def _fire(timed, clock: ReactorClock, closed: threading.Event) -> None:
+    """Inject each fault at its time, until the twins are closed."""
     for at, target, fault in timed:
-        clock.sleep(at - clock.now())
+        clock.sleep(at - clock.now(), closed)
+        if closed.is_set():
+            return
         target.inject(fault)

@@ -12,7 +12,7 @@ from bluesky import RunEngine
 from bluesky.utils import FailedStatus, RunEngineInterrupted
 
 from . import __version__
-from .engine import failure_cause, run_engine, sigterm_interrupts
+from .engine import failure_cause, link_faults_recorded, run_engine, sigterm_interrupts
 from .errors import QuenchlabError
 from .files import writable_directory
 from .journal import DONE, FAILED, INTERRUPTED, PENDING, RUNNING, Journal
@@ -70,7 +70,8 @@ def run_library(reactor, samples: list, *, library: Path, data_dir: Path, resume
                 current["sample_id"] = sample.sample_id
                 progress.sample(sample.sample_id, index, len(todo))
                 journal.record(sample.sample_id, RUNNING)
-                state, note = _run_one(engine, reactor, sample, md, interlock, writer)
+                with link_faults_recorded(reactor, writer):
+                    state, note = _run_one(engine, reactor, sample, md, interlock, writer)
                 journal.record(sample.sample_id, state, note=note)
                 progress.done(sample.sample_id, state)
                 if state != DONE:

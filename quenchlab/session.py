@@ -9,7 +9,7 @@ from quenchlab.plans.pulses import pulse_train
 
 from . import __version__
 from .config import FJHConfig
-from .engine import failure_cause, run_engine, sigterm_interrupts
+from .engine import failure_cause, link_faults_recorded, run_engine, sigterm_interrupts
 from .errors import QuenchlabError
 from .files import writable_directory
 from .reactor import FJHReactor
@@ -49,27 +49,27 @@ def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = 
         if interlock:
             interlock.attach(engine, resume_after=1.0)
             interlock.start()
-        try:
-            with sigterm_interrupts(engine):
-                result = engine(plan)
-        except RunEngineInterrupted:
-            reason = str(interlock.trips[-1]) if interlock and interlock.trips else "interrupted by the user"
-            engine.abort(reason=reason)
-            if interlock and interlock.trips:
-                writer.annotate("interlock_trip", reason)
-            raise QuenchlabError(f"{reason}: the supply output is off; {_recorded(writer)}") from None
-        except FailedStatus as failure:  # an instrument action failed: say what the instrument said
-            raise QuenchlabError(f"{failure_cause(failure)}; the supply output is off; {_recorded(writer)}") from None
-        except OSError as error:  # the record could not be written (disk full, storage gone)
-            raise QuenchlabError(f"recording failed ({error}); the supply output is off; {_recorded(writer)}") from None
-        finally:
-            if interlock:
-                interlock.halt()
-        if result.exit_status != "success":
-            raise QuenchlabError(f"the run ended with {result.exit_status}: {result.reason}; "
-                                 f"the supply output is off; {_recorded(writer)}")
+        with link_faults_recorded(reactor, writer):  # once the run's file is closed
+            try:
+                with sigterm_interrupts(engine):
+                    result = engine(plan)
+            except RunEngineInterrupted:
+                reason = str(interlock.trips[-1]) if interlock and interlock.trips else "interrupted by the user"
+                engine.abort(reason=reason)
+                if interlock and interlock.trips:
+                    writer.annotate("interlock_trip", reason)
+                raise QuenchlabError(f"{reason}: the supply output is off; {_recorded(writer)}") from None
+            except FailedStatus as failure:  # an instrument action failed: say what the instrument said
+                raise QuenchlabError(f"{failure_cause(failure)}; the supply output is off; {_recorded(writer)}") from None
+            except OSError as error:  # the record could not be written (disk full, storage gone)
+                raise QuenchlabError(f"recording failed ({error}); the supply output is off; {_recorded(writer)}") from None
+            finally:
+                if interlock:
+                    interlock.halt()
+            if result.exit_status != "success":
+                raise QuenchlabError(f"the run ended with {result.exit_status}: {result.reason}; "
+                                     f"the supply output is off; {_recorded(writer)}")
     return writer.path
-
 
 
 def _recorded(writer: HDF5Writer) -> str:

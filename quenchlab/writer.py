@@ -201,9 +201,10 @@ class HDF5Writer:
         self._buffered = 0  # rows buffered in all tables
         self._buffered_since: float | None = None  # monotonic time of the oldest buffered row
 
-    def annotate(self, name: str, text: str) -> None:
-        """Add `/entry/<name>` to the last run's closed file (e.g. the interlock trip that ended
-        it, which no document carries); never replaces anything already written."""
+    def annotate(self, name: str, text: str | list[str]) -> None:
+        """Add `/entry/<name>` (a text, or a list of texts) to the last run's closed file: what no
+        document carries, e.g. the interlock trip that ended it or the link faults ridden
+        through; never replaces anything already written."""
         if self.path is None:
             return
         with h5py.File(self.path, "r+") as handle:

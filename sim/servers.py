@@ -4,6 +4,7 @@ A twin is any object with `handle(message: bytes) -> bytes | None`; the server s
 byte stream into messages at the twin's terminator (or with the twin's own `split`, for
 binary framing) and writes back whatever the twin answers.
 """
+import functools
 import os
 import re
 import select
@@ -250,6 +251,11 @@ class TwinGroup:
     models: dict[str, str]  # instrument name -> model, as in the configs
     lines: SerialLines | None = None  # serving the serial twins, when they share it
 
+    @functools.cached_property
+    def closed(self) -> threading.Event:
+        """Set once the twins are closed (a fault scenario's timer ends with them)."""
+        return threading.Event()
+
     @property
     def addresses(self) -> dict[str, str]:
         return {name: server.address for name, server in self.servers.items()}
@@ -259,6 +265,7 @@ class TwinGroup:
             server.close()
         if self.lines:
             self.lines.close()
+        self.closed.set()
 
     def __enter__(self):
         return self

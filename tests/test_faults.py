@@ -31,6 +31,9 @@ def test_a_lost_reply_is_resent_and_recovered(twins, pyrometer):
     apply_scenario(scenario({"instrument": "pyrometer", "fault": "no_reply", "on": "ms", "count": 2}),
                    twins, twins.world.clock)
     assert pyrometer.temperature().flag == "under range"  # third try answered
+    events = pyrometer.io.take_events()
+    assert [(e.instrument, e.command, e.what) for e in events] == [("pyrometer", "00ms", "no complete reply within 0.1 s: resent")] * 2
+    assert pyrometer.io.take_events() == []  # taken once
 
 
 def test_a_dead_line_is_a_clear_error(twins, pyrometer):
@@ -105,6 +108,7 @@ def test_a_dropped_link_is_reconnected_and_the_query_resent(twins, live_supply):
     start = time.monotonic()
     assert live_supply.measure()[0] > 0
     assert time.monotonic() - start >= 0.4  # new connections were reset until the link came up
+    assert [e.what for e in live_supply.io.take_events()] == ["link lost: reconnected, resent"]
     assert twins.supply.output and (twins.supply.voltage, twins.supply.current) == (5, 1)
 
 

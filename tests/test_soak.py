@@ -1,4 +1,5 @@
-"""The soak at a reduced size: random faults on every link, no hang, no leak (benchmarks/soak.py)."""
+"""The soak at a reduced size: random faults on every link, no hang, no leak, every resend
+recorded (benchmarks/soak.py)."""
 import sys
 from pathlib import Path
 
@@ -10,3 +11,4 @@ def test_soak_rides_through_random_faults_without_leaking(tmp_path):
     report = soak(rounds=3, pulses=4, samples=3, seed=7, directory=tmp_path)
     assert report.problems == []
     assert report.faults >= 20 and report.unmet < report.faults / 2
+    assert report.resends > 0  # lost or cut replies were met, and each is in a record (else a problem)
