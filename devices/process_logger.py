@@ -17,6 +17,7 @@ from ophyd import Device
 from ophyd.status import Status
 
 from quenchlab.clock import ReactorClock
+from quenchlab.errors import QuenchlabError
 
 Source = Callable[[], dict[str, float | str]]
 
@@ -50,7 +51,12 @@ class ProcessLogger(Device):
         return self.clock.now() - last
 
     def start(self) -> None:
+        """Start reading, unless it is reading already; refused while a halted logger is still
+        stuck in a read (a second reader would share its lines)."""
         if self._thread and self._thread.is_alive():
+            if self._stop.is_set():
+                raise QuenchlabError("the process logger is still stuck in a read begun before it was halted: "
+                                     "check the instruments' lines")
             return
         self._stop.clear()
         self._error = None
@@ -64,7 +70,8 @@ class ProcessLogger(Device):
         self._stop.set()
         if self._thread:
             self._thread.join(timeout)
-        self._thread = None
+            if not self._thread.is_alive():
+                self._thread = None
 
     def kickoff(self) -> Status:
         """Fails if the logger died (a source raised); starts it if it is not running."""

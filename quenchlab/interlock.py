@@ -17,6 +17,7 @@ from bluesky.suspenders import SuspendBoolHigh
 from ophyd import Signal
 
 from .clock import ReactorClock
+from .plans.sequences import reactor_sleep
 
 @dataclass(frozen=True)
 class Watch:
@@ -60,7 +61,7 @@ class Interlock:
         """Interrupt `engine` on a trip; suspend it while a recoverable band is not met, and
         resume `resume_after` s of reactor time after it is met again."""
         self.engine = engine
-        engine.install_suspender(SuspendBoolHigh(self.suspend, sleep=resume_after / self.clock.speed))
+        engine.install_suspender(SuspendBoolHigh(self.suspend, post_plan=lambda: reactor_sleep(self.clock, resume_after)))
 
     def start(self) -> None:
         self._stop.clear()

@@ -1,0 +1,80 @@
+"""The process logger's pacing of the reactor clock, its halt and restart, and the interlock's
+resume delay in reactor time."""
+import threading
+import time
+
+import bluesky.plan_stubs as bps
+import pytest
+from bluesky import RunEngine
+
+from quenchlab.clock import ReactorClock
+from quenchlab.devices.process_logger import ProcessLogger
+from quenchlab.errors import QuenchlabError
+from quenchlab.interlock import Interlock
+
+
+def test_the_process_logger_paces_the_clock_from_its_first_row():
+    """A read that takes 50 ms of wall time (a slow line, a busy host) holds the clock: at
+    1000x the next row comes at most a period and a half, plus the wall time the reads took,
+    later; not 50 s later."""
+    clock = ReactorClock(1000)
+    walls = []
+
+    def slow_source():
+        if not walls:
+            time.sleep(0.05)
+        walls.append(time.monotonic())
+        return {"value": 1.0}
+
+    logger = ProcessLogger([slow_source], {}, clock, period=1.0)
+    logger.start()
+    while len(walls) < 3:
+        time.sleep(0.01)
+    logger.halt()
+    rows = [row["reactor_time"] for _, row in logger._rows]
+    for i in range(len(rows) - 1):
+        wall = walls[i + 1] - walls[i] + 0.05  # the real-time part: what the host took
+        assert 0.9 < rows[i + 1] - rows[i] < 1.5 + 2 * wall
+
+
+def test_a_logger_halted_while_stuck_in_a_read_is_not_started_twice():
+    clock, line_free, reading = ReactorClock(100), threading.Event(), threading.Event()
+
+    def stuck_source():
+        reading.set()
+        line_free.wait(10)
+        return {"value": 1.0}
+
+    logger = ProcessLogger([stuck_source], {}, clock)
+    logger.start()
+    reading.wait(5)
+    logger.halt(timeout=0.1)  # returns: whoever halts (the safe state) goes on
+    with pytest.raises(QuenchlabError, match="still stuck in a read begun before it was halted"):
+        logger.start()
+    line_free.set()  # the read returns; the halted logger ends
+    logger.halt(timeout=5)
+    logger.start()
+    logger.halt()
+
+
+def test_a_suspended_plan_resumes_after_resume_after_seconds_of_reactor_time():
+    """At 100x a wall sleep of resume_after / speed would do, but a paced clock (here held at
+    real time) runs slower: the wait is counted on the reactor clock."""
+    clock = ReactorClock(100)
+    clock.run_fast_until(clock.now())  # at real time from now on
+    flame = {"flame": 1500.0}
+    interlock = Interlock(lambda: dict(flame), [], clock, safe=lambda: [], period=0.05)
+    engine = RunEngine({})
+    interlock.attach(engine, resume_after=0.5)
+    threading.Timer(0.05, interlock.suspend.put, [1]).start()  # a flame flicker during the plan ...
+    threading.Timer(0.25, interlock.suspend.put, [0]).start()  # ... that recovers
+    resumed = []
+
+    def plan():
+        yield from bps.checkpoint()
+        yield from bps.sleep(0.1)
+        resumed.append(clock.now())
+
+    start = clock.now()
+    engine(plan())
+    assert resumed[-1] - start >= 0.25 + 0.5
