@@ -204,6 +204,9 @@ class VisaTransport(_Link):
         self._resource.close()
 
 
+DRAIN = 0.05  # s a serial line is listened to, and what arrives discarded, before a resend
+
+
 class SerialTransport(_Link):
     """A serial line. `query` sends a command and reads a reply ending in `terminator`;
     `exchange` sends raw bytes and reads until `complete(reply_so_far)` says the reply is whole
@@ -232,14 +235,17 @@ class SerialTransport(_Link):
 
     def write(self, command: str) -> None:
         with self.lock:
-            self._port.write(command.encode("ascii") + self.terminator)
+            self._send(command.encode("ascii") + self.terminator)
 
     def query(self, command: str, lines: int = 1) -> str:
         """Send `command` and return its reply (several lines joined by the terminator)."""
         terminator = self.terminator
         reply = self.exchange(command.encode("ascii") + terminator,
                               lambda got: got.count(terminator) >= lines, command)
-        return reply[:-len(terminator)].decode("ascii", "replace")
+        *messages, rest = reply.split(terminator)
+        if len(messages) > lines or rest:  # a late reply to an earlier try came with this one's
+            self._note(command, "a late reply to an earlier try discarded")
+        return terminator.join(messages[-lines:]).decode("ascii", "replace")
 
     def exchange(self, data: bytes, complete, label: str) -> bytes:
         """Send `data`, read until `complete(received)`; resend on a timeout or a partial
@@ -248,24 +254,39 @@ class SerialTransport(_Link):
             for attempt in range(self.retries + 1):
                 if attempt:
                     self._note(label, f"no complete reply within {self.timeout:g} s: resent")
+                    self._read_until(lambda got: False, DRAIN)  # a late reply to the last try is not this one's
                 self._port.reset_input_buffer()
-                self._port.write(data)
+                self._send(data)
                 reply = self._read_until(complete)
                 if reply is not None:
                     return reply
             raise InstrumentError(self.name, self.address, label,
                                   f"no complete reply after {self.retries + 1} tries")
 
-    def _read_until(self, complete) -> bytes | None:
-        """Read what is waiting in chunks (not byte by byte) until the reply is complete."""
+    def _read_until(self, complete, timeout: float | None = None) -> bytes | None:
+        """Read what is waiting in chunks (not byte by byte) until the reply is complete, or
+        None after `timeout` (the transport's)."""
         received = b""
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while not complete(received):
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
             received += self._read_some(left)
         return received
+
+    def _send(self, data: bytes) -> None:
+        """Write `data`: straight to the file descriptor when the port has one and takes it all
+        at once (a command is a few bytes: half of pyserial's per-write cost), else via pyserial."""
+        fd = getattr(self._port, "fd", None)
+        if fd is not None:
+            try:
+                sent = os.write(fd, data)
+            except BlockingIOError:
+                sent = 0
+            data = data[sent:]
+        if data:
+            self._port.write(data)
 
     def _read_some(self, timeout: float) -> bytes:
         """Whatever arrives within `timeout`; straight from the file descriptor when the port

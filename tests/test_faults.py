@@ -36,6 +36,16 @@ def test_a_lost_reply_is_resent_and_recovered(twins, pyrometer):
     assert pyrometer.io.take_events() == []  # taken once
 
 
+def test_a_reply_later_than_the_timeout_is_not_read_with_the_next_one(twins, pyrometer):
+    """The first try times out and is resent; its late reply and the resend's must not be read
+    as one garbled reply (now, or by the next query)."""
+    apply_scenario(scenario({"instrument": "pyrometer", "fault": "latency", "on": "ms", "delay": "170 ms"}),
+                   twins, twins.world.clock)
+    for _ in range(3):
+        assert pyrometer.temperature().flag == "under range"
+    assert pyrometer.io.take_events()[0].what == "no complete reply within 0.1 s: resent"
+
+
 def test_a_dead_line_is_a_clear_error(twins, pyrometer):
     apply_scenario(scenario({"instrument": "pyrometer", "fault": "no_reply", "count": 10}), twins, twins.world.clock)
     with pytest.raises(InstrumentError, match=r"pyrometer at /dev/pts/\d+: no complete reply after 4 tries \(command '00ms'\)"):
