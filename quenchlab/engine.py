@@ -56,6 +56,19 @@ def link_faults_recorded(reactor, writer):
     record()
 
 
+def abort_run(engine: RunEngine, reason: str) -> str:
+    """Abort an interrupted run (its cleanup runs) and return the run's reason. An action in
+    flight when the run was interrupted may fail as it stops (the instrument behind a trip
+    stopped answering): that failure is added to the reason, not raised over it."""
+    try:
+        engine.abort(reason=reason)
+    except FailedStatus as failure:
+        return f"{reason}; then {failure_cause(failure)}"
+    except Exception as error:
+        return f"{reason}; then {type(error).__name__}: {error}"
+    return reason
+
+
 def failure_cause(failure: FailedStatus) -> str:
     """What the instrument action behind a failed Status reported (not the Status's repr)."""
     status = failure.args[0] if failure.args else None

@@ -10,9 +10,11 @@ value) and the run is interrupted; whoever runs it records the trip as the run's
 import math
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 
 from bluesky import RunEngine
+from bluesky.run_engine import TransitionError
 from bluesky.suspenders import SuspendBoolHigh
 from ophyd import Signal
 
@@ -107,4 +109,5 @@ class Interlock:
         self.trips.append(trip)
         self.safe()
         if self.engine is not None:
-            self.engine.request_pause(defer=False)
+            with suppress(TransitionError):  # the run already ended (an action failed first): nothing to stop
+                self.engine.request_pause(defer=False)

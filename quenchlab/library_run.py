@@ -12,7 +12,7 @@ from bluesky import RunEngine
 from bluesky.utils import FailedStatus, RunEngineInterrupted
 
 from . import __version__
-from .engine import failure_cause, link_faults_recorded, run_engine, sigterm_interrupts
+from .engine import abort_run, failure_cause, link_faults_recorded, run_engine, sigterm_interrupts
 from .errors import QuenchlabError
 from .files import writable_directory
 from .journal import DONE, FAILED, INTERRUPTED, PENDING, RUNNING, Journal
@@ -109,12 +109,10 @@ def _run_one(engine: RunEngine, reactor, sample, md: dict, interlock, writer: HD
             outcome = engine(reactor.plan(sample, sample_md))
     except RunEngineInterrupted:
         if interlock and interlock.trips:
-            reason = str(interlock.trips[-1])
-            engine.abort(reason=reason)
-            writer.annotate("interlock_trip", reason)
+            reason = abort_run(engine, trip := str(interlock.trips[-1]))
+            writer.annotate("interlock_trip", trip)
             return FAILED, reason
-        engine.abort(reason="interrupted by the user")
-        return INTERRUPTED, "interrupted by the user"
+        return INTERRUPTED, abort_run(engine, "interrupted by the user")
     except FailedStatus as failure:
         return FAILED, failure_cause(failure)
     except QuenchlabError as error:

@@ -9,7 +9,7 @@ from quenchlab.plans.pulses import pulse_train
 
 from . import __version__
 from .config import FJHConfig
-from .engine import failure_cause, link_faults_recorded, run_engine, sigterm_interrupts
+from .engine import abort_run, failure_cause, link_faults_recorded, run_engine, sigterm_interrupts
 from .errors import QuenchlabError
 from .files import writable_directory
 from .reactor import FJHReactor
@@ -54,10 +54,10 @@ def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = 
                 with sigterm_interrupts(engine):
                     result = engine(plan)
             except RunEngineInterrupted:
-                reason = str(interlock.trips[-1]) if interlock and interlock.trips else "interrupted by the user"
-                engine.abort(reason=reason)
-                if interlock and interlock.trips:
-                    writer.annotate("interlock_trip", reason)
+                trip = str(interlock.trips[-1]) if interlock and interlock.trips else None
+                reason = abort_run(engine, trip or "interrupted by the user")
+                if trip:
+                    writer.annotate("interlock_trip", trip)
                 raise QuenchlabError(f"{reason}: the supply output is off; {_recorded(writer)}") from None
             except FailedStatus as failure:  # an instrument action failed: say what the instrument said
                 raise QuenchlabError(f"{failure_cause(failure)}; the supply output is off; {_recorded(writer)}") from None

@@ -3,16 +3,22 @@ as its reason; a recoverable excursion suspends the plan, which resumes when it 
 import csv
 import threading
 
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
 import h5py
 import numpy as np
 import pytest
 from bluesky import RunEngine
-from bluesky.utils import RunEngineInterrupted
+from bluesky.utils import Msg, RunEngineInterrupted
+from ophyd.sim import SynAxis
+from ophyd.status import Status
 
 from quenchlab.aerosol_config import load_aerosol_config
 from quenchlab.aerosol_reactor import AerosolReactor
+from quenchlab.engine import abort_run
 from quenchlab.errors import QuenchlabError
-from quenchlab.interlock import Watch
+from quenchlab.clock import ReactorClock
+from quenchlab.interlock import Interlock, Watch
 from quenchlab.library import load_library
 from quenchlab.library_run import Progress, run_library
 from quenchlab.plans.pulses import pulse_train
@@ -52,6 +58,38 @@ def test_over_temperature_trips_the_supply_off_mid_train(sim_config, tmp_path):
     with h5py.File(writer.path, "r") as f:
         assert f["entry/exit_status"][()].decode() == "abort"
         assert f["entry/interlock_trip"][()].decode().startswith("interlock: temperature")
+
+
+def test_a_trip_after_the_run_has_ended_still_makes_the_line_safe():
+    """The run can end first (the pulse met the silent instrument before the interlock did)."""
+    made_safe = []
+    interlock = Interlock(dict, [Watch("temperature", high=2500)], ReactorClock(), safe=lambda: made_safe.append(1))
+    interlock.attach(RunEngine({}), resume_after=1.0)
+    interlock.check({"temperature": 3000.0})
+    assert made_safe and interlock.trips[-1].what == "temperature"
+
+
+def test_an_action_failing_while_a_tripped_run_stops_is_added_to_the_trip_not_raised_over_it():
+    """The instrument whose silence tripped the run also fails the action in flight, while the
+    run's cleanup is still going on."""
+    in_flight = Status()
+
+    class Pulse(SynAxis):
+        def set(self, value):
+            return in_flight
+
+    def plan():
+        yield from bps.open_run()
+        yield Msg("set", Pulse(name="pulse"), 1, group="pulse")
+        yield Msg("wait", None, group="pulse")
+        yield from bps.close_run()
+
+    engine = RunEngine({})
+    threading.Timer(0.1, engine.request_pause, kwargs={"defer": False}).start()
+    with pytest.raises(RunEngineInterrupted):
+        engine(bpp.finalize_wrapper(plan(), bps.sleep(0.4)))
+    threading.Timer(0.1, in_flight.set_exception, [TimeoutError("pyrometer: no reply")]).start()
+    assert abort_run(engine, "interlock: reading failed") == "interlock: reading failed; then pyrometer: no reply"
 
 
 def aerosol_run(tmp_path, fault, dwell="70 s", phase=None):
