@@ -14,6 +14,7 @@ From docs/capbank-protocol.md:
   charged bank must talk to it more often than that (`state()` is the cheapest line).
 """
 import math
+import threading
 import time
 
 from quenchlab.errors import InstrumentError
@@ -155,11 +156,13 @@ class CapBank:
         """Drain the bank through the dump resistor (any state; aborts a running shot)."""
         self._do("DUMP")
 
-    def wait_for(self, *states: str, timeout: float) -> str:
+    def wait_for(self, *states: str, timeout: float, cancel: threading.Event | None = None) -> str:
         """Poll the state until it is one of `states`; raise if the controller reports FAULT
-        (naming its codes) or after `timeout` wall seconds."""
+        (naming its codes), after `timeout` wall seconds, or once `cancel` is set."""
         deadline = time.monotonic() + timeout
         while (state := self.state()) not in states:
+            if cancel is not None and cancel.is_set():
+                raise InstrumentError(self.name, self.address, "STATE?", f"cancelled while {state}")
             if state == "FAULT":
                 raise InstrumentError(self.name, self.address, "STATE?",
                                       f"controller in FAULT ({', '.join(self.faults()) or 'no code'})")

@@ -9,14 +9,27 @@ from ophyd import Device, Kind, Signal
 from ophyd.status import DeviceStatus, Status
 
 
-class DriverSignal(Signal):
+class UnitSignal(Signal):
+    """A Signal whose description carries its units."""
+
+    def __init__(self, *, units: str = "", **kwargs):
+        super().__init__(**kwargs)
+        self._units = units
+
+    def describe(self):
+        description = super().describe()
+        if self._units:
+            description[self.name]["units"] = self._units
+        return description
+
+
+class DriverSignal(UnitSignal):
     """A value read with `parent.driver.<read>()` (item `key` of it, if given) and, if
     `write` is given, set with `parent.driver.<write>(value)`."""
 
-    def __init__(self, *, read: str, key: str | None = None, write: str | None = None,
-                 units: str = "", **kwargs):
+    def __init__(self, *, read: str, key: str | None = None, write: str | None = None, **kwargs):
         super().__init__(**kwargs)
-        self._read_name, self._key, self._write_name, self._units = read, key, write, units
+        self._read_name, self._key, self._write_name = read, key, write
 
     def refresh(self) -> None:
         value = getattr(self.parent.driver, self._read_name)()
@@ -30,12 +43,6 @@ class DriverSignal(Signal):
 
     def set(self, value, **kwargs) -> Status:
         return run_in_thread(self, lambda: self.put(value))
-
-    def describe(self):
-        description = super().describe()
-        if self._units:
-            description[self.name]["units"] = self._units
-        return description
 
 
 def run_in_thread(obj, work) -> Status:

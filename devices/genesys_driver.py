@@ -9,10 +9,11 @@ remote control":
   was power-cycled has forgotten it was selected).
 - 7.6 every command is answered: OK, the query's answer, or an error code (ERRORS); the
   driver raises a `GenesysError` naming the code and its meaning.
-- 7.7.3-7.7.5 command set: IDN? (`LAMBDA,GENX-Y`), RMT, PV/PC and their queries, DVC?
-  (MV,PV,MC,PC,OVP,UVL), MODE? (CV or CC with the output on; OFF when it is off or shut down by
-  a fault), OUT (OUT 1 also recovers from an OVP or foldback shutdown), OUT?, OVP, OVM, UVL, FLD,
-  FBD (0.1 s steps, 0-255), CLS, RST.
+- 7.7.3-7.7.5 command set: IDN? (`LAMBDA,GENX-Y`), RMT, PV/PC and their queries, MV?/MC?
+  (measured, five digits), DVC? (MV,PV,MC,PC,OVP,UVL), MODE? (CV or CC with the output on; OFF
+  when it is off or shut down by a fault), OUT (OUT 1 also recovers from an OVP or foldback
+  shutdown), OUT?, OVP, OVM, UVL, FLD, FBD (0.1 s steps, 0-255), AST (auto-restart; OFF is
+  safe-start: after an AC fail the output stays off until OUT 1, ch. 5), CLS, RST.
 - 7.11 registers: FLT? (fault condition) and FEVE? (fault events, cleared by the reading) as
   two hex digits (FAULT_BITS); FENA chooses which faults become events. A unit may send a
   service request `!nn` unasked: such lines are skipped.
@@ -191,6 +192,12 @@ class Genesys:
     def current_setting(self) -> float:
         return self._float("PC?")
 
+    def measured_voltage(self) -> float:
+        return self._float("MV?")
+
+    def measured_current(self) -> float:
+        return self._float("MC?")
+
     def readings(self) -> dict[str, float]:
         """Measured and programmed output, OVP and UVL, in one DVC? query."""
         reply = self._ask("DVC?")
@@ -263,6 +270,13 @@ class Genesys:
 
     def foldback_delay(self) -> float:
         return self._float("FBD?") * 0.1
+
+    def set_auto_restart(self, on: bool) -> None:
+        """AST ON: the output comes back by itself after an AC fail; OFF (safe-start) keeps it off."""
+        self._set(f"AST {'ON' if on else 'OFF'}")
+
+    def auto_restart(self) -> bool:
+        return self._choice("AST?", ("ON", "OFF")) == "ON"
 
     def protection_settings(self) -> dict[str, float]:
         return {"ovp": self.ovp(), "uvl": self.uvl(), "foldback": float(self.foldback()),

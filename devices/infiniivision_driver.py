@@ -1,8 +1,8 @@
 """Driver for Keysight InfiniiVision oscilloscopes (DSOX1000/2000/3000) used as digitizers.
 
 From the "InfiniiVision Programmer's Guide": :CHANnel<n>, :TIMebase, :TRIGger:EDGE, :SINGle,
-:TER?, :WAVeform:PREamble? (format, type, points, count, xincrement, xorigin, xreference,
-yincrement, yorigin, yreference) and :WAVeform:DATA? (an IEEE 488.2 definite-length block);
+:TRIGger:FORCe, :TER?, :WAVeform:PREamble? (format, type, points, count, xincrement, xorigin,
+xreference, yincrement, yorigin, yreference) and :WAVeform:DATA? (an IEEE 488.2 definite-length block);
 volts = (code - yreference) * yincrement + yorigin, time = (i - xreference) * xincrement + xorigin.
 """
 from dataclasses import dataclass
@@ -50,6 +50,14 @@ class InfiniiVision:
     def arm(self) -> None:
         self.io.query(":TER?")  # read-and-clear a stale trigger event
         self.io.write(":SINGle")
+
+    def force_trigger(self) -> None:
+        """Trigger the armed acquisition whatever its trigger condition (:TRIGger:FORCe); returns
+        once :TER? confirms it. A write may wait in the host's TCP stack (a small segment behind
+        an unacknowledged one), so only the reply to the query after it dates the trigger."""
+        self.io.write(":TRIG:FORC")
+        if not self.triggered():
+            raise InstrumentError(self.name, self.address, ":TRIG:FORC", "the forced trigger was not taken (:TER? 0)")
 
     def triggered(self) -> bool:
         return self.io.query(":TER?") == "+1"

@@ -22,16 +22,21 @@ def pulse_train(flyer: PulseFlyer, program: ListProgram, pulses: int, off_time: 
     @bpp.finalize_decorator(lambda: bps.stop(flyer))
     def inner():
         for index in range(pulses):
-            yield from bps.checkpoint()  # where a Ctrl-C (a deferred pause) takes effect
-            if detectors:
-                yield from bps.trigger_and_read(list(detectors))
-            yield from bps.kickoff(flyer, wait=True)
-            yield from bps.complete(flyer, wait=True)
-            yield from bps.collect(flyer)
+            yield from fire(flyer, detectors)
             if index < pulses - 1:
                 yield from bps.sleep(off_time)
 
     return (yield from inner())
+
+
+def fire(flyer: PulseFlyer, detectors=()):
+    """One pulse of the loaded program: the detectors read, the pulse fired and collected."""
+    yield from bps.checkpoint()  # where a Ctrl-C (a deferred pause) takes effect
+    if detectors:
+        yield from bps.trigger_and_read(list(detectors))
+    yield from bps.kickoff(flyer, wait=True)
+    yield from bps.complete(flyer, wait=True)
+    yield from bps.collect(flyer)
 
 
 def heat_quench_pulse(flyer: PulseFlyer, program: ListProgram, detectors=(), md: dict | None = None):

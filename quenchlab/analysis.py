@@ -30,6 +30,10 @@ FIGURES: dict[str, str] = {
     "energy": "J",
     "equivalent_time": "s",
     "diffusion_length": "m",
+    "grain_growth_n2": "m^2",
+    "grain_growth_n3": "m^3",
+    "grain_size_n2": "m",
+    "grain_size_n3": "m",
 }
 
 DEFINITIONS: dict[str, str] = {
@@ -45,6 +49,16 @@ DEFINITIONS: dict[str, str] = {
     "energy": "trapezoidal integral of V*I over the supply time base",
     "equivalent_time": "integral of exp[-(Ea/R)(1/T - 1/T_ref)] dt; under-range samples contribute nothing",
     "diffusion_length": "sqrt(integral of D0*exp(-Ea/(R*T)) dt); under-range samples contribute nothing",
+    "grain_growth_n2": (
+        "d^2 - d0^2 = k0_n2 * integral of exp(-Ea/(R*T)) dt, Ea of grain growth (normal growth);"
+        " under-range samples contribute nothing"
+    ),
+    "grain_growth_n3": (
+        "d^3 - d0^3 = k0_n3 * integral of exp(-Ea/(R*T)) dt, Ea of grain growth (growth pinned by second phases);"
+        " under-range samples contribute nothing"
+    ),
+    "grain_size_n2": "(d0^2 + grain_growth_n2)^(1/2): the grain size after this pulse alone, from the initial size d0",
+    "grain_size_n3": "(d0^3 + grain_growth_n3)^(1/3): the grain size after this pulse alone, from the initial size d0",
 }
 
 
@@ -58,12 +72,28 @@ class KineticParameters:
 
 
 @dataclass(frozen=True)
+class GrainGrowth:
+    """d^n - d0^n = k0_n * integral exp(-Ea/(R T)) dt; the defaults are placeholders of a plausible
+    order for metal nanoparticles, to be replaced by the user's own fit."""
+
+    initial_size: float = 5e-9  # m, d0
+    k0_n2: float = 1e-9  # m^2/s, normal growth
+    k0_n3: float = 1e-17  # m^3/s, growth pinned by second phases or pores
+    activation_energy: float = 211e3  # J/mol
+
+    def k0(self, n: int) -> float:
+        """The rate constant for exponent n (2 or 3), m^n/s."""
+        return {2: self.k0_n2, 3: self.k0_n3}[n]
+
+
+@dataclass(frozen=True)
 class AnalysisSettings:
     """User choices for the per-pulse figures."""
 
     threshold: float = 1500.0  # K, for the time above threshold
     fixed_temperature: float = 1500.0  # K, where the cooling rate is also reported
     kinetics: KineticParameters = KineticParameters()
+    grain: GrainGrowth = GrainGrowth()
 
 
 def analyse_pulse(
@@ -101,7 +131,18 @@ def _trace_figures(time: np.ndarray, smooth: np.ndarray, settings: AnalysisSetti
         "cooling_rate_500K": _first_drop_rate(time, smooth, peak),
         "equivalent_time": equivalent_time(time, smooth, settings.kinetics),
         "diffusion_length": diffusion_length(time, smooth, settings.kinetics),
+        **_grain_figures(time, smooth, settings.grain),
     }
+
+
+def _grain_figures(time: np.ndarray, smooth: np.ndarray, grain: GrainGrowth) -> dict[str, float]:
+    """d^n - d0^n and the grain size d, for n = 2 and 3."""
+    figures = {}
+    for n in (2, 3):
+        growth = grain_growth(time, smooth, n, grain)
+        figures[f"grain_growth_n{n}"] = growth
+        figures[f"grain_size_n{n}"] = grain_size(growth, n, grain.initial_size)
+    return figures
 
 
 def smooth_trace(temperature: ArrayLike) -> np.ndarray:
@@ -164,6 +205,16 @@ def equivalent_time(time: ArrayLike, temperature: ArrayLike, kinetics: KineticPa
 def diffusion_length(time: ArrayLike, temperature: ArrayLike, kinetics: KineticParameters = KineticParameters()) -> float:
     """Diffusion length, m: sqrt(integral of D0 exp(-Ea/(R T)) dt)."""
     return math.sqrt(kinetics.d0 * arrhenius_integral(time, temperature, kinetics.activation_energy))
+
+
+def grain_growth(time: ArrayLike, temperature: ArrayLike, n: int, grain: GrainGrowth = GrainGrowth()) -> float:
+    """d^n - d0^n, m^n: k0_n * integral of exp(-Ea/(R T)) dt (n = 2 or 3)."""
+    return grain.k0(n) * arrhenius_integral(time, temperature, grain.activation_energy)
+
+
+def grain_size(growth: float, n: int, initial_size: float) -> float:
+    """Grain size d, m, from d^n - d0^n and d0; NaN if the growth is unknown."""
+    return (initial_size**n + growth) ** (1 / n) if math.isfinite(growth) else math.nan
 
 
 def _sample_widths(time: np.ndarray) -> np.ndarray:

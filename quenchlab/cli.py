@@ -6,20 +6,18 @@ import threading
 from importlib.resources import files
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
 from rich.text import Text
 
-from .analysis import FIGURES
 from .config import load_config
 from .errors import QuenchlabError
-from .plots import plot_run
+from .inspect_cli import inspect_paths, show_run
 from .recipe import load_recipe
-from .record import read_run
+from .recipe_plan import pulses_fired
 from .session import Inputs, run_recipe
+from .units import to_si
 
 # quenchlab reports run failures itself, in one paragraph; the RunEngine's own tracebacks would
 # bury that message under library internals
@@ -28,13 +26,9 @@ for noisy in ("bluesky", "opentelemetry"):
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Instrument control and data acquisition for heat/quench synthesis reactors.")
-console = Console(width=max(110, Console().width))  # the per-pulse table needs ~100 columns
+console = Console(width=max(130, Console().width))  # the per-pulse table needs ~120 columns
 errors = Console(stderr=True, soft_wrap=True)
 EMBEDDED = files("quenchlab.configs")
-SHOWN = {"peak_temperature": ("peak K", 1), "time_above_threshold": ("t>thr ms", 1e3),
-         "heating_rate": ("heat K/s", 1), "cooling_rate_peak": ("cool@pk K/s", 1),
-         "cooling_rate_fixed": ("cool@T K/s", 1), "cooling_rate_500K": ("cool500 K/s", 1),
-         "energy": ("E J", 1), "equivalent_time": ("t_eq ms", 1e3), "diffusion_length": ("L um", 1e6)}
 
 
 def _fail(error: Exception) -> None:
@@ -51,32 +45,10 @@ def _load(config: Path, recipe: Path) -> Inputs:
 def _run(inputs: Inputs, simulate: bool, data_dir: Path | None, sample: str) -> None:
     directory = data_dir or Path(inputs.config.data_dir)
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"{inputs.recipe.name}: pulses", total=inputs.recipe.pulses)
+        task = progress.add_task(f"{inputs.recipe.name}: pulses", total=pulses_fired(inputs.recipe))
         path = run_recipe(inputs, simulate=simulate, data_dir=directory, sample=sample,
                           on_pulse=lambda: progress.advance(task))
-    _summarise(path)
-
-
-def _summarise(path: Path, png: Path | None = None) -> None:
-    record = read_run(path)
-    table = Table(title=f"{record.title}  [{record.exit_status}]")
-    table.add_column("pulse", justify="right")
-    for name in FIGURES:
-        table.add_column(SHOWN[name][0], justify="right")
-    count = len(next(iter(record.figures.values()), []))
-    for i in range(count):
-        table.add_row(str(i + 1), *(_number(record.figures[n][i] * SHOWN[n][1]) if n in record.figures else "-"
-                                    for n in FIGURES))
-    console.print(table)
-    picture = plot_run(record, png or path.with_suffix(".png"))
-    console.print(f"record: {path}\nplot:   {picture}", highlight=False)
-
-
-def _number(value: float) -> str:
-    """Three significant digits, short exponents (1.95e5) so the table fits 80 columns."""
-    if not np.isfinite(value):
-        return "n/a"
-    return f"{value:.0f}" if 100 <= abs(value) < 1e4 else f"{value:.3g}".replace("e+0", "e").replace("e-0", "e-")
+    show_run(console, path)
 
 
 @app.command()
@@ -136,11 +108,13 @@ def twins(config: Path = typer.Argument(..., help="reactor config (YAML): FJH or
 
 
 @app.command()
-def inspect(file: Path = typer.Argument(..., help="an HDF5 record written by quenchlab"),
-            png: Path = typer.Option(None, help="where to save the plot (default: beside the file)")):
-    """Show the per-pulse table of a recorded run and plot its traces."""
+def inspect(paths: list[Path] = typer.Argument(..., help="a record (.h5); several records to compare; or a library "
+                                                        "directory (or its manifest.csv)"),
+            png: Path = typer.Option(None, help="where to save the plot (default: beside the record, "
+                                                "overview.png in a library, comparison.png beside the first record)")):
+    """Show a recorded run (per-pulse table and plot), a library's overview, or runs side by side."""
     try:
-        _summarise(file, png)
+        inspect_paths(paths, png, console)
     except QuenchlabError as error:
         _fail(error)
 
@@ -159,4 +133,18 @@ def library(config: Path = typer.Argument(..., help="reactor config (YAML): aero
         run_library_command(config, samples, preflight=preflight, sim=sim, speed=speed, resume=resume,
                             data_dir=data_dir, console=console)
     except QuenchlabError as error:
+        _fail(error)
+
+
+@app.command()
+def emissivity(record: Path = typer.Argument(..., help="an FJH record (.h5) of a sample melting"),
+               melting: str = typer.Option(..., help="the sample's melting point, e.g. '1728 K' (nickel)"),
+               pulse: int = typer.Option(1, help="which pulse of the record", min=1)):
+    """Check the pyrometer's emissivity against a known melting point: the plateau the melting
+    leaves in the pulse's trace, and the emissivity that reads it at the melting point (added
+    to the record)."""
+    from .emissivity import check_record
+    try:
+        console.print(str(check_record(record, to_si(melting, "K"), pulse)), highlight=False)
+    except (QuenchlabError, ValueError, OSError) as error:
         _fail(error)

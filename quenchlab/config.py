@@ -4,8 +4,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .analysis import AnalysisSettings, KineticParameters
+from .analysis import AnalysisSettings, GrainGrowth, KineticParameters
 from .files import Strict, load
+from .supply_config import CapBankConfig, GenesysConfig
 from .units import Amperes, Joules, Kelvin, Ohms, Quantity, Seconds, Volts
 
 TWIN = "twin"  # the address of an instrument played by its simulated twin
@@ -22,6 +23,12 @@ class SupplyConfig(Strict):
     watchdog: Annotated[Seconds, Field(ge=1, le=3600)] = 10.0
     digitizer_interval: Annotated[Seconds, Field(ge=5.12e-6, le=1.0)] = 20.48e-6
 
+    def check(self, limits: "Limits") -> str | None:
+        if self.ovp <= limits.max_voltage:
+            return (f"instruments.supply.ovp ({self.ovp:g} V) must be above "
+                    f"limits.max_voltage ({limits.max_voltage:g} V), or every pulse trips it")
+        return None
+
 
 class PyrometerConfig(Strict):
     model: Literal["impac-upp"]
@@ -33,6 +40,7 @@ class PyrometerConfig(Strict):
     range_begin: Kelvin
     range_end: Kelvin
     analog_output: Literal["0-20 mA", "4-20 mA"] = "4-20 mA"
+    wavelength: Annotated[Quantity("um"), Field(gt=0.3, lt=20)] = 1.6  # effective; an IGA 6 works at 1.45-1.8 um
 
     @model_validator(mode="after")
     def _check(self):
@@ -52,10 +60,20 @@ class DigitizerConfig(Strict):
     record: Annotated[Seconds, Field(gt=0, le=50)] = 0.4
     pre_trigger: Annotated[Seconds, Field(ge=0)] = 0.01
     points: Annotated[int, Field(ge=100, le=62500)] = 50000
+    current_channel: Annotated[int, Field(ge=1, le=4)] | None = None  # a current probe (Rogowski coil, shunt)
+    current_sensitivity: Annotated[Quantity("V/A"), Field(gt=0)] | None = None  # the probe's output per ampere
+
+    @model_validator(mode="after")
+    def _check(self):
+        if (self.current_channel is None) != (self.current_sensitivity is None):
+            raise ValueError("current_channel and current_sensitivity go together (the probe's channel and its V/A)")
+        if self.current_channel == self.channel:
+            raise ValueError(f"current_channel must differ from channel ({self.channel}), the pyrometer's")
+        return self
 
 
 class Instruments(Strict):
-    supply: SupplyConfig
+    supply: Annotated[SupplyConfig | GenesysConfig | CapBankConfig, Field(discriminator="model")]
     pyrometer: PyrometerConfig
     digitizer: DigitizerConfig
 
@@ -70,16 +88,28 @@ class Limits(Strict):
     max_energy_per_minute: Annotated[Joules, Field(gt=0)] | None = None  # duty cycle of a train
 
 
+class GrainGrowthConfig(Strict):
+    """d^n - d0^n = k0_n * integral exp(-Ea/(R T)) dt; Ea defaults to the analysis' activation_energy."""
+
+    initial_size: Annotated[Quantity("m"), Field(ge=0)] = GrainGrowth.initial_size
+    k0_n2: Annotated[Quantity("m^2/s"), Field(gt=0)] = GrainGrowth.k0_n2
+    k0_n3: Annotated[Quantity("m^3/s"), Field(gt=0)] = GrainGrowth.k0_n3
+    activation_energy: Annotated[Quantity("J/mol"), Field(gt=0)] | None = None
+
+
 class AnalysisConfig(Strict):
     threshold: Kelvin = 1500.0
     fixed_temperature: Kelvin = 1500.0
     activation_energy: Annotated[Quantity("J/mol"), Field(gt=0)] = 211e3
     d0: Annotated[Quantity("m^2/s"), Field(gt=0)] = 7.8e-5
     reference_temperature: Annotated[Kelvin, Field(gt=0)] = 2000.0
+    grain_growth: GrainGrowthConfig = GrainGrowthConfig()
 
     def settings(self) -> AnalysisSettings:
+        grain = self.grain_growth
         return AnalysisSettings(self.threshold, self.fixed_temperature, KineticParameters(
-            self.activation_energy, self.d0, self.reference_temperature))
+            self.activation_energy, self.d0, self.reference_temperature), GrainGrowth(
+            grain.initial_size, grain.k0_n2, grain.k0_n3, grain.activation_energy or self.activation_energy))
 
 
 class SimulationConfig(Strict):
@@ -98,11 +128,15 @@ class FJHConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self):
-        supply = self.instruments.supply
-        if supply.ovp <= self.limits.max_voltage:
-            raise ValueError(f"instruments.supply.ovp ({supply.ovp:g} V) must be above "
-                             f"limits.max_voltage ({self.limits.max_voltage:g} V), or every pulse trips it")
-        digitizer = self.instruments.digitizer
+        supply, digitizer = self.instruments.supply, self.instruments.digitizer
+        if problem := supply.check(self.limits):
+            raise ValueError(problem)
+        if supply.model == "capbank" and digitizer.current_channel is None:
+            raise ValueError("instruments.digitizer.current_channel: a capacitor bank's current is measured by a "
+                             "current probe on a second digitizer channel: set current_channel and current_sensitivity")
+        if supply.model != "capbank" and digitizer.current_channel is not None:
+            raise ValueError(f"instruments.digitizer.current_channel: only a capacitor bank's current is taken from "
+                             f"the digitizer; the {supply.model} measures its own: remove current_channel")
         if digitizer.pre_trigger >= digitizer.record:
             raise ValueError("instruments.digitizer.pre_trigger must be shorter than record")
         return self

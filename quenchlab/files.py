@@ -42,34 +42,57 @@ def validate(model: type[Model], data: dict, source: str) -> Model:
 
 
 def describe_error(model: type[BaseModel], error: dict) -> str:
-    field = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    loc, siblings, tags = _follow(model, error["loc"])
+    field = ".".join(str(p) for p in loc) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        allowed = _fields_at(model, error["loc"][:-1])
-        message = f"unknown key; allowed keys: {', '.join(allowed)}" if allowed else "unknown key"
+        message = f"unknown key; allowed keys: {', '.join(siblings)}" if siblings else "unknown key"
     elif error["type"] == "missing":
         message = "missing (required)"
+    elif error["type"] in ("union_tag_invalid", "union_tag_not_found"):  # a discriminated union's key
+        context = error["ctx"]
+        field += "." + context["discriminator"].strip("'")
+        found = f"{context['tag']!r} is not allowed" if "tag" in context else "missing (required)"
+        message = f"{found}; allowed: {', '.join(tags)}"
     return f"field {field}: {message}"
 
 
-def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names of the model found by following `loc` (empty if it cannot be followed)."""
-    current = model
-    for part in loc:
-        field = current.model_fields.get(part) if isinstance(part, str) else None
-        annotation = getattr(field, "annotation", None)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            current = annotation
+def _follow(model: type[BaseModel], loc: tuple) -> tuple[list, list[str], list[str]]:
+    """Follow `loc` through the models: (loc without the member tags pydantic puts after the
+    name of a discriminated union, the keys allowed beside its last part, the tags allowed at
+    its end if that is a discriminated union). A list index or dict key keeps the model."""
+    path, current, siblings, field = [], model, [], None
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        path.append(part)
+        if not isinstance(part, str):
+            continue
+        siblings = list(current.model_fields) if current else []
+        field = current.model_fields.get(part) if current else None
+        members = _tagged(field)
+        if parts and parts[0] in members:
+            current = members[parts.pop(0)]
         else:
-            return [] if field is None else _fields_of_args(annotation)
-    return list(current.model_fields)
+            current = _model_of(getattr(field, "annotation", None))
+    return path, siblings, list(_tagged(field))
 
 
-def _fields_of_args(annotation) -> list[str]:
-    for arg in getattr(annotation, "__args__", ()):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return list(arg.model_fields)
-    return []
+def _model_of(annotation) -> type[BaseModel] | None:
+    """The model an annotation holds: itself, or the first model among its arguments."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((arg for arg in getattr(annotation, "__args__", ())
+                 if isinstance(arg, type) and issubclass(arg, BaseModel)), None)
+
+
+def _tagged(field) -> dict:
+    """The members of a discriminated union field, by their tag (empty for any other field)."""
+    key = getattr(field, "discriminator", None)
+    if not isinstance(key, str):
+        return {}
+    return {tag: member for member in field.annotation.__args__
+            for tag in member.model_fields[key].annotation.__args__}
 
 
 def load(model: type[Model], path: str | Path) -> tuple[Model, str]:

@@ -13,9 +13,8 @@ from .aerosol_config import AerosolConfig
 from .config import FJHConfig
 from .errors import ConfigError
 from .library import AerosolRow, RecipeRow
-from .recipe import compile_recipe, load_recipe
-
-from quenchlab.devices.n6900_driver import ListProgram
+from .recipe import load_recipe
+from .recipe_plan import RecipePlan, checked_plan, pulses_fired
 
 
 @dataclass(frozen=True)
@@ -39,9 +38,7 @@ class Shot:
     row: RecipeRow
     recipe_path: Path
     recipe_text: str
-    pulses: int
-    off_time: float
-    program: ListProgram
+    plan: RecipePlan  # (reactor, md) -> the sample's plan
     duration: float
 
     @property
@@ -110,12 +107,13 @@ def fjh_shots(rows: list[RecipeRow], config: FJHConfig, library: Path) -> list[S
         path = (library.parent / row.recipe).resolve()
         try:
             recipe, text = load_recipe(path)
-            program = compile_recipe(recipe, config.limits, str(path), config.record_window)
+            plan = checked_plan(recipe, config, str(path))
         except ConfigError as error:
             problems.append(f"sample {row.sample_id}: field recipe: {error}")
             continue
-        duration = recipe.pulses * config.instruments.digitizer.record + (recipe.pulses - 1) * recipe.off_time
-        shots.append(Shot(row, path, text, recipe.pulses, recipe.off_time, program, duration))
+        pulses = pulses_fired(recipe)
+        duration = pulses * config.instruments.digitizer.record + (pulses - 1) * recipe.off_time
+        shots.append(Shot(row, path, text, plan, duration))
     _refuse(problems, str(library))
     return shots
 

@@ -1,25 +1,23 @@
 """A flash Joule heating reactor assembled from its config: drivers, devices and the flyer.
 
+The supply is whichever model the config names, built by its builder (quenchlab.supplies).
 With `simulate=True` the config's twins are started and the very same drivers connect to
 them instead of the instruments.
 """
+import functools
 import math
 
-from quenchlab.devices.fjh_pulse import PulseFlyer
 from quenchlab.devices.impac_device import ImpacPyrometer
 from quenchlab.devices.impac_driver import Impac
 from quenchlab.devices.infiniivision_device import InfiniiVisionDigitizer
 from quenchlab.devices.infiniivision_driver import InfiniiVision
-from quenchlab.devices.n6900_device import N6900Supply
-from quenchlab.devices.n6900_driver import N6900
-
-from quenchlab.plans.pulses import pulse_train
 
 from .assembly import Assembly
 from .clock import ReactorClock
 from .interlock import Interlock, Watch
 from .config import FJHConfig
 from .errors import InstrumentError
+from .supplies import BUILDERS
 
 
 class FJHReactor(Assembly):
@@ -28,6 +26,7 @@ class FJHReactor(Assembly):
     def __init__(self, config: FJHConfig, *, simulate: bool = False):
         super().__init__()
         self.config = config
+        self.builder = BUILDERS[config.instruments.supply.model](config)
         self.clock = ReactorClock()  # an FJH rig always runs at speed 1; shared with its twins
         self.twins = None
         addresses = {name: getattr(config.instruments, name).address for name in ("supply", "pyrometer", "digitizer")}
@@ -40,9 +39,8 @@ class FJHReactor(Assembly):
 
     def _connect(self, addresses: dict[str, str]) -> None:
         c = self.config.instruments
-        self.supply_driver = self._open(N6900(addresses["supply"], timeout=c.supply.timeout))
-        self.supply_driver.output_off()
-        self.supply_driver.configure_protection(c.supply.ovp, c.supply.ocp, c.supply.protection_delay, c.supply.watchdog)
+        self.supply_driver = self._open(self.builder.open(addresses["supply"]))
+        self.builder.prepare(self.supply_driver)  # made safe first, then its protection programmed
         self.pyrometer_driver = self._open(Impac(addresses["pyrometer"], c.pyrometer.bus_address, c.pyrometer.baudrate))
         self.pyrometer_driver.set_emissivity(c.pyrometer.emissivity)
         self.pyrometer_driver.set_response_time(c.pyrometer.response_time)
@@ -53,23 +51,16 @@ class FJHReactor(Assembly):
         full_scale = 0.020 * c.digitizer.shunt * 1.1
         self.digitizer_driver.configure_channel(c.digitizer.channel, full_scale, full_scale / 2)
         self._verify()
-        self.supply = N6900Supply(self.supply_driver, name="supply")
+        self.supply = self.builder.device(self.supply_driver)
         self.pyrometer = ImpacPyrometer(self.pyrometer_driver, name="pyrometer")
         self.digitizer = InfiniiVisionDigitizer(self.digitizer_driver, name="digitizer")
-        self.flyer = PulseFlyer(
-            self.supply_driver, self.pyrometer_driver, self.digitizer_driver,
-            channel=c.digitizer.channel, shunt=c.digitizer.shunt, record=c.digitizer.record,
-            pre_trigger=c.digitizer.pre_trigger, points=c.digitizer.points,
-            supply_interval=c.supply.digitizer_interval, analysis=self.config.analysis.settings())
+        self.flyer = self.builder.flyer(self.supply_driver, self.pyrometer_driver, self.digitizer_driver)
 
     def _verify(self) -> None:
         """Read back what was programmed; a mismatch refuses to start."""
         c = self.config.instruments
-        settings = self.supply_driver.protection_settings()
-        expected = {"ovp": c.supply.ovp, "ocp": float(c.supply.ocp), "watchdog": 1.0,
-                    "watchdog_delay": float(round(c.supply.watchdog))}
         begin, end = self.pyrometer_driver.measuring_range()
-        checks = [("supply", k, settings[k], v) for k, v in expected.items()]
+        checks = [("supply", *readback) for readback in self.builder.readbacks(self.supply_driver)]
         checks += [("pyrometer", "emissivity", self.pyrometer_driver.emissivity(), c.pyrometer.emissivity),
                    ("pyrometer", "range_begin", begin, round(c.pyrometer.range_begin - 273.15) + 273.15),
                    ("pyrometer", "range_end", end, round(c.pyrometer.range_end - 273.15) + 273.15)]
@@ -79,6 +70,16 @@ class FJHReactor(Assembly):
                 raise InstrumentError(instrument, driver.address, field,
                                       f"reads back {actual:g}, not the configured {wanted:g}")
 
+    @functools.cached_property
+    def calibration_flyer(self):
+        """A second flyer on the same instruments, recording into the stream "calibration" (the
+        calibration pulse of a temperature recipe)."""
+        return self.builder.flyer(self.supply_driver, self.pyrometer_driver, self.digitizer_driver, name="calibration")
+
+    def closed_loop_flyer(self, period: float):
+        """A flyer that holds a temperature profile on the pyrometer, `period` s a tick."""
+        return self.builder.closed_loop(self.supply_driver, self.pyrometer_driver, self.digitizer_driver, period)
+
     def detectors(self):
         return [self.pyrometer, self.supply, self.digitizer]
 
@@ -86,25 +87,24 @@ class FJHReactor(Assembly):
     def prepare(self) -> None:
         """Nothing to start before the first sample of an FJH library."""
 
+    @property
+    def supply_metadata(self) -> dict[str, str]:
+        """Which supply fires the pulses and what times them, for each run's start document."""
+        return {"supply_model": self.config.instruments.supply.model, "pulse_timing": self.builder.timing}
+
     def plan(self, shot, md: dict):
         """One library row: its recipe's pulses, recorded as one run."""
-        md = {**md, "recipe": shot.recipe_text, "recipe_file": str(shot.recipe_path)}  # the text, not the row's name
-        return pulse_train(self.flyer, shot.program, shot.pulses, shot.off_time, self.detectors(), md)
+        md = {**md, **self.supply_metadata, "recipe": shot.recipe_text,
+              "recipe_file": str(shot.recipe_path)}  # the text, not the row's name
+        return shot.plan(self, md)
 
     def safe(self) -> list[str]:
-        """Supply output off, confirmed by reading it back; returns what went wrong."""
-        if not hasattr(self, "supply_driver"):
-            return []
-        try:
-            self.supply_driver.output_off()
-            if self.supply_driver.io.query("OUTP?") != "0" or self.supply_driver.measure()[1] != 0.0:
-                return ["the supply output does not read back as off"]
-        except Exception as error:  # reported by the library runner
-            return [str(error)]
-        return []
+        """Supply output off (a capacitor bank dumped), confirmed by reading it back; returns
+        what went wrong."""
+        return self.builder.safe(self.supply_driver) if hasattr(self, "supply_driver") else []
 
     def interlock(self) -> Interlock | None:
-        """Trips (output off) above limits.max_temperature or on an over-range pyrometer."""
+        """Trips (the supply made safe) above limits.max_temperature or on an over-range pyrometer."""
         ceiling = self.config.limits.max_temperature
         if ceiling is None:
             return None

@@ -7,16 +7,19 @@ sample can exceed).
 """
 import math
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from quenchlab.devices.n6900_driver import MAX_DWELL, MAX_LIST_STEPS, ListProgram
 from .config import Limits
-from .errors import LimitError
-from .files import Strict, load
+from .errors import ConfigError, LimitError
+from .files import Strict, read_yaml, validate
 from .units import Seconds, to_si
+
+if TYPE_CHECKING:
+    from .kelvin_recipe import TemperatureRecipe
 
 DWELL_RESOLUTION = 1e-6  # s, the N6900 list dwell resolution below 0.262 s
 RAMP_STEP = 0.5e-3  # s, default duration of one step of a ramp
@@ -73,24 +76,24 @@ def _checked(text: str, unit: str, field: str) -> None:
         raise ValueError(f"{field}: must not be negative ({text})")
 
 
-def load_recipe(path: str | Path) -> tuple[Recipe, str]:
-    return load(Recipe, path)
+def load_recipe(path: str | Path) -> tuple["Recipe | TemperatureRecipe", str]:
+    """(recipe, its text): a current or voltage recipe, or with `control: temperature` a
+    temperature recipe (quenchlab.kelvin_recipe)."""
+    from .kelvin_recipe import TemperatureRecipe  # it builds on this module
+    from .shot_recipe import ShotRecipe  # a capacitor-bank shot
+    models = {"current": Recipe, "voltage": Recipe, "temperature": TemperatureRecipe, "discharge": ShotRecipe}
+    data, text = read_yaml(path)
+    control = data.get("control", "current")
+    if not isinstance(control, str) or control not in models:
+        raise ConfigError(f"{path}: field control: {control!r} is not a kind of recipe; allowed: {', '.join(models)}")
+    return validate(models[control], data, str(path)), text
 
 
 def compile_recipe(recipe: Recipe, limits: Limits, source: str = "recipe",
                    record: tuple[float, float] | None = None) -> ListProgram:
     """The supply list of one pulse of `recipe`, or a LimitError saying what to change.
     `record` is the digitizer's (record length, pre-trigger time) the pulse must fit in."""
-    control_max, other_max, unit, other_unit = (
-        (limits.max_current, limits.max_voltage, "A", "V") if recipe.control == "current"
-        else (limits.max_voltage, limits.max_current, "V", "A"))
-    compliance = recipe.compliance_value
-    if compliance > other_max:
-        raise LimitError(f"{source}: field compliance: {compliance:g} {other_unit} exceeds the "
-                         f"configured limit of {other_max:g} {other_unit}")
-    if recipe.off_time < limits.min_off_time and recipe.pulses > 1:
-        raise LimitError(f"{source}: field off_time: {recipe.off_time:g} s is below the configured "
-                         f"minimum cool-down of {limits.min_off_time:g} s")
+    control_max, unit = (limits.max_current, "A") if recipe.control == "current" else (limits.max_voltage, "V")
     levels, dwells, previous = [], [], 0.0
     for i, segment in enumerate(recipe.segments):
         target = recipe.level(segment)
@@ -105,6 +108,29 @@ def compile_recipe(recipe: Recipe, limits: Limits, source: str = "recipe",
             levels.extend(np.linspace(previous, target, n + 1)[1:].tolist())
             dwells.extend([segment.over / n] * n)
         previous = target
+    return checked_program(levels, dwells, recipe.control, recipe.compliance_value, limits, source,
+                           pulses=recipe.pulses, off_time=recipe.off_time, record=record)
+
+
+def checked_program(levels: list[float], dwells: list[float], control: str, compliance: float, limits: Limits,
+                    source: str, *, pulses: int = 1, off_time: float = 0.0,
+                    record: tuple[float, float] | None = None) -> ListProgram:
+    """A supply list, once every level, the list length, the dwells, the power and the energy
+    (per pulse and, for a train of `pulses`, per minute) are within `limits`; else a LimitError
+    naming `source` and what to change."""
+    control_max, other_max, unit, other_unit = (
+        (limits.max_current, limits.max_voltage, "A", "V") if control == "current"
+        else (limits.max_voltage, limits.max_current, "V", "A"))
+    if compliance > other_max:
+        raise LimitError(f"{source}: field compliance: {compliance:g} {other_unit} exceeds the "
+                         f"configured limit of {other_max:g} {other_unit}")
+    if off_time < limits.min_off_time and pulses > 1:
+        raise LimitError(f"{source}: field off_time: {off_time:g} s is below the configured "
+                         f"minimum cool-down of {limits.min_off_time:g} s")
+    for i, level in enumerate(levels):
+        if level > control_max:
+            raise LimitError(f"{source}: list step {i} at {level:g} {unit} exceeds the configured "
+                             f"limit of {control_max:g} {unit}")
     if len(levels) > MAX_LIST_STEPS:
         raise LimitError(f"{source}: the recipe needs {len(levels)} list steps; the supply holds "
                          f"{MAX_LIST_STEPS}: give ramps fewer steps (field steps) or fewer segments")
@@ -120,8 +146,8 @@ def compile_recipe(recipe: Recipe, limits: Limits, source: str = "recipe",
         raise LimitError(f"{source}: one pulse could deliver up to {energy:.3g} J "
                          f"(level x compliance x dwell), above the configured max_energy_per_pulse of "
                          f"{limits.max_energy_per_pulse:g} J: lower the levels, the compliance or the dwells")
-    if limits.max_energy_per_minute is not None and recipe.pulses > 1:
-        per_minute = energy * min(recipe.pulses, math.ceil(60.0 / (sum(dwells) + recipe.off_time)))
+    if limits.max_energy_per_minute is not None and pulses > 1:
+        per_minute = energy * min(pulses, math.ceil(60.0 / (sum(dwells) + off_time)))
         if per_minute > limits.max_energy_per_minute:
             raise LimitError(f"{source}: the train could deliver up to {per_minute:.3g} J in a minute, above the "
                              f"configured max_energy_per_minute of {limits.max_energy_per_minute:g} J: "
@@ -129,7 +155,7 @@ def compile_recipe(recipe: Recipe, limits: Limits, source: str = "recipe",
     if record and sum(dwells) + record[1] >= record[0]:
         raise LimitError(f"{source}: the pulse lasts {sum(dwells):g} s; the digitizer records {record[0]:g} s "
                          f"with {record[1]:g} s before the trigger: lengthen instruments.digitizer.record")
-    return ListProgram(tuple(levels), tuple(dwells), recipe.control, compliance)
+    return ListProgram(tuple(levels), tuple(dwells), control, compliance)
 
 
 def energy_bound(levels, dwells, compliance: float) -> float:

@@ -1,14 +1,22 @@
-"""Reading a recorded run back: metadata, the per-pulse table and the traces."""
-from dataclasses import dataclass
+"""Reading a recorded run back: metadata, the per-pulse table, the traces and the process data.
+
+A pulse group (`/entry/pulse_NNNN`) holds `time`, `temperature`, `supply_time`, `current` and
+`voltage`; a recipe that programs a temperature adds `programmed_temperature` (K, NaN outside the
+profile) on the pulse's own time base `time`.
+"""
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from .analysis import FIGURES
+from .kelvin_recipe import TRACKING
 from .errors import QuenchlabError
 
 PULSE_STREAM = "pulse"
+PROGRAMMED = "programmed_temperature"
+TRACES = ("time", "temperature", "supply_time", "current", "voltage")
 
 
 @dataclass
@@ -19,6 +27,12 @@ class PulseTrace:
     supply_time: np.ndarray
     current: np.ndarray
     voltage: np.ndarray
+    programmed: np.ndarray | None = None  # the programmed temperature on `time`, K
+
+    @property
+    def power(self) -> np.ndarray:
+        """Electrical power V*I on `supply_time`, W."""
+        return self.current * self.voltage
 
 
 @dataclass
@@ -29,6 +43,8 @@ class RunRecord:
     exit_status: str
     figures: dict[str, np.ndarray]  # one value per pulse
     pulses: list[PulseTrace]
+    process: dict[str, np.ndarray] = field(default_factory=dict)  # the process table's numeric columns
+    phases: list[tuple[str, float, str]] = field(default_factory=list)  # (phase, reactor time s, note)
 
 
 def _text(group, name: str, default: str = "") -> str:
@@ -38,8 +54,12 @@ def _text(group, name: str, default: str = "") -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def read_run(path: str | Path) -> RunRecord:
-    """The run recorded in an HDF5 file written by quenchlab."""
+def _texts(dataset) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in dataset[()]]
+
+
+def read_run(path: str | Path, traces: bool = True) -> RunRecord:
+    """The run recorded in an HDF5 file written by quenchlab (`traces=False`: without the pulse traces)."""
     path = Path(path)
     try:
         handle = h5py.File(path, "r")
@@ -50,11 +70,35 @@ def read_run(path: str | Path) -> RunRecord:
             raise QuenchlabError(f"{path}: no /entry group: not a quenchlab record")
         entry = handle["entry"]
         table = entry.get(PULSE_STREAM, {})
-        figures = {name: np.asarray(table[name]) for name in FIGURES if name in table}
-        pulses = []
-        for name in sorted(k for k in entry if k.startswith(PULSE_STREAM + "_")):
-            group = entry[name]
-            pulses.append(PulseTrace(name, *(np.asarray(group[k]) for k in
-                                             ("time", "temperature", "supply_time", "current", "voltage"))))
+        figures = {name: np.asarray(table[name]) for name in {**FIGURES, **TRACKING} if name in table}
+        names = sorted(k for k in entry if k.startswith(PULSE_STREAM + "_"))
+        pulses = [_pulse(path, entry[name]) for name in names] if traces else []
         return RunRecord(path, _text(entry, "title"), _text(entry["sample"], "name") if "sample" in entry else "",
-                         _text(entry, "exit_status", "incomplete"), figures, pulses)
+                         _text(entry, "exit_status", "incomplete"), figures, pulses,
+                         _process(entry.get("process")), _phases(entry.get("phases")))
+
+
+def _pulse(path: Path, group) -> PulseTrace:
+    pulse = PulseTrace(group.name.rsplit("/", 1)[-1], *(np.asarray(group[k]) for k in TRACES))
+    if PROGRAMMED in group:
+        pulse.programmed = np.asarray(group[PROGRAMMED], dtype=float)
+        if pulse.programmed.shape != pulse.time.shape:
+            raise QuenchlabError(f"{path}: {pulse.name}/{PROGRAMMED} has {pulse.programmed.size} samples but "
+                                 f"{pulse.name}/time has {pulse.time.size}: it must be on the pulse's time base")
+    return pulse
+
+
+def _process(group) -> dict[str, np.ndarray]:
+    if group is None:
+        return {}
+    return {name: np.asarray(column) for name, column in group.items()
+            if isinstance(column, h5py.Dataset) and column.dtype.kind in "fiub"}
+
+
+def _phases(group) -> list[tuple[str, float, str]]:
+    if group is None or "marker_phase" not in group or "marker_reactor_time" not in group:
+        return []
+    notes = _texts(group["marker_note"]) if "marker_note" in group else []
+    phases = _texts(group["marker_phase"])
+    times = np.asarray(group["marker_reactor_time"], dtype=float)
+    return [(phase, float(t), notes[i] if i < len(notes) else "") for i, (phase, t) in enumerate(zip(phases, times))]

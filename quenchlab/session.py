@@ -5,15 +5,15 @@ from pathlib import Path
 
 from bluesky.utils import FailedStatus, RunEngineInterrupted
 
-from quenchlab.plans.pulses import pulse_train
-
 from . import __version__
 from .config import FJHConfig
 from .engine import abort_run, failure_cause, link_faults_recorded, run_engine, sigterm_interrupts
 from .errors import QuenchlabError
 from .files import writable_directory
 from .reactor import FJHReactor
-from .recipe import Recipe, compile_recipe
+from .kelvin_recipe import TemperatureRecipe
+from .recipe import Recipe
+from .recipe_plan import checked_plan
 from .writer import HDF5Writer
 
 
@@ -24,7 +24,7 @@ class Inputs:
     config: FJHConfig
     config_text: str
     config_source: str
-    recipe: Recipe
+    recipe: Recipe | TemperatureRecipe
     recipe_text: str
     recipe_source: str
 
@@ -32,8 +32,9 @@ class Inputs:
 def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = "",
                on_pulse: Callable[[], None] = lambda: None) -> Path:
     """Run every pulse of the recipe; returns the HDF5 file. Limits are checked before
-    any instrument is touched; the supply output is off when this returns or raises."""
-    program = compile_recipe(inputs.recipe, inputs.config.limits, inputs.recipe_source, inputs.config.record_window)
+    any instrument is touched; the supply output is off (a capacitor bank dumped) when this
+    returns or raises."""
+    recipe_plan = checked_plan(inputs.recipe, inputs.config, inputs.recipe_source)
     writer = HDF5Writer(writable_directory(data_dir))
     with FJHReactor(inputs.config, simulate=simulate) as reactor, run_engine() as engine:
         engine.subscribe(writer)
@@ -42,9 +43,9 @@ def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = 
               "recipe_name": inputs.recipe.name, "recipe_file": inputs.recipe_source,
               "reactor_config": inputs.config_text, "config_file": inputs.config_source,
               "reactor": inputs.config.reactor, "simulated": reactor.twins is not None,
-              "analysis": inputs.config.analysis.model_dump(), "quenchlab_version": __version__}
-        plan = pulse_train(reactor.flyer, program, inputs.recipe.pulses, inputs.recipe.off_time,
-                           detectors=reactor.detectors(), md=md)
+              "analysis": inputs.config.analysis.model_dump(), "quenchlab_version": __version__,
+              **reactor.supply_metadata}
+        plan = recipe_plan(reactor, md)
         interlock = reactor.interlock()
         if interlock:
             interlock.attach(engine, resume_after=1.0)
@@ -58,19 +59,23 @@ def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = 
                 reason = abort_run(engine, trip or "interrupted by the user")
                 if trip:
                     writer.annotate("interlock_trip", trip)
-                raise QuenchlabError(f"{reason}: the supply output is off; {_recorded(writer)}") from None
+                raise QuenchlabError(f"{reason}: {_ended(reactor, writer)}") from None
             except FailedStatus as failure:  # an instrument action failed: say what the instrument said
-                raise QuenchlabError(f"{failure_cause(failure)}; the supply output is off; {_recorded(writer)}") from None
+                raise QuenchlabError(f"{failure_cause(failure)}; {_ended(reactor, writer)}") from None
+            except QuenchlabError as error:  # the plan refused to go on (a learned pulse over the limits)
+                raise QuenchlabError(f"{error}; {_ended(reactor, writer)}") from None
             except OSError as error:  # the record could not be written (disk full, storage gone)
-                raise QuenchlabError(f"recording failed ({error}); the supply output is off; {_recorded(writer)}") from None
+                raise QuenchlabError(f"recording failed ({error}); {_ended(reactor, writer)}") from None
             finally:
                 if interlock:
                     interlock.halt()
             if result.exit_status != "success":
                 raise QuenchlabError(f"the run ended with {result.exit_status}: {result.reason}; "
-                                     f"the supply output is off; {_recorded(writer)}")
+                                     f"{_ended(reactor, writer)}")
     return writer.path
 
 
-def _recorded(writer: HDF5Writer) -> str:
-    return f"what was recorded is in {writer.path}" if writer.path else "nothing was recorded"
+def _ended(reactor: FJHReactor, writer: HDF5Writer) -> str:
+    """How a run that stopped early left the rig and its record."""
+    recorded = f"what was recorded is in {writer.path}" if writer.path else "nothing was recorded"
+    return f"{reactor.builder.safe_state}; {recorded}"

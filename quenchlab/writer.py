@@ -275,8 +275,9 @@ class HDF5Writer:
             _write_value(sample, "name", str(doc["sample"]))
         self._instrument = entry.create_group("instrument")
         self._instrument.attrs["NX_class"] = "NXinstrument"
-        if doc.get("reactor"):
-            _write_value(self._instrument, "name", str(doc["reactor"]))
+        for key, name in (("reactor", "name"), ("supply_model", "supply_model"), ("pulse_timing", "pulse_timing")):
+            if doc.get(key):
+                _write_value(self._instrument, name, str(doc[key]))
         threading.Thread(target=self._flush_stale_rows, args=(self._file,), daemon=True,
                          name=f"quenchlab writer {self.path.name}").start()
 

@@ -2,7 +2,9 @@
 from quenchlab.clock import ReactorClock
 from quenchlab.config import FJHConfig
 
+from .capbank_twin import CapBankTwin
 from .fjh_world import FJHWorld
+from .genesys_twin import GenesysTwin
 from .impac_twin import ImpacTwin
 from .infiniivision_twin import InfiniiVisionTwin
 from .n6900_twin import N6900Twin
@@ -13,22 +15,38 @@ from .servers import PtyServer, TcpServer, TwinGroup
 class FJHTwins(TwinGroup):
     """Supply, pyrometer and digitizer twins wired as the config describes.
 
-    The pyrometer's analog output drives the digitizer channel through the configured
-    shunt; the supply's trigger-out (digital pin 1) is wired to the digitizer's EXT input.
+    The supply is the configured model's twin, the world's electrical source: an N6900 on TCP,
+    a Genesys (at the configured ADR unit and baud rate) or a capacitor bank's controller on a
+    pseudo-terminal. The pyrometer's analog output drives the digitizer channel through the
+    configured shunt; the N6900's trigger-out (digital pin 1) is wired to the digitizer's EXT
+    input; a current probe (`digitizer.current_channel`) gives `current_sensitivity` volts per
+    ampere of the sample's current.
     """
-
-    models = {"supply": "keysight-n6900", "pyrometer": "impac-upp", "digitizer": "keysight-infiniivision"}
 
     def __init__(self, config: FJHConfig, clock: ReactorClock | None = None):
         instruments = config.instruments
         self.world = FJHWorld(PRESETS[config.simulation.sample], clock or ReactorClock())
         seed = config.simulation.seed
-        self.supply = N6900Twin(self.world)
+        self.supply, server = self._supply(instruments.supply)
         self.pyrometer = ImpacTwin(self.world, address=instruments.pyrometer.bus_address,
                                    baudrate=instruments.pyrometer.baudrate, seed=seed)
-        shunt = instruments.digitizer.shunt
-        self.digitizer = InfiniiVisionTwin(
-            self.world, {instruments.digitizer.channel: lambda t: self.pyrometer.analog_current(t) * shunt / 1000},
-            seed=None if seed is None else seed + 1)
-        self.servers = {"supply": TcpServer(self.supply), "pyrometer": PtyServer(self.pyrometer),
+        digitizer = instruments.digitizer
+        inputs = {digitizer.channel: lambda t: self.pyrometer.analog_current(t) * digitizer.shunt / 1000}
+        if digitizer.current_channel is not None:
+            inputs[digitizer.current_channel] = lambda t: self.world.sample_at(t, "amps") * digitizer.current_sensitivity
+        self.digitizer = InfiniiVisionTwin(self.world, inputs, seed=None if seed is None else seed + 1)
+        self.models = {"supply": instruments.supply.model, "pyrometer": "impac-upp",
+                       "digitizer": "keysight-infiniivision"}
+        self.servers = {"supply": server, "pyrometer": PtyServer(self.pyrometer),
                         "digitizer": TcpServer(self.digitizer)}
+
+    def _supply(self, supply):
+        """The configured supply's twin on the world, and its server."""
+        if supply.model == "tdk-genesys":
+            twin = GenesysTwin(self.world, address=supply.unit, baudrate=supply.baudrate)
+            return twin, PtyServer(twin)
+        if supply.model == "capbank":
+            twin = CapBankTwin(self.world)
+            return twin, PtyServer(twin)
+        twin = N6900Twin(self.world)
+        return twin, TcpServer(twin)

@@ -1,21 +1,30 @@
 """Per-pulse figures checked against synthetic traces whose figures are known analytically."""
 import math
+import re
 
 import numpy as np
 import pytest
+import yaml
 
 from quenchlab.analysis import (
     DEFINITIONS,
     FIGURES,
     GAS_CONSTANT,
     AnalysisSettings,
+    GrainGrowth,
     KineticParameters,
     analyse_pulse,
     diffusion_length,
     equivalent_time,
+    grain_growth,
+    grain_size,
     pulse_energy,
     smooth_trace,
 )
+from quenchlab.config import load_config
+from quenchlab.errors import ConfigError
+
+from conftest import CONFIGS
 
 pytestmark = pytest.mark.filterwarnings("error")  # no RuntimeWarnings on NaN-laden traces
 
@@ -207,6 +216,75 @@ def test_diffusion_length_of_copper_in_copper(level, expected):
     assert length == pytest.approx(exact, rel=1e-9)
     assert length == pytest.approx(expected, rel=0.02)
     assert analyse_pulse(time, temperature)["diffusion_length"] == pytest.approx(exact, rel=1e-9)
+
+
+def arrhenius(level, activation_energy):
+    return math.exp(-activation_energy / (GAS_CONSTANT * level))
+
+
+@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("level", [1500.0, 2000.0])
+def test_grain_growth_of_an_isothermal_plateau(n, level):
+    """d^n - d0^n = k0 exp(-Ea/(R T)) t on a plateau; the under-range samples around it add nothing."""
+    grain = GrainGrowth(initial_size=8e-9, k0_n2=3e-9, k0_n3=4e-17, activation_energy=180e3)
+    time, temperature = rectangle(level)
+    exact = grain.k0(n) * arrhenius(level, grain.activation_energy) * HOLD
+    assert grain_growth(time, temperature, n, grain) == pytest.approx(exact, rel=1e-9)
+    figures = analyse_pulse(time, temperature, settings=AnalysisSettings(grain=grain))
+    assert figures[f"grain_growth_n{n}"] == pytest.approx(exact, rel=1e-9)
+    assert figures[f"grain_size_n{n}"] == pytest.approx((grain.initial_size**n + exact) ** (1 / n), rel=1e-9)
+
+
+def test_grain_growth_adds_over_two_plateaus_and_uses_its_own_activation_energy():
+    grain = GrainGrowth(initial_size=0.0, k0_n2=1e-9, k0_n3=1e-17, activation_energy=150e3)
+    time = np.arange(20_000) * DT
+    temperature = np.full(time.size, np.nan)
+    temperature[1000:6000] = 1800.0  # 50 ms
+    temperature[9000:11000] = 2200.0  # 20 ms
+    integral = 0.05 * arrhenius(1800.0, 150e3) + 0.02 * arrhenius(2200.0, 150e3)
+    settings = AnalysisSettings(kinetics=KineticParameters(activation_energy=250e3), grain=grain)
+    figures = analyse_pulse(time, temperature, settings=settings)
+    assert figures["grain_growth_n2"] == pytest.approx(1e-9 * integral, rel=1e-3)  # smoothing rounds each edge
+    assert figures["grain_growth_n3"] == pytest.approx(1e-17 * integral, rel=1e-3)
+    assert figures["grain_size_n2"] == pytest.approx(math.sqrt(1e-9 * integral), rel=1e-3)  # from d0 = 0
+    assert figures["grain_size_n3"] == pytest.approx((1e-17 * integral) ** (1 / 3), rel=1e-3)
+
+
+def test_grain_size_of_an_unknown_growth_is_unknown():
+    assert math.isnan(grain_size(math.nan, 2, 5e-9))
+    assert grain_size(0.0, 3, 5e-9) == pytest.approx(5e-9)
+    time = np.arange(100) * DT
+    assert math.isnan(grain_growth(time, np.full(100, np.nan), 2))
+
+
+def write_analysis(tmp_path, analysis: dict):
+    text = (CONFIGS / "fjh-sim.yaml").read_text().split("\nanalysis:")[0]
+    path = tmp_path / "rig.yaml"
+    path.write_text(text + "\n" + yaml.safe_dump({"analysis": analysis}))
+    return path
+
+
+def test_grain_growth_parameters_come_from_the_config_with_units(tmp_path):
+    path = write_analysis(tmp_path, {"activation_energy": "200 kJ/mol", "grain_growth": {
+        "initial_size": "12 nm", "k0_n2": "2e-3 um^2/s", "k0_n3": "3e-17 m^3/s"}})
+    settings = load_config(path)[0].analysis.settings()
+    assert settings.grain == GrainGrowth(initial_size=pytest.approx(12e-9), k0_n2=pytest.approx(2e-15),
+                                         k0_n3=pytest.approx(3e-17), activation_energy=pytest.approx(200e3))
+    path = write_analysis(tmp_path, {"grain_growth": {"activation_energy": "35 kcal/mol"}})
+    assert load_config(path)[0].analysis.settings().grain.activation_energy == pytest.approx(35 * 4184, rel=1e-3)
+    assert load_config(CONFIGS / "fjh-sim.yaml")[0].analysis.settings().grain == GrainGrowth()
+
+
+@pytest.mark.parametrize("grain, message", [
+    ({"k0_n2": "1e-9 m^3/s"}, "field analysis.grain_growth.k0_n2: '1e-9 m^3/s' is not convertible to m^2/s"),
+    ({"k0_n3": "1e-17"}, "field analysis.grain_growth.k0_n3: needs a unit, e.g. '1e-17 m^3/s'"),
+    ({"k0_n2": "0 m^2/s"}, "field analysis.grain_growth.k0_n2: Input should be greater than 0"),
+    ({"initial_size": "-2 nm"}, "field analysis.grain_growth.initial_size: Input should be greater than or equal to 0"),
+    ({"k0": "1e-9 m^2/s"}, "field analysis.grain_growth.k0: unknown key; allowed keys: initial_size, k0_n2, k0_n3"),
+])
+def test_bad_grain_growth_parameters_are_named(tmp_path, grain, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(write_analysis(tmp_path, {"grain_growth": grain}))
 
 
 def test_smoothing_keeps_monotone_edges_and_gaps_and_drops_spikes():

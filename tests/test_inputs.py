@@ -5,6 +5,7 @@ import yaml
 from quenchlab.config import load_config
 from quenchlab.errors import ConfigError, LimitError
 from quenchlab.recipe import compile_recipe, energy_bound, load_recipe
+from quenchlab.recipe_plan import checked_plan
 
 from conftest import CONFIGS
 
@@ -27,8 +28,11 @@ def test_shipped_files_are_valid():
     config = load_config(CONFIGS / "fjh-sim.yaml")[0]
     assert config.simulated
     assert not load_config(CONFIGS / "fjh-lab.example.yaml")[0].simulated
+    other_supplies = {"thin-film-host-timed.yaml": "fjh-genesys-sim.yaml", "carbon-paper-shot.yaml": "fjh-capbank-sim.yaml"}
     for recipe in (CONFIGS / "recipes").glob("*.yaml"):
-        compile_recipe(load_recipe(recipe)[0], config.limits, str(recipe))
+        rig = load_config(CONFIGS / other_supplies[recipe.name])[0] if recipe.name in other_supplies else config
+        assert rig.simulated
+        checked_plan(load_recipe(recipe)[0], rig, str(recipe))
 
 
 @pytest.mark.parametrize("edit, expected", [
@@ -38,7 +42,7 @@ def test_shipped_files_are_valid():
     (lambda d: d["instruments"]["supply"].update(ovp=55), r"instruments\.supply\.ovp: needs a unit, e\.g\. '55 V'"),
     (lambda d: d["instruments"]["supply"].update(ovp="55 A"), r"'55 A' is not convertible to V"),
     (lambda d: d["instruments"]["supply"].update(watchdog="2 h"), r"instruments\.supply\.watchdog: Input should be less than or equal to 3600"),
-    (lambda d: d["instruments"]["supply"].update(model="acme"), r"instruments\.supply\.model: Input should be 'keysight-n6900'"),
+    (lambda d: d["instruments"]["supply"].update(model="acme"), r"instruments\.supply\.model: 'acme' is not allowed; allowed: keysight-n6900, tdk-genesys, capbank"),
     (lambda d: d["instruments"]["pyrometer"].update(baudrate=1234), r"baudrate: Input should be 9600, 19200"),
     (lambda d: d["instruments"]["pyrometer"].update(response_time="2 ms"), r"response_time must be one of 0 s, 0\.001 s"),
     (lambda d: d["limits"].update(max_voltage="60 V"), r"ovp \(55 V\) must be above limits\.max_voltage \(60 V\)"),
@@ -73,7 +77,7 @@ def test_yaml_cannot_run_code(tmp_path):
 @pytest.mark.parametrize("edit, expected", [
     (lambda d: d["segments"][0].update(level="24 V"), r"segments\.0\.level: '24 V' is not convertible to A"),
     (lambda d: d["segments"][0].update(dwell="6.5"), r"segments\.0\.Step\.dwell: needs a unit"),
-    (lambda d: d.update(control="power"), r"control: Input should be 'current' or 'voltage'"),
+    (lambda d: d.update(control="power"), r"control: 'power' is not a kind of recipe; allowed: current, voltage, temperature"),
     (lambda d: d.update(segments=[]), r"segments: List should have at least 1 item"),
     (lambda d: d.update(pulses=0), r"pulses: Input should be greater than or equal to 1"),
 ])

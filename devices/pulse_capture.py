@@ -1,0 +1,226 @@
+"""What every FJH pulse flyer shares, whichever supply fires the pulse.
+
+kickoff fires the loaded program (`_fire`, in a thread); complete records it (`_finish`, which
+calls `_record` once). The pyrometer's analog output is captured by the digitizer and turned
+back into kelvin; each pulse becomes one event page of the flyer's stream holding its traces
+(`time`, `temperature`, `supply_time`, `current`, `voltage`, plus a flyer's own extras) and the
+figures of `quenchlab.analysis`. Staging, unstaging and stop make the supply safe; a stop()
+that arrives while a shot is being armed cancels it (a subclass checks `_cancel` under
+`_firing` before it switches anything on).
+
+`ProgrammedPulse` is a pulse of level steps (a `ListProgram`), optionally meant to realise a
+temperature profile: each of its pulses then also records the profile, the steps it was
+given and how well it tracked (quenchlab.kelvin_recipe).
+"""
+import math
+import threading
+import time as wallclock
+
+import numpy as np
+from ophyd import Component as Cpt
+from ophyd import Device, Kind, Signal
+from ophyd.status import Status
+
+from quenchlab.analysis import FIGURES, AnalysisSettings, analyse_pulse
+from quenchlab.errors import InstrumentError
+from quenchlab.kelvin_recipe import TRACKING, Profile
+
+from .driver_device import run_in_thread
+from .impac_driver import Impac
+from .infiniivision_driver import InfiniiVision, Trace
+from .n6900_driver import ListProgram
+
+UNITS = {"current": "A", "voltage": "V"}  # of a program's levels
+TRACES = {"time": ("s", "time"), "temperature": ("K", "time"), "supply_time": ("s", "supply_time"),
+          "current": ("A", "supply_time"), "voltage": ("V", "supply_time")}  # field: units, axis
+
+
+class PulseCapture(Device):
+    """A pulse fired on kickoff (`_fire`) and recorded on complete (`_finish`, which calls
+    `_record` or `_page` once); `supply_points` sizes the supply traces, `extra_keys` describes
+    the fields a subclass adds, `make_safe` is what stop, stage and unstage do. `target`: the
+    temperature profile the pulse is meant to realise, if any."""
+
+    target: Profile | None = None
+
+    def __init__(self, supply, pyrometer: Impac, digitizer: InfiniiVision, *, channel: int, shunt: float,
+                 record: float, pre_trigger: float, points: int, analysis: AnalysisSettings, name: str = "pulse"):
+        super().__init__(name=name)
+        self.supply, self.pyrometer, self.digitizer = supply, pyrometer, digitizer
+        self.channel, self.shunt = channel, shunt
+        self.record, self.pre_trigger, self.points = record, pre_trigger, points
+        self.analysis = analysis
+        self.program = None
+        self.last: dict | None = None  # the last pulse's page data
+        self._error: Exception | None = None  # met by a host thread driving the output
+        self._pages: list[dict] = []
+        self._firing = threading.Lock()
+        self._cancel = threading.Event()
+        self._range: tuple[float, float, float] = (math.nan, math.nan, 4.0)
+
+    # --- flyer interface -------------------------------------------------------------------
+    def kickoff(self) -> Status:
+        if self.program is None:
+            raise RuntimeError("load() a pulse program before kickoff")
+        self._cancel.clear()
+        return run_in_thread(self, self._fire)
+
+    def complete(self) -> Status:
+        return run_in_thread(self, self._finish)
+
+    def collect_pages(self):
+        pages, self._pages = self._pages, []
+        for page in pages:
+            yield {"data": {k: [v] for k, v in page["data"].items()},
+                   "timestamps": {k: [v] for k, v in page["timestamps"].items()},
+                   "time": [page["time"]]}
+
+    @property
+    def hints(self):
+        return {"fields": ["temperature"]}
+
+    def _fits(self, duration: float) -> None:
+        if duration + self.pre_trigger >= self.record:
+            raise ValueError(f"the pulse ({duration:g} s) does not fit the digitizer record "
+                             f"({self.record:g} s with {self.pre_trigger:g} s before the trigger)")
+
+    def _cancelled(self, command: str) -> InstrumentError:
+        return InstrumentError(self.supply.name, self._where, command, "pulse cancelled")
+
+    @property
+    def _where(self) -> str:
+        """The supply's address as its messages give it (a unit on a bus names its unit too)."""
+        return getattr(self.supply, "where", self.supply.address)
+
+    def _joined(self, thread: threading.Thread, duration: float, command: str) -> None:
+        """Wait for the host thread that drives the output through the pulse (it sets `_error`
+        if it fails); raise what it met, or the cancel that ended it. A thread still running
+        after `duration` + 30 s has its output switched off here."""
+        thread.join(timeout=duration + 30)
+        if thread.is_alive():
+            self.supply.output_off()
+            raise InstrumentError(self.supply.name, self._where, command, "the host-timed pulse did not end")
+        if self._error is not None:
+            raise self._error
+        if self._cancel.is_set():
+            raise self._cancelled(command)
+
+    # --- safety --------------------------------------------------------------------------------
+    def make_safe(self) -> None:
+        """Supply output off (a capacitor bank dumps instead)."""
+        self.supply.output_off()
+
+    def stop(self, *, success: bool = False) -> None:
+        """Make the supply safe, after cancelling a shot that is being armed (never racing it)."""
+        self._cancel.set()
+        with self._firing:
+            self.make_safe()
+
+    def stage(self):
+        self.make_safe()
+        return super().stage()
+
+    def unstage(self):
+        self.stop()
+        return super().unstage()
+
+    # --- the traces --------------------------------------------------------------------------
+    def _read_range(self) -> None:
+        """The pyrometer's measuring range and analog live zero, as `to_kelvin` needs them."""
+        begin, end = self.pyrometer.measuring_range()
+        self._range = (begin, end, 4.0 if self.pyrometer.analog_live_zero() else 0.0)
+
+    def _await_capture(self, deadline: float) -> None:
+        """Wait for the digitizer to finish its record (`deadline` on the monotonic clock)."""
+        while self.digitizer.acquiring():
+            if wallclock.monotonic() > deadline:
+                raise InstrumentError(self.digitizer.name, self.digitizer.address, ":OPER:COND?",
+                                      "the digitizer did not trigger (check the trigger wiring)")
+            wallclock.sleep(0.005)
+
+    def to_kelvin(self, volts: np.ndarray) -> np.ndarray:
+        """The pyrometer's analog output back to kelvin through its measuring range; NaN
+        where it sits at either end of the range (under or over range)."""
+        begin, end, zero = self._range
+        fraction = (volts / self.shunt * 1000 - zero) / (20.0 - zero)
+        kelvin = begin + fraction * (end - begin)
+        return np.where((fraction <= 0.002) | (fraction >= 0.998), np.nan, kelvin)
+
+    def _record(self, trace: Trace, supply_time: np.ndarray, current: np.ndarray, voltage: np.ndarray,
+                **extra) -> None:
+        """One pulse's page from the digitizer's pyrometer trace (see `_page`)."""
+        self._page(trace.time, self.to_kelvin(trace.volts), supply_time, current, voltage, **extra)
+
+    def _page(self, time: np.ndarray, temperature: np.ndarray, supply_time: np.ndarray, current: np.ndarray,
+              voltage: np.ndarray, **extra) -> None:
+        """One pulse's page: its traces, its figures, what it realised, then `extra` (which may
+        replace a figure)."""
+        traces = dict(zip(TRACES, (time, temperature, supply_time, current, voltage)))
+        data = {**traces, **analyse_pulse(*traces.values(), self.analysis), **self.realised(time, temperature),
+                **extra}
+        now = wallclock.time()
+        self.last = data
+        self._pages.append({"data": data, "timestamps": dict.fromkeys(data, now), "time": now})
+
+    def realised(self, time: np.ndarray, temperature: np.ndarray) -> dict:
+        """With a `target` profile: the programmed temperature on the pulse's time base and how
+        well it was tracked (quenchlab.kelvin_recipe)."""
+        if self.target is None:
+            return {}
+        return {"programmed_temperature": self.target.at(time), **self.target.tracking(time, temperature)}
+
+    # --- documents ---------------------------------------------------------------------------
+    @property
+    def supply_points(self) -> int | None:
+        """Samples of the supply traces per pulse (None: it varies from pulse to pulse)."""
+        raise NotImplementedError
+
+    def extra_keys(self) -> dict[str, dict]:
+        """Data keys (without `source`) of the fields added to each pulse: a target's, and a
+        subclass's own."""
+        if self.target is None:
+            return {}
+        return {"programmed_temperature": {"dtype": "array", "shape": [self.points], "units": "K", "dims": ["time"]},
+                **{k: {"dtype": "number", "shape": [], "units": u} for k, u in TRACKING.items()}}
+
+    def describe_collect(self):
+        source = f"quenchlab:{self.name}"
+        sizes = {"time": self.points, "supply_time": self.supply_points}
+        keys = {field: {"source": source, "dtype": "array", "shape": [sizes[axis]], "units": units, "dims": [axis]}
+                for field, (units, axis) in TRACES.items()}
+        keys.update({k: {"source": source, "dtype": "number", "shape": [], "units": u} for k, u in FIGURES.items()})
+        keys.update({k: {"source": source, **key} for k, key in self.extra_keys().items()})
+        return {self.name: keys}
+
+
+class ProgrammedPulse(PulseCapture):
+    """A pulse of level steps; with a `target` profile loaded, each pulse also records the
+    programmed temperature (on the pyrometer's time base), its own steps (learning changes
+    them from pulse to pulse) and how well it tracked."""
+
+    levels = Cpt(Signal, value=[0.0], kind=Kind.config)
+    dwells = Cpt(Signal, value=[0.0], kind=Kind.config)
+    control = Cpt(Signal, value="current", kind=Kind.config)
+    limit = Cpt(Signal, value=0.0, kind=Kind.config)
+
+    def load(self, program: ListProgram, target: Profile | None = None) -> None:
+        """The (already limit-checked) program the next kickoff fires, and the temperature
+        profile it is meant to realise, if any."""
+        self._fits(program.duration)
+        self.program, self.target = program, target
+        for signal, value in ((self.levels, list(program.levels)), (self.dwells, list(program.dwells)),
+                              (self.control, program.control), (self.limit, program.limit)):
+            signal.put(value)
+
+    def realised(self, time: np.ndarray, temperature: np.ndarray) -> dict:
+        if self.target is None:
+            return {}
+        return {**super().realised(time, temperature), "list_levels": np.array(self.program.levels),
+                "list_dwells": np.array(self.program.dwells)}
+
+    def extra_keys(self) -> dict[str, dict]:
+        if self.target is None:
+            return {}
+        steps = {"dtype": "array", "shape": [len(self.program.levels)], "dims": ["list_step"]}
+        return {**super().extra_keys(), "list_levels": {**steps, "units": UNITS[self.program.control]},
+                "list_dwells": {**steps, "units": "s"}}

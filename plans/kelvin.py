@@ -1,0 +1,47 @@
+"""Temperature-programmed pulses: calibrate on the sample, then realise the profile through the
+identified model, pulse after pulse, optionally learning from each pulse's error for the next
+(iterative learning control)."""
+from collections.abc import Callable
+
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+import numpy as np
+
+from quenchlab.devices.n6900_driver import ListProgram
+from quenchlab.devices.pulse_capture import PulseCapture
+from quenchlab.devices.sample_model import model_device
+from quenchlab.kelvin_recipe import Profile, learned
+from quenchlab.thermal_model import SampleModel
+
+from .pulses import fire
+
+
+def kelvin_train(flyer: PulseCapture, calibrating: PulseCapture, calibration: ListProgram,
+                 identify: Callable[[dict], SampleModel], realise: Callable[[SampleModel, np.ndarray], None],
+                 shape: Profile, *, pulses: int, off_time: float, gain: float = 0.0, detectors=(),
+                 md: dict | None = None):
+    """The calibration pulse (stream "calibration") and the sample model `identify` makes of its
+    page (stream "sample_model"), then `pulses` pulses of `flyer` (stream "pulse"), `off_time` s
+    apart, each loaded by `realise(model, reference)` (which checks it against the limits),
+    the reference being `shape`'s temperatures moved after each pulse by `gain` times the error
+    it left. The supply is made safe at the end, whatever happens."""
+    calibrating.load(calibration)
+    md = {"plan_name": "kelvin_train", "pulses": pulses, "off_time": off_time, "pulse_duration": shape.duration,
+          "learning_gain": gain, **(md or {})}
+
+    @bpp.stage_decorator([flyer, calibrating, *detectors])
+    @bpp.run_decorator(md=md)
+    @bpp.finalize_decorator(lambda: bps.stop(flyer))
+    def inner():
+        yield from fire(calibrating, detectors)
+        model = identify(calibrating.last)
+        yield from bps.trigger_and_read([model_device(model)], name="sample_model")
+        reference = shape.temperatures
+        for _ in range(pulses):
+            realise(model, reference)
+            yield from bps.sleep(off_time)
+            yield from fire(flyer, detectors)
+            if gain:
+                reference = learned(shape, reference, flyer.last["time"], flyer.last["temperature"], gain)
+
+    return (yield from inner())

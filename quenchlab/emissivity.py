@@ -1,0 +1,100 @@
+"""Emissivity check against a known melting point: find the plateau a melting sample leaves in the
+pyrometer's trace, and the emissivity that would have read it at the melting point.
+
+A single-colour pyrometer set to emissivity e_set reads T_m for a true temperature T of a
+surface of emissivity e (Wien): 1/T_m - 1/T = -(lambda/c2) ln(e/e_set) (domain.md). At a
+melting plateau T is the melting point, so e = e_set exp(-(c2/lambda) (1/T_m - 1/T)).
+The check is added to the record (`/entry/emissivity_check`, numbered if one is there already;
+nothing recorded is replaced).
+"""
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import yaml
+
+from .analysis import smooth_trace
+from .config import FJHConfig
+from .errors import QuenchlabError
+from .files import validate
+
+C2 = 14388.0  # um K, the second radiation constant
+BAND = 5.0  # K either side of the plateau's median
+MIN_PLATEAU = 1e-3  # s
+
+
+@dataclass(frozen=True)
+class EmissivityCheck:
+    pulse: str
+    melting_point: float  # K
+    plateau_temperature: float  # K, as the pyrometer read it
+    plateau_start: float  # s
+    plateau_end: float  # s
+    wavelength: float  # um
+    emissivity_set: float
+    emissivity: float  # what would have read the plateau at the melting point
+
+    def __str__(self) -> str:
+        return (f"{self.pulse}: plateau at {self.plateau_temperature:.1f} K from {self.plateau_start * 1e3:.2f} to "
+                f"{self.plateau_end * 1e3:.2f} ms; the melting point is {self.melting_point:.1f} K: emissivity "
+                f"{self.emissivity:.3f} (set: {self.emissivity_set:.3f}, at {self.wavelength:g} um)")
+
+
+def melting_plateau(time, temperature, band: float = BAND, shortest: float = MIN_PLATEAU) -> tuple[float, float, float]:
+    """(start, end, median K) of the longest stretch of the trace within `band` K of its median,
+    at least `shortest` s long; a QuenchlabError if there is none."""
+    time, smooth = np.asarray(time, float), smooth_trace(temperature)
+    best, start = (0, 0), 0
+    while start < smooth.size:
+        if not np.isfinite(smooth[start]):
+            start += 1
+            continue
+        end = start + 1
+        while end < smooth.size and np.isfinite(smooth[end]) and abs(smooth[end] - smooth[start]) <= 2 * band:
+            end += 1
+        if end - start > best[1] - best[0]:
+            best = (start, end)
+        start = end
+    start, end = best
+    if end - start < 2 or time[end - 1] - time[start] < shortest:
+        raise QuenchlabError(f"no plateau of at least {shortest * 1e3:g} ms within {band:g} K in the trace")
+    level = float(np.median(smooth[start:end]))
+    inside = np.flatnonzero(np.abs(smooth[start:end] - level) <= band) + start
+    return float(time[inside[0]]), float(time[inside[-1]]), level
+
+
+def emissivity_at(plateau: float, melting_point: float, emissivity_set: float, wavelength: float) -> float:
+    """The emissivity that reads `melting_point` where `emissivity_set` read `plateau` (K, um)."""
+    return emissivity_set * math.exp(-(C2 / wavelength) * (1 / plateau - 1 / melting_point))
+
+
+def check_record(path: Path, melting_point: float, pulse: int = 1, wavelength: float | None = None) -> EmissivityCheck:
+    """The check on pulse `pulse` of a record, added to the record."""
+    with h5py.File(path, "r+") as f:
+        entry = f["entry"]
+        name = f"pulse_{pulse:04d}"
+        if name not in entry:
+            raise QuenchlabError(f"{path}: no {name} in the record")
+        for needed in ("instrument/pyrometer/pyrometer_emissivity", "reactor_config"):
+            if needed not in entry:
+                raise QuenchlabError(f"{path}: the record holds no /entry/{needed}: not a quenchlab FJH run")
+        emissivity_set = float(entry["instrument/pyrometer/pyrometer_emissivity"][()])
+        if wavelength is None:
+            wavelength = _configured_wavelength(entry)
+        start, end, level = melting_plateau(entry[name]["time"][()], entry[name]["temperature"][()])
+        check = EmissivityCheck(name, melting_point, level, start, end, wavelength, emissivity_set,
+                                emissivity_at(level, melting_point, emissivity_set, wavelength))
+        key = next(k for k in ("emissivity_check", *(f"emissivity_check_{i}" for i in range(2, 1000)))
+                   if k not in entry)
+        group = entry.create_group(key)
+        for field, value in asdict(check).items():
+            group[field] = value
+        return check
+
+
+def _configured_wavelength(entry) -> float:
+    """The pyrometer's wavelength in the reactor config the run was recorded with."""
+    text = entry["reactor_config"][()].decode()
+    return validate(FJHConfig, yaml.safe_load(text), "the record's reactor_config").instruments.pyrometer.wavelength
