@@ -61,6 +61,8 @@ class CapBankShot(PulseCapture):
                  max_current: float, **capture):
         super().__init__(supply, pyrometer, digitizer, **capture)
         self.current_channel, self.sensitivity = current_channel, sensitivity
+        self.max_current = max_current
+        self._over: str | None = None  # why the last shot forbids the next
         self.trigger_level = TRIGGER_FRACTION * max_current * sensitivity  # V on the probe channel
         full_scale = PROBE_HEADROOM * max_current * sensitivity
         digitizer.configure_channel(current_channel, full_scale, 0.45 * full_scale)  # -5 % .. 95 % of it
@@ -101,7 +103,11 @@ class CapBankShot(PulseCapture):
         self.supply.wait_for(state, timeout=self.timeout, cancel=self._cancel)
 
     def _fire(self) -> None:
+        """The discharge current (V/R of the sample) cannot be bounded before a shot: a shot
+        whose peak passed limits.max_current is recorded, and the next one refused."""
         bank, shot = self.supply, self.program
+        if self._over:
+            raise InstrumentError(bank.name, bank.address, "FIRE", self._over)
         self._command("DUMP", bank.dump)
         self._wait("IDLE")
         codes = bank.faults()
@@ -122,6 +128,7 @@ class CapBankShot(PulseCapture):
         self.digitizer.configure_capture(self.record, self.pre_trigger, self.points,
                                          trigger=f"CHAN{self.current_channel}", level=self.trigger_level)
         self.digitizer.arm()
+        wallclock.sleep(self.pre_trigger)  # a scope takes no trigger before its pre-trigger record is filled
         self.supply.arm()
 
     def _finish(self) -> None:
@@ -135,6 +142,9 @@ class CapBankShot(PulseCapture):
         trace = self.digitizer.fetch(self.channel)
         probe = self.digitizer.fetch(self.current_channel)
         current = probe.volts / self.sensitivity
+        if (peak := float(np.nanmax(current))) > self.max_current:
+            self._over = (f"the last shot peaked at {peak:.3g} A (the probe reads up to {PROBE_HEADROOM:g} x the limit), "
+                          f"above the configured max_current of {self.max_current:g} A: lower charge_voltage")
         energy = 0.5 * self.capacitance.get() * (self._before**2 - after**2)
         self._record(trace, probe.time, current, np.full_like(current, np.nan), energy=energy,
                      bank_voltage_before=self._before, bank_voltage_after=after)

@@ -44,16 +44,22 @@ class PulseFlyer(ProgrammedPulse):
             self.supply.output_on()
             self.supply.trigger()
 
-    def _prepare_shot(self) -> None:
+    def check_protection(self) -> None:
+        """No protection holding the output off (STAT:QUES:COND?); a watchdog trip while the
+        output was off is harmless and cleared."""
         supply = self.supply
-        supply.output_off()
         trips = supply.questionable()
-        if trips == WATCHDOG_ONLY:  # the watchdog fired while the output was off: harmless
+        if trips == WATCHDOG_ONLY:
             supply.clear_protection()
         elif trips:
             raise InstrumentError(supply.name, supply.address, "STAT:QUES:COND?",
                                   f"protection holds the output off: {', '.join(supply.trips())}; "
                                   "find the cause, then clear it (OUTP:PROT:CLE)")
+
+    def _prepare_shot(self) -> None:
+        supply = self.supply
+        supply.output_off()
+        self.check_protection()
         self._read_range()
         supply.upload_list(self.program)
         supply.configure_digitizer(self.supply_points, self.supply_interval,

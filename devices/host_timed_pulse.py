@@ -21,7 +21,6 @@ and a number of up to 12 characters (7.7.1) and CR, answered `OK`; a reading is 
 `MC?`, each answered by five digits and a point (7.7.5). How long the unit takes to answer is
 not in the manual: ANSWER_TIME per exchange is an estimate.
 """
-import threading
 import time as wallclock
 
 import numpy as np
@@ -51,13 +50,28 @@ def minimum_step_basis(baudrate: int) -> str:
             "the three answers")
 
 
+TICK_CHARACTERS = (len("PC 123456789012\r") + len("OK\r") + len("DVC?\r")
+                   + len("12.345,12.345,12.345,12.345,12.345,12.345\r"))  # a setting, then DVC? (7.7.5)
+
+
+def minimum_tick(baudrate: int) -> float:
+    """Shortest tick of a closed loop at `baudrate`: a current setting and one DVC? reading
+    (two exchanges) fit in it; the pyrometer, on its own line, adds a few ms (ANSWER_TIME)."""
+    return TICK_CHARACTERS * BITS_PER_CHARACTER / baudrate + 3 * ANSWER_TIME
+
+
+def minimum_tick_basis(baudrate: int) -> str:
+    """Where `minimum_tick` comes from, for messages."""
+    return (f"a tick sets the current and reads DVC?: {TICK_CHARACTERS} characters of {BITS_PER_CHARACTER} bits at "
+            f"{baudrate} baud, plus {ANSWER_TIME * 1e3:g} ms for each of the two answers and the pyrometer's")
+
+
 class HostTimedPulse(ProgrammedPulse):
     """One programmed pulse stepped by the host. The loaded program is its configuration."""
 
     def __init__(self, supply: Genesys, pyrometer, digitizer, *, ovp: float, uvl: float, **capture):
         super().__init__(supply, pyrometer, digitizer, **capture)
         self.protection = {"ovp": (supply.ovp, ovp), "uvl": (supply.uvl, uvl)}  # read back before each pulse
-        self._stepper: threading.Thread | None = None
         self._readings: list[tuple[float, float, float]] = []  # (monotonic s, V, A)
         self._sent: list[float] = []  # monotonic s each level's command (the first: OUT 1), then OUT 0, was sent
         self._poll = 0.0  # s the last MV?/MC? reading took
@@ -84,9 +98,10 @@ class HostTimedPulse(ProgrammedPulse):
         self._readings.append(((start + end) / 2, volts, amps))
         self._poll = end - start
 
-    def _prepare_shot(self) -> None:
-        supply, program = self.supply, self.program
-        supply.output_off()
+    def check_protection(self) -> None:
+        """No fault latched (FLT?), OVP and UVL as configured (OUT 1 would clear an OVP or
+        foldback shutdown without a word: 7.7.4)."""
+        supply = self.supply
         if faults := supply.faults():
             raise InstrumentError(supply.name, supply.where, "FLT?", f"the supply reports {', '.join(faults)}: "
                                   "find the cause before the next pulse")
@@ -94,6 +109,11 @@ class HostTimedPulse(ProgrammedPulse):
             if abs((actual := read()) - wanted) > 1e-6 * max(1.0, wanted):
                 raise InstrumentError(supply.name, supply.where, f"{field.upper()}?", f"reads back {actual:g} V, not "
                                       f"the configured {wanted:g} V (instruments.supply.{field}): changed since it was set")
+
+    def _prepare_shot(self) -> None:
+        supply, program = self.supply, self.program
+        supply.output_off()
+        self.check_protection()
         self._read_range()
         (supply.set_voltage if program.control == "current" else supply.set_current)(program.limit)
         self._set(program.levels[0])
@@ -114,8 +134,7 @@ class HostTimedPulse(ProgrammedPulse):
             try:
                 self._sent.append(wallclock.monotonic())
                 self.supply.output_on()
-                self._stepper = threading.Thread(target=self._step_through, daemon=True, name=f"{self.name}-steps")
-                self._stepper.start()
+                self._start_worker(self._step_through)
             except BaseException:
                 self.supply.output_off()
                 raise
@@ -155,7 +174,7 @@ class HostTimedPulse(ProgrammedPulse):
             self._error = self._error or error
 
     def _finish(self) -> None:
-        self._joined(self._stepper, self.program.duration, "OUT 0")
+        self._joined(self.program.duration, "OUT 0")
         self._await_capture(wallclock.monotonic() + 10 * self.record + 5)
         trace = self.digitizer.fetch(self.channel)
         times, volts, amps = (np.array(column) for column in zip(*self._readings))

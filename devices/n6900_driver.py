@@ -133,6 +133,14 @@ class N6900:
                       f":SENS:SWE:OFFS:POIN {-pre_trigger};:TRIG:ACQ:SOUR TRAN1")
         self.io.check_errors()
 
+    def fixed_output(self, points: int = 64, interval: float = 20.48e-6) -> None:
+        """Settings follow CURR/VOLT at once (no list) and MEAS? averages `points` samples
+        `interval` s apart (a measurement lasts points x interval: after a pulse's capture it
+        would last the whole record)."""
+        self.io.write(f"ABOR:TRAN;:CURR:MODE FIX;:VOLT:MODE FIX;:SENS:SWE:POIN {points};"
+                      f":SENS:SWE:TINT {interval:.6g};:SENS:SWE:OFFS:POIN 0")
+        self.io.check_errors()
+
     def arm_digitizer(self) -> None:
         self.io.write("INIT:ACQ")
 

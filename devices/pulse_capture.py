@@ -24,13 +24,13 @@ from ophyd.status import Status
 from quenchlab.analysis import FIGURES, AnalysisSettings, analyse_pulse
 from quenchlab.errors import InstrumentError
 from quenchlab.kelvin_recipe import TRACKING, Profile
+from quenchlab.recipe import UNITS
 
 from .driver_device import run_in_thread
 from .impac_driver import Impac
 from .infiniivision_driver import InfiniiVision, Trace
 from .n6900_driver import ListProgram
 
-UNITS = {"current": "A", "voltage": "V"}  # of a program's levels
 TRACES = {"time": ("s", "time"), "temperature": ("K", "time"), "supply_time": ("s", "supply_time"),
           "current": ("A", "supply_time"), "voltage": ("V", "supply_time")}  # field: units, axis
 
@@ -52,7 +52,8 @@ class PulseCapture(Device):
         self.analysis = analysis
         self.program = None
         self.last: dict | None = None  # the last pulse's page data
-        self._error: Exception | None = None  # met by a host thread driving the output
+        self._error: Exception | None = None  # met by the host thread driving the output, if any
+        self._worker: threading.Thread | None = None  # that thread
         self._pages: list[dict] = []
         self._firing = threading.Lock()
         self._cancel = threading.Event()
@@ -92,12 +93,32 @@ class PulseCapture(Device):
         """The supply's address as its messages give it (a unit on a bus names its unit too)."""
         return getattr(self.supply, "where", self.supply.address)
 
-    def _joined(self, thread: threading.Thread, duration: float, command: str) -> None:
+    def check_protection(self) -> None:
+        """Before a pulse: raise if the supply's own protection holds it off or has changed
+        (each supply's flyer knows how to ask)."""
+
+    def cancel(self) -> None:
+        """Cancel the pulse being armed or driven by the host, without waiting (the interlock's
+        safe state: the host must stop commanding the output it has just switched off)."""
+        self._cancel.set()
+
+    def _start_worker(self, target) -> None:
+        """Start the host thread that drives the output; refused while an earlier one still runs
+        (two would command one supply)."""
+        if self._worker is not None and self._worker.is_alive():
+            raise InstrumentError(self.supply.name, self._where, "output on",
+                                  "the host thread of the previous pulse is still running")
+        self._worker = threading.Thread(target=target, daemon=True, name=f"{self.name}-host")
+        self._worker.start()
+
+    def _joined(self, duration: float, command: str) -> None:
         """Wait for the host thread that drives the output through the pulse (it sets `_error`
         if it fails); raise what it met, or the cancel that ended it. A thread still running
-        after `duration` + 30 s has its output switched off here."""
-        thread.join(timeout=duration + 30)
+        `duration` + 5 s after it started its pulse is cancelled and the output switched off here."""
+        thread = self._worker
+        thread.join(timeout=duration + 5)
         if thread.is_alive():
+            self._cancel.set()
             self.supply.output_off()
             raise InstrumentError(self.supply.name, self._where, command, "the host-timed pulse did not end")
         if self._error is not None:

@@ -1,6 +1,7 @@
 """Temperature-programmed pulses: calibrate on the sample, then realise the profile through the
 identified model, pulse after pulse, optionally learning from each pulse's error for the next
 (iterative learning control)."""
+import math
 from collections.abc import Callable
 
 import bluesky.plan_stubs as bps
@@ -18,20 +19,24 @@ from .pulses import fire
 
 def kelvin_train(flyer: PulseCapture, calibrating: PulseCapture, calibration: ListProgram,
                  identify: Callable[[dict], SampleModel], realise: Callable[[SampleModel, np.ndarray], None],
-                 shape: Profile, *, pulses: int, off_time: float, gain: float = 0.0, detectors=(),
-                 md: dict | None = None):
+                 shape: Profile, *, pulses: int, off_time: float, gain: float = 0.0, ceiling: float = math.inf,
+                 detectors=(), md: dict | None = None):
     """The calibration pulse (stream "calibration") and the sample model `identify` makes of its
     page (stream "sample_model"), then `pulses` pulses of `flyer` (stream "pulse"), `off_time` s
     apart, each loaded by `realise(model, reference)` (which checks it against the limits),
     the reference being `shape`'s temperatures moved after each pulse by `gain` times the error
-    it left. The supply is made safe at the end, whatever happens."""
+    it left (never above `ceiling`). The supply is made safe at the end, whatever happens."""
     calibrating.load(calibration)
     md = {"plan_name": "kelvin_train", "pulses": pulses, "off_time": off_time, "pulse_duration": shape.duration,
           "learning_gain": gain, **(md or {})}
 
+    def stop_both():
+        yield from bps.stop(calibrating)
+        yield from bps.stop(flyer)
+
     @bpp.stage_decorator([flyer, calibrating, *detectors])
     @bpp.run_decorator(md=md)
-    @bpp.finalize_decorator(lambda: bps.stop(flyer))
+    @bpp.finalize_decorator(stop_both)
     def inner():
         yield from fire(calibrating, detectors)
         model = identify(calibrating.last)
@@ -42,6 +47,7 @@ def kelvin_train(flyer: PulseCapture, calibrating: PulseCapture, calibration: Li
             yield from bps.sleep(off_time)
             yield from fire(flyer, detectors)
             if gain:
-                reference = learned(shape, reference, flyer.last["time"], flyer.last["temperature"], gain)
+                reference = np.minimum(learned(shape, reference, flyer.last["time"], flyer.last["temperature"], gain),
+                                       ceiling)
 
     return (yield from inner())

@@ -23,6 +23,7 @@ from .files import validate
 C2 = 14388.0  # um K, the second radiation constant
 BAND = 5.0  # K either side of the plateau's median
 MIN_PLATEAU = 1e-3  # s
+NEAR = 0.15  # a plateau further than this fraction from the melting point is not the melting
 
 
 @dataclass(frozen=True)
@@ -42,27 +43,38 @@ class EmissivityCheck:
                 f"{self.emissivity:.3f} (set: {self.emissivity_set:.3f}, at {self.wavelength:g} um)")
 
 
-def melting_plateau(time, temperature, band: float = BAND, shortest: float = MIN_PLATEAU) -> tuple[float, float, float]:
-    """(start, end, median K) of the longest stretch of the trace within `band` K of its median,
-    at least `shortest` s long; a QuenchlabError if there is none."""
+def melting_plateau(time, temperature, band: float = BAND, shortest: float = MIN_PLATEAU,
+                    near: float | None = None) -> tuple[float, float, float]:
+    """(start, end, median K) of the longest stretch of the trace that stays within 2 x `band` K,
+    lasts at least `shortest` s and, given `near` (the melting point), reads within 15 % of it
+    (a programmed hold elsewhere is not taken for the melting); a QuenchlabError if none does.
+    `start` and `end` are the first and last samples within `band` of the stretch's median."""
     time, smooth = np.asarray(time, float), smooth_trace(temperature)
-    best, start = (0, 0), 0
-    while start < smooth.size:
-        if not np.isfinite(smooth[start]):
-            start += 1
+    found = []
+    for first, stop in _flat_stretches(smooth, 2 * band):
+        level = float(np.median(smooth[first:stop]))
+        if time[stop - 1] - time[first] >= shortest and (near is None or abs(level - near) <= NEAR * near):
+            inside = np.flatnonzero(np.abs(smooth[first:stop] - level) <= band) + first
+            found.append((float(time[inside[-1]] - time[inside[0]]), float(time[inside[0]]), float(time[inside[-1]]), level))
+    if not found:
+        where = f" within {NEAR:.0%} of {near:g} K" if near is not None else ""
+        raise QuenchlabError(f"no plateau of at least {shortest * 1e3:g} ms within {band:g} K{where} in the trace")
+    return max(found)[1:]
+
+
+def _flat_stretches(smooth: np.ndarray, width: float) -> list[tuple[int, int]]:
+    """(first, stop) index ranges of in-range samples that stay within `width` K of their first."""
+    stretches, first = [], 0
+    while first < smooth.size:
+        if not np.isfinite(smooth[first]):
+            first += 1
             continue
-        end = start + 1
-        while end < smooth.size and np.isfinite(smooth[end]) and abs(smooth[end] - smooth[start]) <= 2 * band:
-            end += 1
-        if end - start > best[1] - best[0]:
-            best = (start, end)
-        start = end
-    start, end = best
-    if end - start < 2 or time[end - 1] - time[start] < shortest:
-        raise QuenchlabError(f"no plateau of at least {shortest * 1e3:g} ms within {band:g} K in the trace")
-    level = float(np.median(smooth[start:end]))
-    inside = np.flatnonzero(np.abs(smooth[start:end] - level) <= band) + start
-    return float(time[inside[0]]), float(time[inside[-1]]), level
+        stop = first + 1
+        while stop < smooth.size and np.isfinite(smooth[stop]) and abs(smooth[stop] - smooth[first]) <= width:
+            stop += 1
+        stretches.append((first, stop))
+        first = stop
+    return stretches
 
 
 def emissivity_at(plateau: float, melting_point: float, emissivity_set: float, wavelength: float) -> float:
@@ -83,7 +95,8 @@ def check_record(path: Path, melting_point: float, pulse: int = 1, wavelength: f
         emissivity_set = float(entry["instrument/pyrometer/pyrometer_emissivity"][()])
         if wavelength is None:
             wavelength = _configured_wavelength(entry)
-        start, end, level = melting_plateau(entry[name]["time"][()], entry[name]["temperature"][()])
+        start, end, level = melting_plateau(entry[name]["time"][()], entry[name]["temperature"][()],
+                                            near=melting_point)
         check = EmissivityCheck(name, melting_point, level, start, end, wavelength, emissivity_set,
                                 emissivity_at(level, melting_point, emissivity_set, wavelength))
         key = next(k for k in ("emissivity_check", *(f"emissivity_check_{i}" for i in range(2, 1000)))

@@ -27,7 +27,7 @@ from .config import FJHConfig
 from .errors import LimitError
 from .files import Strict
 from .recipe import RAMP_STEP, checked_program
-from .thermal_model import AMBIENT, SampleModel
+from .thermal_model import AMBIENT, SampleModel, rms
 from .units import Amperes, Kelvin, Quantity, Seconds
 
 MAX_STEPS = 500  # list steps a profile is cut into (the N6900 holds 512)
@@ -108,8 +108,8 @@ class Profile:
             relative.append(error[window] / setpoint)
         valid = np.isfinite(error)
         relative = np.concatenate(relative) if relative else np.array([])
-        return {"hold_rms_error": _rms(error[in_hold]), "hold_rms_relative": _rms(relative),
-                "tracking_rms_error": _rms(error[valid]), "ramp_rate": self._ramp_rate(time, measured)}
+        return {"hold_rms_error": rms(error[in_hold]), "hold_rms_relative": rms(relative),
+                "tracking_rms_error": rms(error[valid]), "ramp_rate": self._ramp_rate(time, measured)}
 
     def _ramp_rate(self, time: np.ndarray, measured: np.ndarray) -> float:
         if not self.ramps:
@@ -120,10 +120,6 @@ class Profile:
 
 
 TRACKING = {"hold_rms_error": "K", "hold_rms_relative": "", "tracking_rms_error": "K", "ramp_rate": "K/s"}
-
-
-def _rms(values: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(values ** 2))) if values.size else math.nan
 
 
 def profile(recipe: TemperatureRecipe, step: float = RAMP_STEP) -> Profile:
@@ -173,6 +169,10 @@ def check_recipe(recipe: TemperatureRecipe, config: FJHConfig, source: str) -> P
                 raise LimitError(f"{source}: field segments.{i}.ramp_to: {segment.ramp_to:g} K is outside the "
                                  f"pyrometer's range ({pyrometer.range_begin:g}-{pyrometer.range_end:g} K): "
                                  "a temperature that cannot be measured cannot be controlled")
+    for i, segment in enumerate(recipe.segments):
+        if _duration(segment, recipe.segments[:i]) <= 0:
+            raise LimitError(f"{source}: field segments.{i}: the ramp ends where it starts ({segment.ramp_to:g} K): "
+                             "remove it, or hold")
     return profile(recipe)
 
 

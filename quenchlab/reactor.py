@@ -55,6 +55,7 @@ class FJHReactor(Assembly):
         self.pyrometer = ImpacPyrometer(self.pyrometer_driver, name="pyrometer")
         self.digitizer = InfiniiVisionDigitizer(self.digitizer_driver, name="digitizer")
         self.flyer = self.builder.flyer(self.supply_driver, self.pyrometer_driver, self.digitizer_driver)
+        self._flyers = [self.flyer]
 
     def _verify(self) -> None:
         """Read back what was programmed; a mismatch refuses to start."""
@@ -74,11 +75,16 @@ class FJHReactor(Assembly):
     def calibration_flyer(self):
         """A second flyer on the same instruments, recording into the stream "calibration" (the
         calibration pulse of a temperature recipe)."""
-        return self.builder.flyer(self.supply_driver, self.pyrometer_driver, self.digitizer_driver, name="calibration")
+        flyer = self.builder.flyer(self.supply_driver, self.pyrometer_driver, self.digitizer_driver, name="calibration")
+        self._flyers.append(flyer)
+        return flyer
 
     def closed_loop_flyer(self, period: float):
         """A flyer that holds a temperature profile on the pyrometer, `period` s a tick."""
-        return self.builder.closed_loop(self.supply_driver, self.pyrometer_driver, self.digitizer_driver, period)
+        flyer = self.builder.closed_loop(self.supply_driver, self.pyrometer_driver, self.digitizer_driver, period,
+                                         protection=self.flyer.check_protection)
+        self._flyers.append(flyer)
+        return flyer
 
     def detectors(self):
         return [self.pyrometer, self.supply, self.digitizer]
@@ -101,7 +107,11 @@ class FJHReactor(Assembly):
     def safe(self) -> list[str]:
         """Supply output off (a capacitor bank dumped), confirmed by reading it back; returns
         what went wrong."""
-        return self.builder.safe(self.supply_driver) if hasattr(self, "supply_driver") else []
+        if not hasattr(self, "supply_driver"):
+            return []
+        for flyer in getattr(self, "_flyers", ()):  # their host threads stop commanding the output
+            flyer.cancel()
+        return self.builder.safe(self.supply_driver)
 
     def interlock(self) -> Interlock | None:
         """Trips (the supply made safe) above limits.max_temperature or on an over-range pyrometer."""

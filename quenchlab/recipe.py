@@ -121,6 +121,8 @@ def checked_program(levels: list[float], dwells: list[float], control: str, comp
     control_max, other_max, unit, other_unit = (
         (limits.max_current, limits.max_voltage, "A", "V") if control == "current"
         else (limits.max_voltage, limits.max_current, "V", "A"))
+    if not all(math.isfinite(value) for value in (*levels, *dwells, compliance)):  # NaN passes every comparison
+        raise LimitError(f"{source}: the program holds a value that is not a finite number: nothing is sent")
     if compliance > other_max:
         raise LimitError(f"{source}: field compliance: {compliance:g} {other_unit} exceeds the "
                          f"configured limit of {other_max:g} {other_unit}")
@@ -132,7 +134,7 @@ def checked_program(levels: list[float], dwells: list[float], control: str, comp
             raise LimitError(f"{source}: list step {i} at {level:g} {unit} exceeds the configured "
                              f"limit of {control_max:g} {unit}")
     if len(levels) > MAX_LIST_STEPS:
-        raise LimitError(f"{source}: the recipe needs {len(levels)} list steps; the supply holds "
+        raise LimitError(f"{source}: the program needs {len(levels)} list steps; the supply holds "
                          f"{MAX_LIST_STEPS}: give ramps fewer steps (field steps) or fewer segments")
     dwells = [round(d / DWELL_RESOLUTION) * DWELL_RESOLUTION for d in dwells]
     if min(dwells) <= 0:

@@ -14,7 +14,7 @@ run's metadata says which (`realisation`).
 import math
 from collections.abc import Callable, Generator
 
-from quenchlab.devices.host_timed_pulse import minimum_step
+from quenchlab.devices.host_timed_pulse import minimum_tick, minimum_tick_basis
 from quenchlab.plans.kelvin import kelvin_train
 from quenchlab.plans.pulses import pulse_train
 
@@ -49,6 +49,9 @@ def temperature_plan(recipe: TemperatureRecipe, config: FJHConfig, source: str) 
         raise ConfigError(f"{source}: field control: a temperature recipe cannot run on the capbank supply of the "
                           f"reactor config (instruments.supply.model); it runs {RUNS[model]} recipes")
     shape = check_recipe(recipe, config, source)
+    if recipe.off_time < config.limits.min_off_time:  # the calibration pulse comes first, then the recipe's
+        raise LimitError(f"{source}: field off_time: {recipe.off_time:g} s is below the configured minimum "
+                         f"cool-down of {config.limits.min_off_time:g} s")
     if model == "keysight-n6900":
         calibration = calibration_program(recipe, config, source)
         lag = config.instruments.pyrometer.response_time / math.log(10)  # t90 of a first-order sensor
@@ -66,16 +69,23 @@ def temperature_plan(recipe: TemperatureRecipe, config: FJHConfig, source: str) 
     if model == "keysight-n6900" and fits_record(shape, config):
         def realise(reactor, sample, reference):
             reactor.flyer.load(program_for(shape, reference, sample, recipe, config, source), shape)
+        ceiling = min(config.limits.max_temperature or math.inf, config.instruments.pyrometer.range_end)
         return lambda reactor, md: kelvin_train(
             reactor.flyer, reactor.calibration_flyer, calibration, fitted,
             lambda sample, reference: realise(reactor, sample, reference), shape, **timing,
-            gain=recipe.learning_gain, detectors=reactor.detectors(), md={**md, "realisation": LIST})
+            gain=recipe.learning_gain, ceiling=ceiling, detectors=reactor.detectors(), md={**md, "realisation": LIST})
     _check_closed_loop(recipe, shape.duration, config, source)
 
     def hold(flyer, sample):
-        if (energy := predicted_energy(shape, sample)) > config.limits.max_energy_per_pulse:
+        limits, energy = config.limits, predicted_energy(shape, sample)
+        if energy > limits.max_energy_per_pulse:
             raise LimitError(f"{source} (the profile for the calibrated sample): one pulse would take about {energy:.3g} J, "
-                             f"above the configured max_energy_per_pulse of {config.limits.max_energy_per_pulse:g} J")
+                             f"above the configured max_energy_per_pulse of {limits.max_energy_per_pulse:g} J")
+        per_minute = energy * min(recipe.pulses, math.ceil(60.0 / (shape.duration + recipe.off_time)))
+        if limits.max_energy_per_minute is not None and per_minute > limits.max_energy_per_minute:
+            raise LimitError(f"{source} (the profile for the calibrated sample): the pulses would take about "
+                             f"{per_minute:.3g} J in a minute, above the configured max_energy_per_minute of "
+                             f"{limits.max_energy_per_minute:g} J: lengthen off_time")
         flyer.load(shape, sample, recipe.compliance)
 
     def plan(reactor, md):
@@ -94,9 +104,10 @@ def _check_closed_loop(recipe: TemperatureRecipe, duration: float, config: FJHCo
         raise LimitError(f"{source}: field compliance: {recipe.compliance:g} V exceeds the configured limit of "
                          f"{limits.max_voltage:g} V")
     if supply.model == "tdk-genesys":
-        if recipe.control_period < (shortest := minimum_step(supply.baudrate)):
+        if recipe.control_period < (shortest := minimum_tick(supply.baudrate)):
             raise LimitError(f"{source}: field control_period: {recipe.control_period * 1e3:g} ms is shorter than the "
-                             f"{shortest * 1e3:.3g} ms one tick's exchanges take on instruments.supply")
+                             f"{shortest * 1e3:.3g} ms one tick's exchanges take on instruments.supply "
+                             f"({minimum_tick_basis(supply.baudrate)})")
         if supply.foldback and duration >= (fold := FOLDBACK_DELAY + supply.foldback_delay):
             raise LimitError(f"{source}: the profile lasts {duration:g} s in constant current; with foldback on the "
                              f"supply shuts it down after {fold:g} s: raise instruments.supply.foldback_delay")

@@ -45,11 +45,17 @@ class SupplyBuilder:
         return []
 
 
-    def closed_loop(self, driver, pyrometer, digitizer, period: float) -> ClosedLoopPulse:
-        """The flyer that holds a temperature profile on the pyrometer, `period` s a tick."""
+    def closed_loop(self, driver, pyrometer, digitizer, period: float, protection) -> ClosedLoopPulse:
+        """The flyer that holds a temperature profile on the pyrometer, `period` s a tick,
+        checking `protection` (the pulse flyer's) before it switches on."""
         limits = self.config.limits
         return ClosedLoopPulse(driver, pyrometer, digitizer, period=period, max_current=limits.max_current,
-                               max_energy=limits.max_energy_per_pulse, **self.capture("pulse"))
+                               max_energy=limits.max_energy_per_pulse, max_power=limits.max_power,
+                               protection=protection, ready=self.ready_for_settings(driver), **self.capture("pulse"))
+
+    def ready_for_settings(self, driver):
+        """What readies the supply's output to follow settings sent one by one (nothing here)."""
+        return lambda: None
 
 
 class N6900Builder(SupplyBuilder):
@@ -76,6 +82,9 @@ class N6900Builder(SupplyBuilder):
     def flyer(self, driver: N6900, pyrometer, digitizer, name: str = "pulse") -> PulseFlyer:
         return PulseFlyer(driver, pyrometer, digitizer, supply_interval=self.settings.digitizer_interval,
                           **self.capture(name))
+
+    def ready_for_settings(self, driver: N6900):
+        return driver.fixed_output
 
     def safe(self, driver: N6900) -> list[str]:
         problems = super().safe(driver)

@@ -55,7 +55,12 @@ class SampleModel:
         middle = 0.5 * (temperatures[1:] + temperatures[:-1])
         slope = np.diff(temperatures) / np.diff(times)
         power = self.heat_capacity * slope + self.loss(middle)
-        return np.sqrt(np.maximum(power, 0.0) / self.resistance(middle))
+        resistance = self.resistance(middle)
+        if not np.all(resistance > 0):
+            raise QuenchlabError(f"the sample model gives no positive resistance over {middle.min():.0f}-"
+                                 f"{middle.max():.0f} K (R(T) = {self.r0:.4g} + {self.r1:.4g} T + {self.r2:.4g} T^2): "
+                                 "calibrate again")
+        return np.sqrt(np.maximum(power, 0.0) / resistance)
 
     def as_record(self) -> dict[str, tuple[float, str]]:
         """Every parameter with its units."""
@@ -74,8 +79,8 @@ def identify(time, temperature, supply_time, current, voltage, lag: float = 0.0)
     amps = np.interp(time, supply_time, np.asarray(current, float))
     volts = np.interp(time, supply_time, np.asarray(voltage, float))
     sensed = smooth_trace(temperature)
-    rate = _derivative(time, sensed)
-    temp = sensed + lag * rate  # a first-order sensor: T = sensed + tau d(sensed)/dt
+    temp = sensed + lag * _derivative(time, sensed)  # a first-order sensor: T = sensed + tau d(sensed)/dt
+    rate = _derivative(time, temp)
     valid = np.isfinite(temp) & np.isfinite(rate)
     if not valid.any():
         raise QuenchlabError("calibration: the pyrometer never read in range during the calibration pulse: "
@@ -104,8 +109,8 @@ def identify(time, temperature, supply_time, current, voltage, lag: float = 0.0)
     cooling_fit = -(basis @ [a_c, b_c])
     return SampleModel(float(r0), float(r1), float(r2), c, a_c * c, b_c * c,
                        float(temp[valid].min()), float(temp[valid].max()),
-                       cooling_residual=_rms(rate[cooling] - cooling_fit),
-                       heating_residual=_rms(net - power * inverse_c))
+                       cooling_residual=rms(rate[cooling] - cooling_fit),
+                       heating_residual=rms(net - power * inverse_c))
 
 
 def steady_state(time, temperature, supply_time, current, voltage) -> SampleModel:
@@ -150,5 +155,6 @@ def _near_switch(time: np.ndarray, on: np.ndarray) -> np.ndarray:
     return near | (time < time[0] + SETTLE)
 
 
-def _rms(values: np.ndarray) -> float:
+def rms(values: np.ndarray) -> float:
+    """Root mean square; NaN for no values."""
     return float(np.sqrt(np.mean(values ** 2))) if values.size else math.nan

@@ -31,6 +31,8 @@ def test_the_longest_flat_stretch_is_the_plateau():
     assert level == pytest.approx(1700.5, abs=1)
     with pytest.raises(QuenchlabError, match="no plateau"):
         melting_plateau(time, np.linspace(300, 2500, time.size))
+    with pytest.raises(QuenchlabError, match="within 15% of 2896 K"):  # molybdenum's: not this plateau
+        melting_plateau(time, temperature, near=2896.0)
 
 
 def test_wien_correction_matches_the_bias_of_domain_md():

@@ -15,6 +15,7 @@ from quenchlab.errors import ConfigError, LimitError
 from quenchlab.files import validate
 from quenchlab.hold_control import HoldController
 from quenchlab.kelvin_recipe import TemperatureRecipe, learned, profile, program_for
+from quenchlab.reactor import FJHReactor
 from quenchlab.recipe import load_recipe
 from quenchlab.recipe_plan import checked_plan
 from quenchlab.thermal_model import AMBIENT, SampleModel, identify
@@ -152,7 +153,7 @@ def test_an_anneal_is_held_on_the_pyrometer_by_either_supply(tmp_path, config):
      r"compliance: 60 V exceeds the configured limit of 50 V"),
     ("fjh-genesys-sim", {"calibration": {"level": "16 A", "dwell": "20 ms"}}, r"calibration.*shorter than the 36\.4 ms"),
     ("fjh-genesys-sim", {"calibration": {"level": "16 A", "dwell": "100 ms"}, "control_period": "20 ms"},
-     r"control_period: 20 ms is shorter than the 36\.4 ms"),
+     r"control_period: 20 ms is shorter than the 49\.4 ms"),
     ("fjh-genesys-sim", {"calibration": {"level": "16 A", "dwell": "100 ms"},
                          "segments": [{"ramp_to": "1400 K", "over": "1 s"}, {"hold": "5 s"}]},
      r"raise instruments\.supply\.foldback_delay"),
@@ -210,3 +211,23 @@ def test_a_learned_pulse_over_the_limits_stops_the_run_with_the_output_off(tmp_p
 def test_the_example_recipe_loads_as_a_temperature_recipe():
     loaded, _ = load_recipe(KELVIN)
     assert isinstance(loaded, TemperatureRecipe) and loaded.calibration.level == 16.0
+
+
+def test_a_closed_loop_that_would_pass_the_energy_limit_stops_with_the_output_off():
+    """A model that underrates the losses passes the check before the pulse; the loop, pushing
+    the current up to hold the temperature, meets the limit tick by tick and stops."""
+    config = load_config(CONFIGS / "fjh-genesys-sim.yaml")[0]
+    config = config.model_copy(update={"limits": config.limits.model_copy(update={"max_energy_per_pulse": 50.0})})
+    shape = profile(recipe(segments=[{"ramp_to": "1200 K", "over": "0.3 s"}, {"hold": "2 s"}]))
+    underrated = SampleModel(r0=1.6, r1=0.0, r2=0.0, heat_capacity=0.0, radiative=0.8e-11, conductive=0.0,
+                             t_low=1200.0, t_high=1200.0)
+    with FJHReactor(config, simulate=True) as reactor:
+        flyer = reactor.closed_loop_flyer(0.05)
+        flyer.load(shape, underrated, 25.0)
+        flyer.kickoff().wait(timeout=10)
+        with pytest.raises(Exception, match="max_energy_per_pulse of 50 J: stopped"):
+            flyer.complete().wait(timeout=30)
+        reactor.twins.world.advance()
+        assert not reactor.twins.supply.output and reactor.twins.world.amps == 0.0
+        delivered = sum(v * a * 0.05 for _, _, v, a in flyer._rows)
+        assert 30 < delivered <= 50

@@ -113,6 +113,18 @@ def test_a_capacitor_bank_shot_runs_and_is_recorded(tmp_path):
             assert np.nanmax(temperature) > 2000 and 0.02 < peak < 0.035
 
 
+def test_a_shot_over_the_current_limit_is_recorded_and_the_next_refused(tmp_path):
+    """The discharge current (V0 / R of the sample) is only known once the bank has fired."""
+    rig = edited(CAPBANK, tmp_path / "rig.yaml", lambda d: d["limits"].update(max_current="30 A"))
+    run = quenchlab("run", rig, SHOT, "--sim", "--data-dir", tmp_path, cwd=tmp_path)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "the last shot peaked at" in run.stderr and "max_current of 30 A" in run.stderr
+    assert "the bank is dumped" in run.stderr
+    record, = tmp_path.glob("*.h5")
+    with h5py.File(record, "r") as f:
+        assert f["entry/pulse/energy"].shape == (1,)  # the first shot, recorded; no second
+
+
 # --- exit paths: the twins' own state ---------------------------------------------------------
 def genesys_is_off(reactor) -> bool:
     reactor.twins.world.advance()
