@@ -6,6 +6,9 @@ largest gap, which is where the host could not keep up with the clock).
 
     python benchmarks/aerosol_day.py                  # the full day, at --speed 500
     python benchmarks/aerosol_day.py --quick          # 6 samples, for CI
+    python benchmarks/aerosol_day.py --samples 12 --speed 2000 --dwell "2.5 min"   # with a 5 min run:
+        the wall time per sample against the reactor seconds per sample gives the cost per sample
+        (the intercept) and per process row (the slope)
 """
 import argparse
 import csv
@@ -26,12 +29,12 @@ from quenchlab.preflight import aerosol_slots
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "aerosol-sim.yaml"
 
 
-def day_library(directory: Path, samples: int) -> Path:
+def day_library(directory: Path, samples: int, dwell: str = "5 min") -> Path:
     path = directory / "day.csv"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["sample_id", "port", "dwell"])
-        writer.writerows([f"DAY-{i + 1:03d}", i % 9 + 1, "5 min"] for i in range(samples))
+        writer.writerows([f"DAY-{i + 1:03d}", i % 9 + 1, dwell] for i in range(samples))
     return path
 
 
@@ -40,12 +43,14 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=288)
     parser.add_argument("--speed", type=float, default=500.0)
     parser.add_argument("--quick", action="store_true", help="6 samples at speed 300")
+    parser.add_argument("--dwell", default="5 min", help="each sample's slot (two runs with different slots "
+                        "split the wall time into a cost per sample and a cost per process row)")
     args = parser.parse_args()
     samples, speed = (6, 300.0) if args.quick else (args.samples, args.speed)
     config = load_aerosol_config(CONFIG)[0]
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
-        library = day_library(directory, samples)
+        library = day_library(directory, samples, args.dwell)
         slots = aerosol_slots(load_library(library, "aerosol"), config, str(library))
         with AerosolReactor(config, simulate=True, speed=speed) as reactor:
             start, reactor_start = time.perf_counter(), reactor.clock.now()
