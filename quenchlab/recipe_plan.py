@@ -44,6 +44,8 @@ def checked_plan(recipe: Recipe | TemperatureRecipe | ShotRecipe, config: FJHCon
 
 
 def temperature_plan(recipe: TemperatureRecipe, config: FJHConfig, source: str) -> RecipePlan:
+    """A calibration step fired by the configured supply's own flyer, then the profile: a learned
+    list on an N6900 when it fits the digitizer's record, a closed loop otherwise."""
     model = config.instruments.supply.model
     if model == "capbank":
         raise ConfigError(f"{source}: field control: a temperature recipe cannot run on the capbank supply of the "
