@@ -33,22 +33,24 @@ DEAD_TICKS = 3  # ... within this many ticks, or the output is taken as switched
 
 
 class ClosedLoopPulse(PulseCapture):
-    """One profile held on the pyrometer, `period` s a tick, the current at most `max_current`
-    and, with `max_power`, at most max_power / compliance (the most power it could then draw)."""
+    """One profile held on the pyrometer, the current at most `max_current` and, with
+    `max_power`, at most max_power / compliance (the most power it could then draw)."""
 
-    def __init__(self, supply, pyrometer, digitizer, *, period: float, max_current: float, max_energy: float,
+    def __init__(self, supply, pyrometer, digitizer, *, max_current: float, max_energy: float,
                  max_power: float | None, protection: Callable[[], None], ready: Callable[[], None] = lambda: None,
                  **capture):
         super().__init__(supply, pyrometer, digitizer, **capture)
-        self.period, self.max_current, self.max_energy, self.max_power = period, max_current, max_energy, max_power
+        self.max_current, self.max_energy, self.max_power = max_current, max_energy, max_power
+        self.period = 0.0
         self.check_protection, self.ready = protection, ready
         self.compliance = 0.0
         self.controller: HoldController | None = None
         self._rows: list[tuple[float, float, float, float]] = []  # (s from output on, K, V, A)
 
-    def load(self, profile: Profile, model: SampleModel, compliance: float) -> None:
-        """The profile the next kickoff holds, through `model`, at `compliance` volts."""
+    def load(self, profile: Profile, model: SampleModel, compliance: float, period: float) -> None:
+        """The profile the next kickoff holds, through `model`, at `compliance` volts, `period` s a tick."""
         self.program = self.target = profile
+        self.period = period
         ceiling = self.max_current if self.max_power is None else min(self.max_current, self.max_power / compliance)
         self.controller = HoldController(profile, model, ceiling)
         self.compliance = compliance

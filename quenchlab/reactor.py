@@ -79,9 +79,10 @@ class FJHReactor(Assembly):
         self._flyers.append(flyer)
         return flyer
 
-    def closed_loop_flyer(self, period: float):
-        """A flyer that holds a temperature profile on the pyrometer, `period` s a tick."""
-        flyer = self.builder.closed_loop(self.supply_driver, self.pyrometer_driver, self.digitizer_driver, period,
+    @functools.cached_property
+    def closed_loop_flyer(self):
+        """A flyer that holds a temperature profile on the pyrometer (recording into "pulse")."""
+        flyer = self.builder.closed_loop(self.supply_driver, self.pyrometer_driver, self.digitizer_driver,
                                          protection=self.flyer.check_protection)
         self._flyers.append(flyer)
         return flyer

@@ -126,9 +126,8 @@ def checked_program(levels: list[float], dwells: list[float], control: str, comp
     if compliance > other_max:
         raise LimitError(f"{source}: field compliance: {compliance:g} {other_unit} exceeds the "
                          f"configured limit of {other_max:g} {other_unit}")
-    if off_time < limits.min_off_time and pulses > 1:
-        raise LimitError(f"{source}: field off_time: {off_time:g} s is below the configured "
-                         f"minimum cool-down of {limits.min_off_time:g} s")
+    if pulses > 1:
+        check_cool_down(off_time, limits, source)
     for i, level in enumerate(levels):
         if level > control_max:
             raise LimitError(f"{source}: list step {i} at {level:g} {unit} exceeds the configured "
@@ -148,16 +147,33 @@ def checked_program(levels: list[float], dwells: list[float], control: str, comp
         raise LimitError(f"{source}: one pulse could deliver up to {energy:.3g} J "
                          f"(level x compliance x dwell), above the configured max_energy_per_pulse of "
                          f"{limits.max_energy_per_pulse:g} J: lower the levels, the compliance or the dwells")
-    if limits.max_energy_per_minute is not None and pulses > 1:
-        per_minute = energy * min(pulses, math.ceil(60.0 / (sum(dwells) + off_time)))
-        if per_minute > limits.max_energy_per_minute:
-            raise LimitError(f"{source}: the train could deliver up to {per_minute:.3g} J in a minute, above the "
-                             f"configured max_energy_per_minute of {limits.max_energy_per_minute:g} J: "
-                             "lengthen off_time or lower the pulse")
+    if pulses > 1:
+        check_energy_per_minute(energy, sum(dwells), pulses, off_time, limits, source, "lower the pulse")
     if record and sum(dwells) + record[1] >= record[0]:
         raise LimitError(f"{source}: the pulse lasts {sum(dwells):g} s; the digitizer records {record[0]:g} s "
                          f"with {record[1]:g} s before the trigger: lengthen instruments.digitizer.record")
     return ListProgram(tuple(levels), tuple(dwells), control, compliance)
+
+
+def check_cool_down(off_time: float, limits: Limits, source: str) -> None:
+    """`off_time` between pulses against limits.min_off_time; a LimitError naming `source`."""
+    if off_time < limits.min_off_time:
+        raise LimitError(f"{source}: field off_time: {off_time:g} s is below the configured "
+                         f"minimum cool-down of {limits.min_off_time:g} s")
+
+
+def check_energy_per_minute(energy: float, duration: float, pulses: int, off_time: float, limits: Limits,
+                            source: str, lower: str) -> None:
+    """A train of `pulses` pulses of `duration` s and at most `energy` J each, `off_time` s apart,
+    against limits.max_energy_per_minute (if set); the LimitError says to lengthen off_time or
+    to lower `lower`."""
+    if limits.max_energy_per_minute is None:
+        return
+    per_minute = energy * min(pulses, math.ceil(60.0 / (duration + off_time)))
+    if per_minute > limits.max_energy_per_minute:
+        raise LimitError(f"{source}: the train could deliver up to {per_minute:.3g} J in a minute, above the "
+                         f"configured max_energy_per_minute of {limits.max_energy_per_minute:g} J: "
+                         f"lengthen off_time or lower {lower}")
 
 
 def energy_bound(levels, dwells, compliance: float) -> float:

@@ -22,7 +22,7 @@ from .config import FJHConfig
 from .errors import ConfigError, LimitError
 from .kelvin_recipe import (TemperatureRecipe, calibration_program, check_recipe, fits_record, predicted_energy,
                             program_for)
-from .recipe import Recipe, compile_recipe
+from .recipe import Recipe, check_cool_down, check_energy_per_minute, compile_recipe
 from .shot_recipe import ShotRecipe
 from .supply_plans import FOLDBACK_DELAY, RUNS, compile_host_timed, supply_plan
 from .thermal_model import identify, steady_state
@@ -51,9 +51,7 @@ def temperature_plan(recipe: TemperatureRecipe, config: FJHConfig, source: str) 
         raise ConfigError(f"{source}: field control: a temperature recipe cannot run on the capbank supply of the "
                           f"reactor config (instruments.supply.model); it runs {RUNS[model]} recipes")
     shape = check_recipe(recipe, config, source)
-    if recipe.off_time < config.limits.min_off_time:  # the calibration pulse comes first, then the recipe's
-        raise LimitError(f"{source}: field off_time: {recipe.off_time:g} s is below the configured minimum "
-                         f"cool-down of {config.limits.min_off_time:g} s")
+    check_cool_down(recipe.off_time, config.limits, source)  # the calibration pulse comes first, then the recipe's
     if model == "keysight-n6900":
         calibration = calibration_program(recipe, config, source)
         lag = config.instruments.pyrometer.response_time / math.log(10)  # t90 of a first-order sensor
@@ -79,19 +77,15 @@ def temperature_plan(recipe: TemperatureRecipe, config: FJHConfig, source: str) 
     _check_closed_loop(recipe, shape.duration, config, source)
 
     def hold(flyer, sample):
-        limits, energy = config.limits, predicted_energy(shape, sample)
+        limits, energy, where = config.limits, predicted_energy(shape, sample), f"{source} (the profile for the calibrated sample)"
         if energy > limits.max_energy_per_pulse:
-            raise LimitError(f"{source} (the profile for the calibrated sample): one pulse would take about {energy:.3g} J, "
+            raise LimitError(f"{where}: one pulse would take about {energy:.3g} J, "
                              f"above the configured max_energy_per_pulse of {limits.max_energy_per_pulse:g} J")
-        per_minute = energy * min(recipe.pulses, math.ceil(60.0 / (shape.duration + recipe.off_time)))
-        if limits.max_energy_per_minute is not None and per_minute > limits.max_energy_per_minute:
-            raise LimitError(f"{source} (the profile for the calibrated sample): the pulses would take about "
-                             f"{per_minute:.3g} J in a minute, above the configured max_energy_per_minute of "
-                             f"{limits.max_energy_per_minute:g} J: lengthen off_time")
-        flyer.load(shape, sample, recipe.compliance)
+        check_energy_per_minute(energy, shape.duration, recipe.pulses, recipe.off_time, limits, where, "the profile")
+        flyer.load(shape, sample, recipe.compliance, recipe.control_period)
 
     def plan(reactor, md):
-        flyer = reactor.closed_loop_flyer(recipe.control_period)
+        flyer = reactor.closed_loop_flyer
         return kelvin_train(flyer, reactor.calibration_flyer, calibration, fitted,
                             lambda sample, reference: hold(flyer, sample), shape, **timing,
                             detectors=reactor.detectors(), md={**md, "realisation": CLOSED_LOOP})

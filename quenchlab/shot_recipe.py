@@ -13,7 +13,6 @@ whole bank voltage when the switch closes), the energy the charged bank holds, 1
 the configured capacitance, against limits.max_energy_per_pulse (and a train's against
 max_energy_per_minute), the off time and the digitizer's record.
 """
-import math
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
@@ -24,6 +23,7 @@ from quenchlab.devices.capbank_shot import Shot
 from .config import FJHConfig
 from .errors import LimitError
 from .files import Strict
+from .recipe import check_cool_down, check_energy_per_minute
 from .units import Seconds, Volts
 
 
@@ -57,15 +57,10 @@ def compile_shot(recipe: ShotRecipe, config: FJHConfig, source: str = "recipe") 
         raise LimitError(f"{source}: field charge_voltage: the bank charged to {volts:g} V holds {shot.energy:.3g} J "
                          f"(1/2 C V^2 with C = {supply.capacitance:g} F), above the configured "
                          f"max_energy_per_pulse of {limits.max_energy_per_pulse:g} J")
-    if recipe.pulses > 1 and recipe.off_time < limits.min_off_time:
-        raise LimitError(f"{source}: field off_time: {recipe.off_time:g} s is below the configured "
-                         f"minimum cool-down of {limits.min_off_time:g} s")
-    if recipe.pulses > 1 and limits.max_energy_per_minute is not None:
-        per_minute = shot.energy * min(recipe.pulses, math.ceil(60.0 / (shot.duration + recipe.off_time)))
-        if per_minute > limits.max_energy_per_minute:
-            raise LimitError(f"{source}: the train could deliver up to {per_minute:.3g} J in a minute, above the "
-                             f"configured max_energy_per_minute of {limits.max_energy_per_minute:g} J: "
-                             "lengthen off_time or lower charge_voltage")
+    if recipe.pulses > 1:
+        check_cool_down(recipe.off_time, limits, source)
+        check_energy_per_minute(shot.energy, shot.duration, recipe.pulses, recipe.off_time, limits, source,
+                                "charge_voltage")
     record, pre_trigger = config.record_window
     if shot.duration + pre_trigger >= record:
         raise LimitError(f"{source}: field fire: the shot lasts {shot.duration:g} s; the digitizer records "

@@ -45,11 +45,11 @@ class SupplyBuilder:
         return []
 
 
-    def closed_loop(self, driver, pyrometer, digitizer, period: float, protection) -> ClosedLoopPulse:
-        """The flyer that holds a temperature profile on the pyrometer, `period` s a tick,
-        checking `protection` (the pulse flyer's) before it switches on."""
+    def closed_loop(self, driver, pyrometer, digitizer, protection) -> ClosedLoopPulse:
+        """The flyer that holds a temperature profile on the pyrometer, checking `protection`
+        (the pulse flyer's) before it switches on."""
         limits = self.config.limits
-        return ClosedLoopPulse(driver, pyrometer, digitizer, period=period, max_current=limits.max_current,
+        return ClosedLoopPulse(driver, pyrometer, digitizer, max_current=limits.max_current,
                                max_energy=limits.max_energy_per_pulse, max_power=limits.max_power,
                                protection=protection, ready=self.ready_for_settings(driver), **self.capture("pulse"))
 

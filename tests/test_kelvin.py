@@ -222,8 +222,8 @@ def test_a_closed_loop_that_would_pass_the_energy_limit_stops_with_the_output_of
     underrated = SampleModel(r0=1.6, r1=0.0, r2=0.0, heat_capacity=0.0, radiative=0.8e-11, conductive=0.0,
                              t_low=1200.0, t_high=1200.0)
     with FJHReactor(config, simulate=True) as reactor:
-        flyer = reactor.closed_loop_flyer(0.05)
-        flyer.load(shape, underrated, 25.0)
+        flyer = reactor.closed_loop_flyer
+        flyer.load(shape, underrated, 25.0, 0.05)
         flyer.kickoff().wait(timeout=10)
         with pytest.raises(Exception, match="max_energy_per_pulse of 50 J: stopped"):
             flyer.complete().wait(timeout=30)
