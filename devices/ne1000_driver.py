@@ -177,9 +177,10 @@ class NE1000:
     def _command(self, command: str, framed: bool | None = None) -> tuple[str, str]:
         """Send `command` to this pump; return (status letter, data) or raise on an alarm or error."""
         text = f"{self.pump_address}{command}"
-        framed = bool(self.safe_mode) if framed is None else framed
-        packet = frame(text.encode("ascii")) if framed else text.encode("ascii") + CR
-        received = self.io.exchange(packet, reply_complete, text)
+        with self.io.lock:  # the framing is that of the mode the pump is in when the packet goes
+            framed = bool(self.safe_mode) if framed is None else framed
+            packet = frame(text.encode("ascii")) if framed else text.encode("ascii") + CR
+            received = self.io.exchange(packet, reply_complete, text)
         try:
             address, status, data = parse_reply(unpack(received))
         except (ValueError, UnicodeDecodeError) as error:
@@ -294,8 +295,9 @@ class NE1000:
         """Framed packets from now on; the pump stops with alarm T after `seconds` of silence."""
         if not (isinstance(seconds, int) and 1 <= seconds <= 255):
             raise ValueError(f"safe-mode timeout must be an integer 1-255 s, got {seconds!r}")
-        self._command(f"SAF{seconds}", framed=True)
-        self.safe_mode = seconds
+        with self.io.lock:  # no other thread's command between the switch and the framing it asks for
+            self._command(f"SAF{seconds}", framed=True)
+            self.safe_mode = seconds
 
     def safe_mode_timeout(self) -> int:
         """The safe-mode timeout the pump holds, s (`SAF` without a value queries it; 0: basic mode)."""
@@ -303,8 +305,9 @@ class NE1000:
 
     def disable_safe_mode(self) -> None:
         """Back to basic mode with the framed SAF0 of 10.2.2 (answered in basic mode)."""
-        self._command("SAF0", framed=True)
-        self.safe_mode = 0
+        with self.io.lock:
+            self._command("SAF0", framed=True)
+            self.safe_mode = 0
 
     def close(self) -> None:
         self.io.close()

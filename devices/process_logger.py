@@ -6,8 +6,13 @@ instruments hear from the host without a gap (the pump's safe mode stops it othe
 kickoff makes sure it runs; collect returns the rows gathered since the last collect as one
 event of the "process" stream holding a block of rows, each row stamped with its reactor time. A source that raises
 stops the logger; complete() and collect then fail with that error.
+
+Sources on other lines than the busiest one can be read `beside` it, in a second thread, at the
+same time: a row then takes as long as the slower of the two, not their sum, as the
+instruments (and their twins) answer one line while the host reads another.
 """
 import math
+import queue
 import threading
 import time
 from collections import deque
@@ -22,13 +27,52 @@ from quenchlab.errors import QuenchlabError
 Source = Callable[[], dict[str, float | str]]
 
 
+class _Beside:
+    """A thread that reads `sources` each time it is asked, while the logger reads the others."""
+
+    def __init__(self, sources: list[Source]):
+        self.sources = sources
+        self._asked: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        self._answers: queue.SimpleQueue[tuple[dict | None, BaseException | None]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="process-logger-beside")
+        self._thread.start()
+
+    def ask(self) -> None:
+        self._asked.put(True)
+
+    def answer(self) -> dict[str, float | str]:
+        """What the sources read since `ask`; what one of them raised is raised here."""
+        row, error = self._answers.get()
+        if error:
+            raise error
+        return row
+
+    def close(self) -> None:
+        self._asked.put(False)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while self._asked.get():
+            try:
+                row = {}
+                for source in self.sources:
+                    row.update(source())
+                self._answers.put((row, None))
+            except Exception as error:  # raised by answer(), in the logger's thread
+                self._answers.put((None, error))
+
+
 class ProcessLogger(Device):
-    """Reads `sources` (one per instrument port) every `period` s of reactor time."""
+    """Reads `sources` (one per instrument port) every `period` s of reactor time, and
+    `beside` (sources on other ports) at the same time in a second thread."""
 
     def __init__(self, sources: list[Source], units: dict[str, str], clock: ReactorClock,
-                 period: float = 1.0, name: str = "process"):
+                 period: float = 1.0, name: str = "process", beside: list[Source] = ()):
         super().__init__(name=name)
         self.sources, self.units, self.clock, self.period = sources, units, clock, period
+        self.beside = list(beside)
+        self._helper: _Beside | None = None  # while the logger's thread runs
+        self._reading = threading.Lock()  # one row at a time: describe_collect may read one too
         self.latest: dict[str, float | str] = {}
         self._rows: list[tuple[float, dict]] = []
         self._recent: deque[dict] = deque(maxlen=3600)
@@ -39,11 +83,22 @@ class ProcessLogger(Device):
         self._started = clock.now()
 
     def read_once(self) -> dict[str, float | str]:
-        """One row: the sources are read one after another."""
-        row = {"reactor_time": self.clock.now()}
-        for source in self.sources:
-            row.update(source())
-        return row
+        """One row: the sources one after another, the `beside` ones at the same time (in the
+        helper thread while the logger runs). A source's error is raised once both are done."""
+        with self._reading:
+            row = {"reactor_time": self.clock.now()}
+            helper = self._helper
+            if helper:
+                helper.ask()
+            try:
+                for source in self.sources if helper else self.sources + self.beside:
+                    row.update(source())
+            finally:
+                if helper:
+                    beside = helper.answer()  # read even if a source raised: the helper is then free
+            if helper:
+                row.update(beside)
+            return row
 
     def age(self) -> float:
         """Reactor seconds since the last row was read, or since the start if none was yet."""
@@ -61,7 +116,8 @@ class ProcessLogger(Device):
         self._stop.clear()
         self._error = None
         self._started = self.clock.now()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="process-logger")
+        self.clock.run_fast_until(self._started + self.period / 2)  # paced from now: the first row is on time
+        self._thread = threading.Thread(target=self._run, args=(self._started,), daemon=True, name="process-logger")
         self._thread.start()
 
     def halt(self, timeout: float = 2.0) -> None:
@@ -88,14 +144,14 @@ class ProcessLogger(Device):
             status.set_finished()
         return status
 
-    def _run(self) -> None:
-        """Reads on a fixed schedule; after each row the clock may run ahead at full speed only
-        half a period past the next row's time (ReactorClock.run_fast_until), so a busy host
-        leaves no gap in the data. A row late by more than a period (a slow reply) drops the
-        rows missed and reads at once."""
-        due = self.clock.now()
+    def _run(self, due: float) -> None:
+        """Reads on a fixed schedule from reactor time `due`; after each row the clock may run
+        ahead at full speed only half a period past the next row's time
+        (ReactorClock.run_fast_until), so a busy host leaves no gap in the data. A row late by
+        more than a period (a slow reply) drops the rows missed and reads at once."""
+        if self.beside:
+            self._helper = _Beside(self.beside)
         try:
-            self.clock.run_fast_until(due + self.period / 2)  # the first row is paced too
             while not self._stop.is_set():
                 row = self.read_once()
                 with self._lock:
@@ -111,6 +167,10 @@ class ProcessLogger(Device):
             self._error = error
         finally:
             self.clock.run_fast_until()
+            with self._reading:
+                helper, self._helper = self._helper, None
+            if helper:
+                helper.close()
 
     def since(self, start: float) -> list[dict]:
         """The recent rows read at or after reactor time `start` (the last hour at most)."""

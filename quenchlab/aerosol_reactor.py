@@ -84,9 +84,11 @@ class AerosolReactor(Assembly):
         self.gases = {role: MassFlowController(d, name=f"mfc_{role}") for role, d in self.gas_drivers.items()}
         self.filter_gauge = PressureGauge(self.gauge_driver, name="filter_gauge")
         self.marker = PhaseMarker(self.clock)
-        self.logger = ProcessLogger(self._sources(), self._units(), self.clock, self.config.log_period)
+        gas_bus, *others = self._sources()
+        self.logger = ProcessLogger([gas_bus], self._units(), self.clock, self.config.log_period, beside=others)
 
     def _sources(self):
+        """The gas bus (five units on one line: the busiest) first, then the other lines."""
         def valve():
             return {"valve_port": self.valve_driver.position()}
 
@@ -105,7 +107,7 @@ class AerosolReactor(Assembly):
         def flame():
             return {"flame_temperature": self.pyrometer_driver.temperature().kelvin}
 
-        return [valve, pump, gas_bus, flame]
+        return [gas_bus, valve, pump, flame]
 
     def _units(self) -> dict[str, str]:
         units = {"pump_infused": "mL", "filter_pressure": "kPa", "flame_temperature": "K"}
@@ -117,12 +119,13 @@ class AerosolReactor(Assembly):
     def prepare(self) -> None:
         """Gases to their setpoints, the valve on the solvent port, the pump infusing in safe
         mode (it stops by itself if the host falls silent), the process logger running (it
-        keeps the pump fed)."""
+        keeps the pump fed, from before its safe mode is on)."""
         i = self.config.instruments
         for role, g in i.gases.items():
             self.gas_drivers[role].set_setpoint(g.setpoint)
         self.valve_driver.move(i.valve.safe_port, i.valve.move_timeout)
         self._wait_for_flows(settle=30.0)
+        self.logger.start()  # before the safe mode's timer: from then on the pump hears from the host every period
         self.pump_driver.enable_safe_mode(round(i.pump.safe_mode))
         if (held := self.pump_driver.safe_mode_timeout()) != round(i.pump.safe_mode):
             raise ConfigError(f"instruments.pump.safe_mode is {round(i.pump.safe_mode)} s but the pump reports "
@@ -130,7 +133,6 @@ class AerosolReactor(Assembly):
         self.pump_driver.set_direction("INF")
         self.pump_driver.set_rate(self.config.defaults.liquid_flow)
         self.pump_driver.run()
-        self.logger.start()
 
     def _wait_for_flows(self, settle: float) -> None:
         """Wait (reactor time) until every controller flows within 5 % of its setpoint."""

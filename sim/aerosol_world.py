@@ -7,8 +7,9 @@ temperature follows the gas flows, the liquid load and the precursor at the nozz
 lag; the filter's pressure drop climbs with the powder collected; each reservoir empties.
 
 Units: liquid mL and mL/min, gas SLPM, pressure kPa, temperature K, time s (reactor time).
-The world is integrated lazily on the reactor clock, like the FJH world: every twin calls
-`advance()` before it answers.
+The world is integrated lazily on the reactor clock, in whole steps of STEP s: every twin
+calls `advance()` before it answers, and reads the world as of the last step (a sample and
+hold of at most STEP, short against the line's and the flame's time constants).
 
 Twins plug in by attribute: `valve.port_at(t) -> int | None` (None while between ports),
 `pump.flow_at(t) -> mL/min pushed into the line`, and `gases[role].flow_at(t) -> SLPM` for the
@@ -87,9 +88,9 @@ class AerosolWorld:
     # --- integration --------------------------------------------------------------------
     def advance(self) -> None:
         with self.lock:
-            end = self.clock.now()
-            while self.time < end:
-                self._step(min(STEP, end - self.time))
+            end = self.clock.now() - STEP
+            while self.time <= end:
+                self._step(STEP)
 
     def _flow(self, t: float) -> float:
         return self.pump.flow_at(t) if self.pump else 0.0

@@ -8,7 +8,6 @@ import functools
 import os
 import re
 import select
-import selectors
 import socket
 import struct
 import termios
@@ -86,6 +85,8 @@ class LinkFaults:
         self.pending.append(fault)
 
     def exchange(self, twin: "Twin", message: bytes) -> bytes | None:
+        if not self.pending:
+            return twin.handle(message)
         fault = next((f for f in self.pending if f.armed(self.now(), message)), None)
         if fault is None:
             return twin.handle(message)
@@ -170,30 +171,36 @@ class SerialLines:
     the interpreter."""
 
     def __init__(self):
-        self._selector = selectors.DefaultSelector()
+        self._poll = select.epoll()
+        self._handlers: dict[int, Callable[[], None]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True, name="pty-twins")
         self._thread.start()
 
     def add(self, fd: int, on_bytes: Callable[[], None]) -> None:
-        self._selector.register(fd, selectors.EVENT_READ, on_bytes)
+        self._handlers[fd] = on_bytes
+        self._poll.register(fd, select.EPOLLIN)
 
     def remove(self, fd: int) -> None:
-        self._selector.unregister(fd)
+        self._poll.unregister(fd)
+        del self._handlers[fd]
 
     def _serve(self) -> None:
         """A twin that raises is a twin's bug: reported, and that message gets no reply."""
+        handlers = self._handlers
         while not self._stop.is_set():
-            for key, _ in self._selector.select(0.1):
+            for fd, _ in self._poll.poll(0.1):
                 try:
-                    key.data()
+                    handlers[fd]()
+                except KeyError:  # removed meanwhile
+                    pass
                 except Exception:
                     traceback.print_exc()
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
-        self._selector.close()
+        self._poll.close()
 
 
 class PtyServer:
@@ -226,8 +233,9 @@ class PtyServer:
         except OSError:
             return
         messages, self._buffer = _split(self._buffer + chunk, self.twin)
+        sent_at = self.baudrate() if messages else 0  # the client's speed, once per chunk
         for message in messages:
-            if self.baudrate() != self.twin.baudrate:
+            if sent_at != self.twin.baudrate:  # the twin's may change with a message (VICI SB)
                 continue  # framing garbage at the wrong speed: no reply
             reply = self.faults.exchange(self.twin, message)
             if reply:
