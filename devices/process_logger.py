@@ -11,6 +11,7 @@ Sources on other lines than the busiest one can be read `beside` it, in a second
 same time: a row then takes as long as the slower of the two, not their sum, as the
 instruments (and their twins) answer one line while the host reads another.
 """
+import itertools
 import math
 import queue
 import threading
@@ -83,10 +84,14 @@ class ProcessLogger(Device):
         self._started = clock.now()
 
     def read_once(self) -> dict[str, float | str]:
-        """One row: the sources one after another, the `beside` ones at the same time (in the
-        helper thread while the logger runs). A source's error is raised once both are done."""
+        """One row, stamped with the reactor time its reading starts at."""
+        return self._read(self.clock.now())
+
+    def _read(self, stamp: float) -> dict[str, float | str]:
+        """The sources one after another, the `beside` ones at the same time (in the helper
+        thread while the logger runs). A source's error is raised once both are done."""
         with self._reading:
-            row = {"reactor_time": self.clock.now()}
+            row = {"reactor_time": stamp}
             helper = self._helper
             if helper:
                 helper.ask()
@@ -116,7 +121,7 @@ class ProcessLogger(Device):
         self._stop.clear()
         self._error = None
         self._started = self.clock.now()
-        self.clock.run_fast_until(self._started + self.period / 2)  # paced from now: the first row is on time
+        self.clock.run_fast_until(self._started)  # paced from now: the first row is on time
         self._thread = threading.Thread(target=self._run, args=(self._started,), daemon=True, name="process-logger")
         self._thread.start()
 
@@ -145,15 +150,19 @@ class ProcessLogger(Device):
         return status
 
     def _run(self, due: float) -> None:
-        """Reads on a fixed schedule from reactor time `due`; after each row the clock may run
-        ahead at full speed only half a period past the next row's time
-        (ReactorClock.run_fast_until), so a busy host leaves no gap in the data. A row late by
-        more than a period (a slow reply) drops the rows missed and reads at once."""
+        """Reads on a fixed schedule from reactor time `due`. The clock waits at a row's time
+        until the row is stamped, then runs at full speed up to the next row's time while the
+        row is read, no further (ReactorClock.run_fast_until): a busy host leaves no gap in the
+        data, and a quick one does not wait for the clock. (So in a dry run a row's readings
+        spread over up to a period after its stamp.) A row late by more than a period (a slow
+        reply) drops the rows missed and reads at once."""
         if self.beside:
             self._helper = _Beside(self.beside)
         try:
             while not self._stop.is_set():
-                row = self.read_once()
+                stamp = self.clock.now()
+                self.clock.run_fast_until(due + self.period)
+                row = self._read(stamp)
                 with self._lock:
                     self._rows.append((time.time(), row))
                     self._recent.append(row)
@@ -161,7 +170,6 @@ class ProcessLogger(Device):
                 due += self.period
                 if due < self.clock.now() - self.period:
                     due = self.clock.now()
-                self.clock.run_fast_until(due + self.period / 2)
                 self.clock.sleep(due - self.clock.now(), self._stop)
         except Exception as error:  # reported by complete()
             self._error = error
@@ -175,7 +183,8 @@ class ProcessLogger(Device):
     def since(self, start: float) -> list[dict]:
         """The recent rows read at or after reactor time `start` (the last hour at most)."""
         with self._lock:
-            return [row for row in self._recent if row["reactor_time"] >= start]
+            newest_first = itertools.takewhile(lambda row: row["reactor_time"] >= start, reversed(self._recent))
+            return list(newest_first)[::-1]
 
     def describe_collect(self):
         """Each field is a 1-D array along "row": an event of this stream is a block of rows

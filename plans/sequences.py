@@ -13,7 +13,7 @@ from quenchlab.clock import ReactorClock
 from quenchlab.devices.phase_marker import PhaseMarker
 from quenchlab.devices.process_logger import ProcessLogger
 
-COLLECT_EVERY = 60.0  # s of reactor time between pages of process data
+COLLECT_EVERY = 60.0  # s of wall time between pages of process data: at speed N a page holds N minutes
 
 
 def reactor_sleep(clock: ReactorClock, seconds: float):
@@ -37,14 +37,15 @@ def mark(marker: PhaseMarker, phase: str, note: str = ""):
 
 
 def wait_until(clock: ReactorClock, logger: ProcessLogger, end: float):
-    """Sleep to reactor time `end`, collecting the process data every COLLECT_EVERY s (before
-    each sleep, so the wait ends on time)."""
+    """Sleep to reactor time `end`, collecting the process data every COLLECT_EVERY wall
+    seconds (before each sleep, so the wait ends on time): the record on disk is never more
+    than a minute behind, and a dry run does not pay for a page per reactor minute."""
     while True:
         yield Msg("collect", logger, stream=False, return_payload=False, name=None)
         left = end - clock.now()
         if left <= 0:
             return
-        yield from reactor_sleep(clock, min(left, COLLECT_EVERY))
+        yield from reactor_sleep(clock, min(left, COLLECT_EVERY * clock.speed))
 
 
 def wait_for_stable_flame(clock, logger, field, band, window, minimum, allowance, since):

@@ -13,8 +13,8 @@ class ReactorClock:
     with it (the twins of a dry run) reads the very same time.
 
     Pacing: `run_fast_until(t)` lets the clock run at `speed` only up to reactor time `t`, and
-    at real time beyond it until the next call. The process logger calls it after every row,
-    so a host that falls behind (an interpreter pause, a busy core) finds the reactor waiting
+    at real time beyond it until the next call. The process logger lets it run to the next
+    row's time as it reads each row, so a host that falls behind (an interpreter pause, a busy core) finds the reactor waiting
     for it no longer than a real reactor would, instead of every wall millisecond of the pause
     being stretched into `speed` reactor milliseconds. The clock never runs slower than the
     wall, so a host that stops altogether still meets every timeout (the pump's safe mode, the
