@@ -129,6 +129,7 @@ class ProcessLogger(Device):
         """Stop reading; a logger stuck in a read for more than `timeout` wall seconds is left
         to end by itself, so that whoever halts it (the safe state) goes on."""
         self._stop.set()
+        self.clock.wake()  # out of its reactor sleep
         if self._thread:
             self._thread.join(timeout)
             if not self._thread.is_alive():
@@ -173,8 +174,9 @@ class ProcessLogger(Device):
                 self.clock.sleep(due - self.clock.now(), self._stop)
         except Exception as error:  # reported by complete()
             self._error = error
-        finally:
-            self.clock.run_fast_until()
+        finally:  # unpaced, a dry run's clock would shrink every timeout after this (the pump's safe
+            # mode: 10 s at 5000x is 2 ms of wall) to nothing: it runs at real time until the next start
+            self.clock.run_fast_until(self.clock.now())
             with self._reading:
                 helper, self._helper = self._helper, None
             if helper:

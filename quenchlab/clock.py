@@ -1,6 +1,7 @@
 """The reactor clock: reactor seconds that may run faster than the wall for dry runs."""
 import math
 import multiprocessing
+import os
 import threading
 import time
 
@@ -29,6 +30,8 @@ class ReactorClock:
         # is odd while a writer changes the rest), so readers in any process never take a lock
         self._state = multiprocessing.RawArray("d", [0.0, time.monotonic(), 0.0, math.inf])
         self._writer = threading.Lock()
+        self._paced = threading.Condition()  # notified when the pacing changes, or by wake()
+        self._pacer = os.getpid()  # the process that paces the clock: only its sleepers are notified
 
     def _anchors(self) -> tuple[float, float, float]:
         state = self._state
@@ -58,13 +61,27 @@ class ReactorClock:
             state[0] += 1
             state[1:4] = [wall, reactor, max(limit, reactor)]
             state[0] += 1
+        self.wake()
+
+    def wake(self) -> None:
+        """Wake this process's sleepers, to look at the clock (and their `stop`) again."""
+        with self._paced:
+            self._paced.notify_all()
+
+    def _wall_until(self, end: float) -> float:
+        """Wall seconds until reactor time `end`, should the pacing stay as it is."""
+        anchors = self._anchors()
+        now = self._at(time.monotonic(), anchors)
+        fast_until = anchors[2]
+        return max(0.0, min(end, fast_until) - now) / self.speed + max(0.0, end - max(fast_until, now))
 
     def sleep(self, seconds: float, stop: threading.Event | None = None) -> None:
-        """Sleep for `seconds` of reactor time (wakes early when `stop` is set). Each wait is
-        the least wall time the rest can take at `speed`, so the sleep never ends late."""
+        """Sleep for `seconds` of reactor time; wakes early when `stop` is set (and `wake()`
+        is called). In the pacing process each wait lasts until the end at the present pacing,
+        or until the pacing changes; in another process (a twin), it is the least wall time the
+        rest can take at `speed`: either way the sleep never ends late."""
         end = self.now() + seconds
-        while (left := end - self.now()) > 0:
-            if stop is None:
-                time.sleep(left / self.speed)
-            elif stop.wait(left / self.speed):
-                return
+        notified = os.getpid() == self._pacer
+        with self._paced:
+            while not (stop and stop.is_set()) and (left := end - self.now()) > 0:
+                self._paced.wait(self._wall_until(end) if notified else left / self.speed)

@@ -72,6 +72,7 @@ class Interlock:
 
     def halt(self) -> None:
         self._stop.set()
+        self.clock.wake()  # out of its reactor sleep
         if self._thread:
             self._thread.join()
 

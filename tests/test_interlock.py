@@ -116,8 +116,8 @@ def test_filter_overpressure_trips_and_is_recorded(tmp_path):
         with pytest.raises(QuenchlabError, match=r"sample I1 failed: interlock: filter_pressure = \S+ \(above its limit of 50 kPa\)"):
             run()
         reactor.twins.world.advance()
-        assert not reactor.twins.pump.flow_at(reactor.twins.world.time)
-        assert reactor.twins.valve.port_at(reactor.twins.world.time) == 10
+        assert not reactor.twins.pump.flow_at(reactor.clock.now())
+        assert reactor.twins.valve.port_at(reactor.clock.now()) == 10
     manifest = list(csv.DictReader((tmp_path / "lib" / "manifest.csv").open()))
     assert manifest[0]["state"] == "failed" and "interlock: filter_pressure" in manifest[0]["note"]
     with h5py.File(tmp_path / "lib" / manifest[0]["file"], "r") as f:
@@ -141,8 +141,8 @@ def test_process_data_gone_stale_trips_and_leaves_the_line_safe(tmp_path):
             with pytest.raises(QuenchlabError, match=r"sample I1 failed: interlock: data_age = \S+ \(above its limit of 5 s\)"):
                 run()
             reactor.twins.world.advance()
-            assert not reactor.twins.pump.flow_at(reactor.twins.world.time)
-            assert reactor.twins.valve.port_at(reactor.twins.world.time) == 10
+            assert not reactor.twins.pump.flow_at(reactor.clock.now())
+            assert reactor.twins.valve.port_at(reactor.clock.now()) == 10
         finally:
             release.set()
 

@@ -164,7 +164,7 @@ def test_stuck_valve_fails_the_sample_clearly_and_leaves_the_line_safe(config, t
             fail_on_first_sample(reactor, slots, library, tmp_path, reactor.twins.valve.stick)
         assert "--resume" in str(error.value)
         reactor.twins.world.advance()
-        assert not reactor.twins.pump.flow_at(reactor.twins.world.time)
+        assert not reactor.twins.pump.flow_at(reactor.clock.now())
     manifest = list(csv.DictReader((tmp_path / "short" / "manifest.csv").open()))
     assert [(m["sample_id"], m["state"]) for m in manifest] == [("S01", "failed"), ("S02", "pending")]
 
@@ -175,7 +175,7 @@ def test_pump_stall_fails_the_sample_clearly(config, tmp_path):
         with pytest.raises(QuenchlabError, match=r"sample S01 failed: pump at .*alarm S \(motor stall"):
             fail_on_first_sample(reactor, slots, library, tmp_path, reactor.twins.pump.stall)
         reactor.twins.world.advance()
-        assert not reactor.twins.pump.flow_at(reactor.twins.world.time)
+        assert not reactor.twins.pump.flow_at(reactor.clock.now())
 
 
 def test_a_second_run_refuses_to_overwrite(config, tmp_path):
@@ -272,7 +272,7 @@ def test_valve_switched_sequence_with_a_plain_run_engine(config, tmp_path):
         engine(valve_switched_sequence(reactor, slots))
         assert reactor.safe() == []
         reactor.twins.world.advance()
-        assert reactor.twins.valve.port_at(reactor.twins.world.time) == config.instruments.valve.safe_port
+        assert reactor.twins.valve.port_at(reactor.clock.now()) == config.instruments.valve.safe_port
     assert sorted(p.name.rsplit("_", 1)[1] for p in (tmp_path / "records").glob("*.h5")) == ["S01.h5", "S02.h5"]
 
 
