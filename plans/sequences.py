@@ -37,15 +37,13 @@ def mark(marker: PhaseMarker, phase: str, note: str = ""):
 
 
 def wait_until(clock: ReactorClock, logger: ProcessLogger, end: float):
-    """Sleep to reactor time `end`, collecting the process data every COLLECT_EVERY wall
-    seconds (before each sleep, so the wait ends on time): the record on disk is never more
-    than a minute behind, and a dry run does not pay for a page per reactor minute."""
-    while True:
+    """Sleep to reactor time `end`, collecting the process data before each COLLECT_EVERY wall
+    seconds of sleep (so the wait ends on time; the next collect takes the rows of the last
+    stretch): the record on disk is never more than a minute behind, and a dry run does not
+    pay for a page per reactor minute."""
+    while end > clock.now():
         yield Msg("collect", logger, stream=False, return_payload=False, name=None)
-        left = end - clock.now()
-        if left <= 0:
-            return
-        yield from reactor_sleep(clock, min(left, COLLECT_EVERY * clock.speed))
+        yield from reactor_sleep(clock, min(end - clock.now(), COLLECT_EVERY * clock.speed))
 
 
 def wait_for_stable_flame(clock, logger, field, band, window, minimum, allowance, since):

@@ -5,8 +5,6 @@ and the very same drivers connect to them. As a library line it offers `prepare(
 their setpoints, the pump running on the solvent port), `plan(slot, md)` (one valve-switched
 sample) and `safe()` (pump stopped, valve on the solvent port).
 """
-import sys
-
 import bluesky.plan_stubs as bps
 
 from quenchlab.devices.alicat_device import MassFlowController, PressureGauge
@@ -40,8 +38,6 @@ class AerosolReactor(Assembly):
         super().__init__()
         self.config = config
         self.clock = ReactorClock(speed)
-        if speed > 1:  # the logger's thread must get the interpreter within a fraction of a reactor second
-            sys.setswitchinterval(min(sys.getswitchinterval(), 0.1 / speed))
         self.twins = None
         i = config.instruments
         addresses = {"valve": i.valve.address, "pump": i.pump.address, "pyrometer": i.pyrometer.address,
