@@ -6,6 +6,9 @@ import threading
 import time
 
 
+STOP_LATENCY = 0.1  # s of wall: the longest a sleep goes on after its stop event is set, unwoken
+
+
 class ReactorClock:
     """Reactor time in seconds since the clock started, up to `speed` times faster than the wall.
 
@@ -76,12 +79,14 @@ class ReactorClock:
         return max(0.0, min(end, fast_until) - now) / self.speed + max(0.0, end - max(fast_until, now))
 
     def sleep(self, seconds: float, stop: threading.Event | None = None) -> None:
-        """Sleep for `seconds` of reactor time; wakes early when `stop` is set (and `wake()`
-        is called). In the pacing process each wait lasts until the end at the present pacing,
-        or until the pacing changes; in another process (a twin), it is the least wall time the
-        rest can take at `speed`: either way the sleep never ends late."""
+        """Sleep for `seconds` of reactor time; ends early once `stop` is set: at once if
+        `wake()` is called after setting it, else within STOP_LATENCY s of wall. In the pacing
+        process each wait lasts until the end at the present pacing, or until the pacing
+        changes; in another process (a twin), it is the least wall time the rest can take at
+        `speed`: either way the sleep never ends late."""
         end = self.now() + seconds
         notified = os.getpid() == self._pacer
         with self._paced:
             while not (stop and stop.is_set()) and (left := end - self.now()) > 0:
-                self._paced.wait(self._wall_until(end) if notified else left / self.speed)
+                wait = self._wall_until(end) if notified else left / self.speed
+                self._paced.wait(min(wait, STOP_LATENCY) if stop else wait)

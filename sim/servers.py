@@ -257,6 +257,7 @@ class TwinGroup:
 
     servers: dict[str, TcpServer | PtyServer]
     models: dict[str, str]  # instrument name -> model, as in the configs
+    world: object  # the physics the twins share, with the reactor clock they run on (`world.clock`)
     lines: SerialLines | None = None  # serving the serial twins, when they share it
 
     @functools.cached_property
@@ -274,6 +275,7 @@ class TwinGroup:
         if self.lines:
             self.lines.close()
         self.closed.set()
+        self.world.clock.wake()  # a fault scenario sleeping until its next fault ends now
 
     def __enter__(self):
         return self
