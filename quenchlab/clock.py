@@ -18,9 +18,9 @@ class ReactorClock:
 
     Pacing: `run_fast_until(t)` lets the clock run at `speed` only up to reactor time `t`, and
     at real time beyond it until the next call. The process logger lets it run to the next
-    row's time as it reads each row, so a host that falls behind (an interpreter pause, a busy core) finds the reactor waiting
-    for it no longer than a real reactor would, instead of every wall millisecond of the pause
-    being stretched into `speed` reactor milliseconds. The clock never runs slower than the
+    row's time as it reads each row, so a host that falls behind (an interpreter pause, a busy
+    core) finds the reactor waiting for it no longer than a real reactor would, instead of
+    every wall millisecond of the pause being stretched into `speed` reactor milliseconds. The clock never runs slower than the
     wall, so a host that stops altogether still meets every timeout (the pump's safe mode, the
     supply's watchdog) as it would on a real reactor.
     """
@@ -85,8 +85,11 @@ class ReactorClock:
         changes; in another process (a twin), it is the least wall time the rest can take at
         `speed`: either way the sleep never ends late."""
         end = self.now() + seconds
-        notified = os.getpid() == self._pacer
-        with self._paced:
+        if os.getpid() != self._pacer:  # a twin's process: no notice of a pacing change reaches it
             while not (stop and stop.is_set()) and (left := end - self.now()) > 0:
-                wait = self._wall_until(end) if notified else left / self.speed
+                (stop.wait if stop else time.sleep)(left / self.speed)
+            return
+        with self._paced:
+            while not (stop and stop.is_set()) and end > self.now():
+                wait = self._wall_until(end)
                 self._paced.wait(min(wait, STOP_LATENCY) if stop else wait)
