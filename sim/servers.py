@@ -8,6 +8,7 @@ import functools
 import os
 import re
 import select
+import selectors
 import socket
 import struct
 import termios
@@ -85,8 +86,6 @@ class LinkFaults:
         self.pending.append(fault)
 
     def exchange(self, twin: "Twin", message: bytes) -> bytes | None:
-        if not self.pending:
-            return twin.handle(message)
         fault = next((f for f in self.pending if f.armed(self.now(), message)), None)
         if fault is None:
             return twin.handle(message)
@@ -171,36 +170,30 @@ class SerialLines:
     the interpreter."""
 
     def __init__(self):
-        self._poll = select.epoll()
-        self._handlers: dict[int, Callable[[], None]] = {}
+        self._selector = selectors.DefaultSelector()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True, name="pty-twins")
         self._thread.start()
 
     def add(self, fd: int, on_bytes: Callable[[], None]) -> None:
-        self._handlers[fd] = on_bytes
-        self._poll.register(fd, select.EPOLLIN)
+        self._selector.register(fd, selectors.EVENT_READ, on_bytes)
 
     def remove(self, fd: int) -> None:
-        self._poll.unregister(fd)
-        del self._handlers[fd]
+        self._selector.unregister(fd)
 
     def _serve(self) -> None:
         """A twin that raises is a twin's bug: reported, and that message gets no reply."""
-        handlers = self._handlers
         while not self._stop.is_set():
-            for fd, _ in self._poll.poll(0.1):
+            for key, _ in self._selector.select(0.1):
                 try:
-                    handlers[fd]()
-                except KeyError:  # removed meanwhile
-                    pass
+                    key.data()
                 except Exception:
                     traceback.print_exc()
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
-        self._poll.close()
+        self._selector.close()
 
 
 class PtyServer:
