@@ -190,8 +190,8 @@ class ProcessLogger(Device):
 
     def describe_collect(self):
         """Each field is a 1-D array along "row": an event of this stream is a block of rows
-        (what HDF5Writer appends to one table), so a document carries a minute of data, not
-        one row."""
+        (what HDF5Writer appends to one table), so a document carries up to a minute of wall
+        time's data, not one row."""
         sample = self.read_once() if not self.latest else self.latest
         keys = {}
         for key, value in sample.items():
