@@ -136,7 +136,6 @@ def aerosol_round(rng: random.Random, samples: int, directory: Path, report: Rep
         after_the_last = len(reactor.link_events())  # met once the last sample's file was closed
         check_recorded(library.name, resends_due(faults, reactor.twins),
                        recorded_link_faults(result.directory.glob("*.h5")) + after_the_last, report)
-        reactor.twins.world.advance()
         if reactor.twins.pump.flow_at(reactor.clock.now()):
             report.problems.append(f"{library.name}: the pump still runs after the library")
     failed = [sample for sample, state in result.states.items() if state != "done"]

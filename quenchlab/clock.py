@@ -72,7 +72,7 @@ class ReactorClock:
             self._paced.notify_all()
 
     def _wall_until(self, end: float) -> float:
-        """Wall seconds until reactor time `end`, should the pacing stay as it is."""
+        """Wall seconds until reactor time `end` (0 once it has passed), should the pacing stay as it is."""
         anchors = self._anchors()
         now = self._at(time.monotonic(), anchors)
         fast_until = anchors[2]
@@ -90,6 +90,5 @@ class ReactorClock:
                 (stop.wait if stop else time.sleep)(left / self.speed)
             return
         with self._paced:
-            while not (stop and stop.is_set()) and end > self.now():
-                wait = self._wall_until(end)
+            while not (stop and stop.is_set()) and (wait := self._wall_until(end)) > 0:
                 self._paced.wait(min(wait, STOP_LATENCY) if stop else wait)
