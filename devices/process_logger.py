@@ -5,7 +5,7 @@ The logger reads every source once per period on the reactor clock (a dry run at
 instruments hear from the host without a gap (the pump's safe mode stops it otherwise).
 kickoff makes sure it runs; collect returns the rows gathered since the last collect as one
 event of the "process" stream holding a block of rows, each row stamped with its reactor time. A source that raises
-stops the logger; complete() and collect then fail with that error.
+stops the logger; complete() and collect then fail with that error, and `failure` holds it.
 
 Sources on other lines than the busiest one can be read `beside` it, in a second thread, at the
 same time: a row then takes as long as the slower of the two, not their sum, as the
@@ -104,6 +104,11 @@ class ProcessLogger(Device):
             if helper:
                 row.update(beside)
             return row
+
+    @property
+    def failure(self) -> BaseException | None:
+        """What a source raised, which stopped the logger; None while it reads (or was halted)."""
+        return self._error
 
     def age(self) -> float:
         """Reactor seconds since the last row was read, or since the start if none was yet."""

@@ -163,7 +163,9 @@ class AerosolReactor(Assembly):
     def interlock(self) -> Interlock:
         """Flame below min_flame or a flow off its setpoint by more than its tolerance suspends
         the plan (it resumes when they recover); a filter pressure above its maximum trips, and
-        so do process data older than STALE_PERIODS log periods (the logger or a line died)."""
+        so do a logger stopped by an instrument's error (that error is the trip's reason, within
+        a period rather than at the next collect) and process data older than STALE_PERIODS log
+        periods (a line that stopped answering without an error)."""
         line, i, period = self.config.line, self.config.instruments, self.config.log_period
         watches = [Watch("flame_temperature", low=line.min_flame, recoverable=True, units="K"),
                    Watch("filter_pressure", high=i.filter_gauge.max_pressure_drop, units="kPa"),
@@ -172,6 +174,8 @@ class AerosolReactor(Assembly):
                           recoverable=True, units="L/min") for role, g in i.gases.items() if g.setpoint > 0]
 
         def latest() -> dict[str, float]:
+            if self.logger.failure:
+                raise self.logger.failure
             return {**self.logger.latest, "data_age": self.logger.age()}
         return Interlock(latest, watches, self.clock, self.safe, period)
 

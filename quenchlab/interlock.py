@@ -38,13 +38,17 @@ class Watch:
 
 @dataclass(frozen=True)
 class Trip:
+    """A watched value out of its band, or (value None) a reading that failed, and why."""
     what: str
-    value: float
+    value: float | None
     why: str
     reactor_time: float
 
     def __str__(self) -> str:
-        return f"interlock: {self.what} = {self.value:.4g} ({self.why}) at reactor time {self.reactor_time:.1f} s"
+        at = f"at reactor time {self.reactor_time:.1f} s"
+        if self.value is None:
+            return f"interlock: {self.what} {at}: {self.why}"
+        return f"interlock: {self.what} = {self.value:.4g} ({self.why}) {at}"
 
 
 class Interlock:
@@ -81,7 +85,7 @@ class Interlock:
             try:
                 values = self.read()
             except Exception as error:  # an instrument that stops answering is a trip too
-                self._trip(Trip("reading", math.nan, f"failed: {error}", self.clock.now()))
+                self._trip(Trip("reading failed", None, str(error), self.clock.now()))
                 return
             self.check(values)
             if self.trips:

@@ -69,6 +69,18 @@ def test_a_trip_after_the_run_has_ended_still_makes_the_line_safe():
     assert made_safe and interlock.trips[-1].what == "temperature"
 
 
+def test_a_reading_that_fails_trips_with_its_error_as_the_reason():
+    """What the aerosol line's interlock meets when an instrument's error stops the process logger."""
+    def read():
+        raise QuenchlabError("pump at 'pty': alarm S (motor stall)")
+    made_safe = threading.Event()
+    interlock = Interlock(read, [Watch("flame", low=1200)], ReactorClock(), safe=made_safe.set)
+    interlock.start()
+    assert made_safe.wait(5)
+    interlock.halt()
+    assert str(interlock.trips[-1]).startswith("interlock: reading failed at reactor time 0.0 s: pump at 'pty'")
+
+
 def test_an_action_failing_while_a_tripped_run_stops_is_added_to_the_trip_not_raised_over_it():
     """The instrument whose silence tripped the run also fails the action in flight, while the
     run's cleanup is still going on."""

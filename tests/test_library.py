@@ -172,7 +172,8 @@ def test_stuck_valve_fails_the_sample_clearly_and_leaves_the_line_safe(config, t
 def test_pump_stall_fails_the_sample_clearly(config, tmp_path):
     reactor, slots, library = run_short(config, tmp_path, count=2)
     with reactor:
-        with pytest.raises(QuenchlabError, match=r"sample S01 failed: pump at .*alarm S \(motor stall"):
+        with pytest.raises(QuenchlabError, match=r"sample S01 failed: (interlock: reading failed at reactor time \S+ s: )?"
+                                                  r"pump at .*alarm S \(motor stall"):
             fail_on_first_sample(reactor, slots, library, tmp_path, reactor.twins.pump.stall)
         reactor.twins.world.advance()
         assert not reactor.twins.pump.flow_at(reactor.clock.now())
