@@ -14,7 +14,7 @@ run's metadata says which (`realisation`).
 import math
 from collections.abc import Callable, Generator
 
-from quenchlab.devices.host_timed_pulse import minimum_tick, minimum_tick_basis
+from quenchlab.devices.host_timed_pulse import minimum_step, minimum_tick, minimum_tick_basis
 from quenchlab.plans.kelvin import kelvin_train
 from quenchlab.plans.pulses import pulse_train
 
@@ -25,7 +25,7 @@ from .kelvin_recipe import (TemperatureRecipe, calibration_program, check_recipe
 from .recipe import Recipe, check_cool_down, check_energy_per_minute, compile_recipe
 from .shot_recipe import ShotRecipe
 from .supply_plans import FOLDBACK_DELAY, RUNS, compile_host_timed, supply_plan
-from .thermal_model import identify, steady_state
+from .thermal_model import STEADY_PART, identify, steady_state
 
 RecipePlan = Callable[..., Generator]  # (reactor, md) -> the run's plan
 LIST = "feed-forward current list, learned from pulse to pulse"
@@ -62,6 +62,11 @@ def temperature_plan(recipe: TemperatureRecipe, config: FJHConfig, source: str) 
         step = Recipe(name=f"{recipe.name} calibration", compliance=f"{recipe.compliance} V",
                       segments=[{"level": f"{recipe.calibration.level} A", "dwell": f"{recipe.calibration.dwell} s"}])
         calibration = compile_host_timed(step, config, f"{source} (calibration)")
+        if recipe.calibration.dwell * STEADY_PART < (shortest := minimum_step(config.instruments.supply.baudrate)):
+            raise LimitError(f"{source}: field calibration.dwell: {recipe.calibration.dwell * 1e3:g} ms is shorter than "
+                             f"the {shortest / STEADY_PART * 1e3:.3g} ms a host-timed calibration needs: the sample "
+                             f"is identified from the step's last {STEADY_PART:.0%}, which must hold a "
+                             f"{shortest * 1e3:.3g} ms host-timed step")
 
         def fitted(page):
             return steady_state(page["time"], page["temperature"], page["supply_time"], page["current"], page["voltage"])

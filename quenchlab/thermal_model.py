@@ -21,6 +21,7 @@ AMBIENT = 298.15  # K, where the sample starts and cools to
 DERIVATIVE_WINDOW = 2e-4  # s, moving average before differentiating a trace
 SETTLE = 3e-4  # s left out after the current switches (the sensor and the supply settle)
 MIN_SAMPLES = 50  # in range, per phase (heating, cooling) for a fit
+STEADY_PART = 1 / 3  # of a host-timed calibration step, at its end: where steady_state reads the sample
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def identify(time, temperature, supply_time, current, voltage, lag: float = 0.0)
 def steady_state(time, temperature, supply_time, current, voltage) -> SampleModel:
     """A model from the end of a calibration step long enough to reach steady state, for a
     supply whose V/I are a few host-polled readings: R from the readings in the step's last
-    third, the loss all radiative through the point reached (I^2 R = a (T^4 - T0^4)), the heat
+    STEADY_PART, the loss all radiative through the point reached (I^2 R = a (T^4 - T0^4)), the heat
     capacity not identified (0: the model holds for profiles slow against the sample's own
     time constant, which is what a host-timed supply can run)."""
     time, supply_time = np.asarray(time, float), np.asarray(supply_time, float)
@@ -126,9 +127,9 @@ def steady_state(time, temperature, supply_time, current, voltage) -> SampleMode
         raise QuenchlabError("calibration: fewer than two readings of the supply while the step was on: "
                              "lengthen calibration.dwell")
     start, end = supply_time[on].min(), supply_time[on].max()
-    late = on & (supply_time >= end - (end - start) / 3)
+    late = on & (supply_time >= end - (end - start) * STEADY_PART)
     sensed = smooth_trace(temperature)
-    window = (time >= end - (end - start) / 3) & (time <= end) & np.isfinite(sensed)
+    window = (time >= end - (end - start) * STEADY_PART) & (time <= end) & np.isfinite(sensed)
     if window.sum() < MIN_SAMPLES:
         raise QuenchlabError("calibration: the pyrometer did not read in range at the end of the step (reached "
                              f"{np.nanmax(sensed):.0f} K): raise calibration.level or calibration.dwell")

@@ -126,9 +126,9 @@ def run_quenchlab(tmp_path, config, recipe_path):
 @pytest.mark.parametrize("config", ["fjh-genesys-sim", "fjh-sim"])
 def test_an_anneal_is_held_on_the_pyrometer_by_either_supply(tmp_path, config):
     anneal = CONFIGS / "recipes" / "thin-film-anneal-kelvin.yaml"
-    if config == "fjh-sim":  # the N6900 rig's energy limit (60 J) takes a shorter anneal
-        data = {**yaml.safe_load(anneal.read_text()), "pulses": 1, "segments": [
-            {"ramp_to": "1200 K", "over": "0.3 s"}, {"hold": "0.6 s"}]}
+    if config == "fjh-sim":  # the N6900 rig's energy limit (60 J) takes a shorter anneal and calibration
+        data = {**yaml.safe_load(anneal.read_text()), "pulses": 1, "calibration": {"level": "12 A", "dwell": "100 ms"},
+                "segments": [{"ramp_to": "1200 K", "over": "0.3 s"}, {"hold": "0.6 s"}]}
         anneal = tmp_path / "anneal.yaml"
         anneal.write_text(yaml.safe_dump(data))
     run = run_quenchlab(tmp_path, CONFIGS / f"{config}.yaml", anneal)
@@ -152,9 +152,11 @@ def test_an_anneal_is_held_on_the_pyrometer_by_either_supply(tmp_path, config):
     ("fjh-sim", {"compliance": "60 V", "segments": [{"ramp_to": "1400 K", "over": "1 s"}]},
      r"compliance: 60 V exceeds the configured limit of 50 V"),
     ("fjh-genesys-sim", {"calibration": {"level": "16 A", "dwell": "20 ms"}}, r"calibration.*shorter than the 36\.4 ms"),
-    ("fjh-genesys-sim", {"calibration": {"level": "16 A", "dwell": "100 ms"}, "control_period": "20 ms"},
+    ("fjh-genesys-sim", {"calibration": {"level": "16 A", "dwell": "80 ms"}},
+     r"calibration\.dwell: 80 ms is shorter than the 109 ms a host-timed calibration needs"),
+    ("fjh-genesys-sim", {"calibration": {"level": "16 A", "dwell": "150 ms"}, "control_period": "20 ms"},
      r"control_period: 20 ms is shorter than the 49\.4 ms"),
-    ("fjh-genesys-sim", {"calibration": {"level": "16 A", "dwell": "100 ms"},
+    ("fjh-genesys-sim", {"calibration": {"level": "16 A", "dwell": "150 ms"},
                          "segments": [{"ramp_to": "1400 K", "over": "1 s"}, {"hold": "5 s"}]},
      r"raise instruments\.supply\.foldback_delay"),
     ("fjh-capbank-sim", {}, r"a temperature recipe cannot run on the capbank supply"),
