@@ -17,6 +17,7 @@ import random
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from quenchlab.sim.fjh_twins import FJHTwins
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 QUERY_FAULTS = ({"fault": "no_reply"}, {"fault": "partial"}, {"fault": "latency", "delay": "30 ms"})
 RESENT = ("no_reply", "partial")  # faults a driver must notice, resend and record
+LINGER = 5.0  # s of wall a thread of the round may take to end (a read left to time out) before it counts as leaked
 MEMORY_GROWTH = 1.25  # resident memory after the last round / after the first (caches warm up in the first)
 QUERIES = {"supply": r"\?", "digitizer": r"\?", "pyrometer": r"ms$", "valve": r"CP$", "gases": r"^[A-Z]$"}  # no writes
 
@@ -51,9 +53,13 @@ class Report:
     problems: list[str] = field(default_factory=list)
 
 
-def resources() -> tuple[int, int, float]:
+def resources(threads: int | None = None) -> tuple[int, int, float]:
     """Threads, open file descriptors and resident MiB, once unreachable objects are collected
-    (what the cycle collector will free is not a leak)."""
+    (what the cycle collector will free is not a leak) and, given a number of `threads`, once
+    those beyond it have ended (up to LINGER s)."""
+    deadline = time.monotonic() + LINGER
+    while threads is not None and threading.active_count() > threads and time.monotonic() < deadline:
+        time.sleep(0.05)
     gc.collect()
     pages = int(Path("/proc/self/statm").read_text().split()[1])
     return threading.active_count(), len(os.listdir("/proc/self/fd")), pages * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -148,10 +154,11 @@ def soak(rounds: int, pulses: int, samples: int, seed: int, directory: Path) -> 
     for _ in range(rounds):
         fjh_round(rng, pulses, directory, report)
         aerosol_round(rng, samples, directory, report)
-        report.resources.append(resources())
+        report.resources.append(resources(report.resources[0][0] if report.resources else None))
     first, last = report.resources[0], report.resources[-1]
     if last[0] > first[0] or last[1] > first[1]:
-        report.problems.append(f"threads/file descriptors grew from {first[:2]} to {last[:2]}")
+        names = sorted(thread.name for thread in threading.enumerate())
+        report.problems.append(f"threads/file descriptors grew from {first[:2]} to {last[:2]} (threads: {', '.join(names)})")
     if last[2] > MEMORY_GROWTH * first[2]:
         report.problems.append(f"resident memory grew from {first[2]:.0f} to {last[2]:.0f} MiB")
     return report

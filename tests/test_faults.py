@@ -138,7 +138,7 @@ def test_a_link_down_longer_than_the_timeout_is_a_clear_error(twins, live_supply
                                               r"reconnect within 0\.3 s \(.*\) \(command 'MEAS:VOLT\?'\)"):
         live_supply.measure()
     assert time.monotonic() - start < 1
-    time.sleep(1)  # the link is up again: the next command (the fixture's output off) reconnects first
+    time.sleep(2)  # the link is up again (1 s after the twin met MEAS): the fixture's output off reconnects first
 
 
 @pytest.mark.timeout(10)

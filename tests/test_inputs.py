@@ -28,7 +28,8 @@ def test_shipped_files_are_valid():
     config = load_config(CONFIGS / "fjh-sim.yaml")[0]
     assert config.simulated
     assert not load_config(CONFIGS / "fjh-lab.example.yaml")[0].simulated
-    other_supplies = {"thin-film-host-timed.yaml": "fjh-genesys-sim.yaml", "carbon-paper-shot.yaml": "fjh-capbank-sim.yaml"}
+    other_supplies = {"thin-film-host-timed.yaml": "fjh-genesys-sim.yaml", "thin-film-anneal-kelvin.yaml": "fjh-genesys-sim.yaml",
+                      "carbon-paper-shot.yaml": "fjh-capbank-sim.yaml"}
     for recipe in (CONFIGS / "recipes").glob("*.yaml"):
         rig = load_config(CONFIGS / other_supplies[recipe.name])[0] if recipe.name in other_supplies else config
         assert rig.simulated

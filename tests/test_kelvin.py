@@ -20,7 +20,7 @@ from quenchlab.recipe import load_recipe
 from quenchlab.recipe_plan import checked_plan
 from quenchlab.thermal_model import AMBIENT, SampleModel, identify
 
-from conftest import CONFIGS
+from conftest import CONFIGS, wall_timed
 
 QUENCHLAB = str(Path(sys.executable).parent / "quenchlab")
 KELVIN = CONFIGS / "recipes" / "thin-film-2000K-kelvin.yaml"
@@ -123,6 +123,7 @@ def run_quenchlab(tmp_path, config, recipe_path):
                           capture_output=True, text=True, timeout=120)
 
 
+@wall_timed
 @pytest.mark.parametrize("config", ["fjh-genesys-sim", "fjh-sim"])
 def test_an_anneal_is_held_on_the_pyrometer_by_either_supply(tmp_path, config):
     anneal = CONFIGS / "recipes" / "thin-film-anneal-kelvin.yaml"

@@ -29,7 +29,7 @@ from quenchlab.recipe_plan import checked_plan
 from quenchlab.shot_recipe import compile_shot
 from quenchlab.supply_plans import compile_host_timed
 
-from conftest import CONFIGS
+from conftest import CONFIGS, wall_timed
 
 QUENCHLAB = str(Path(sys.executable).parent / "quenchlab")
 GENESYS, CAPBANK = CONFIGS / "fjh-genesys-sim.yaml", CONFIGS / "fjh-capbank-sim.yaml"
@@ -62,6 +62,7 @@ def run_recorded(cwd: Path, config: Path, recipe: Path, model: bytes, timing: by
 
 
 # --- end to end from the command line ------------------------------------------------------------
+@wall_timed
 def test_a_genesys_recipe_runs_host_timed_and_is_recorded(tmp_path):
     recipe = load_recipe(HOST_TIMED)[0]
     with run_recorded(tmp_path, GENESYS, HOST_TIMED, b"tdk-genesys", b"host-timed") as f:
