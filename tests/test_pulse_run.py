@@ -24,7 +24,9 @@ def program(sim_config):
 
 
 def supply_is_off(reactor):
-    """The twin's own state, not the driver's belief."""
+    """The twin's own state, not the driver's belief, once the twin has handled what was sent
+    before (the reply to a query sent after it: the last write may still be on its way)."""
+    reactor.supply_driver.io.query("OUTP?")
     twin = reactor.twins.supply
     reactor.twins.world.advance()
     return not twin.output and reactor.twins.world.amps == 0.0 and twin.transient == "idle"
