@@ -17,13 +17,12 @@ COLLECT_EVERY = 60.0  # s of wall time between pages of process data: at speed N
 
 
 def reactor_sleep(clock: ReactorClock, seconds: float):
-    """Wait `seconds` of reactor time (a sleep message counts wall seconds: each sleep is the
-    least wall time the rest can take, as a paced clock may run slower than `speed`). Bare
-    messages, not bps.sleep: a dry run sleeps thousands of times a second, and each plan stub
-    records the stack it was made in."""
+    """Wait `seconds` of reactor time: one `wait_for` on the clock (ReactorClock.until), not
+    sleep messages of wall time (a paced clock runs slower than `speed`, so those would be
+    repeated, hundreds of times a sample in a dry run). A bare message, not a plan stub: each
+    stub records the stack it was made in."""
     end = clock.now() + seconds
-    while (left := end - clock.now()) > 0:
-        yield Msg("sleep", None, left / clock.speed)
+    yield Msg("wait_for", None, [lambda: clock.until(end)])
 
 
 def mark(marker: PhaseMarker, phase: str, note: str = ""):
@@ -49,10 +48,11 @@ def wait_until(clock: ReactorClock, logger: ProcessLogger, end: float):
 def wait_for_stable_flame(clock, logger, field, band, window, minimum, allowance, since):
     """Wait until every reading of `field` in the last `window` s (after `since`) lies within
     `band` of their mean and above `minimum`; give up after `allowance` s. Returns whether
-    the flame settled."""
+    the flame settled. Looked at first once a window can be full, then every log period."""
     give_up = clock.now() + allowance
+    full = since + window - logger.period
     while clock.now() < give_up:
-        yield from reactor_sleep(clock, logger.period)
+        yield from reactor_sleep(clock, max(logger.period, min(full, give_up) - clock.now()))
         start = max(since, clock.now() - window)
         values = [row[field] for row in logger.since(start)]
         span = clock.now() - start

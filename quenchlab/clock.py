@@ -1,9 +1,12 @@
 """The reactor clock: reactor seconds that may run faster than the wall for dry runs."""
+import asyncio
 import math
 import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
+from contextlib import contextmanager, suppress
 
 
 STOP_LATENCY = 0.1  # s of wall: the longest a sleep goes on after its stop event is set, unwoken
@@ -33,7 +36,7 @@ class ReactorClock:
         # is odd while a writer changes the rest), so readers in any process never take a lock
         self._state = multiprocessing.RawArray("d", [0.0, time.monotonic(), 0.0, math.inf])
         self._writer = threading.Lock()
-        self._paced = threading.Condition()  # notified when the pacing changes, or by wake()
+        self._waiters: dict[object, tuple[float, Callable[[], None]]] = {}  # this process's sleepers: end, wake
         self._pacer = os.getpid()  # the process that paces the clock: only its sleepers are notified
 
     def _anchors(self) -> tuple[float, float, float]:
@@ -59,17 +62,40 @@ class ReactorClock:
         without a limit, at `speed` for good."""
         with self._writer:
             wall = time.monotonic()
-            reactor = self._at(wall, self._anchors())
+            anchors = self._anchors()
+            reactor = self._at(wall, anchors)
+            old, new = anchors[2], max(limit, reactor)
             state = self._state
             state[0] += 1
-            state[1:4] = [wall, reactor, max(limit, reactor)]
+            state[1:4] = [wall, reactor, new]
             state[0] += 1
-        self.wake()
+            # A sleeper waits for the wall time its end takes at the pacing it last saw: too long once
+            # the fast stretch has grown. It is woken when its end comes within the stretch (its wait is
+            # exact from then on), and when the stretch stops growing short of its end (it ends now, or
+            # shrinks); not at each row's extension, which a later one brings to its end.
+            woken = [wake for end, wake in self._waiters.values()
+                     if old < end <= new or (new < end and (new <= reactor or new < old))]
+        for wake in woken:
+            wake()
 
     def wake(self) -> None:
         """Wake this process's sleepers, to look at the clock (and their `stop`) again."""
-        with self._paced:
-            self._paced.notify_all()
+        with self._writer:
+            woken = [wake for _, wake in self._waiters.values()]
+        for wake in woken:
+            wake()
+
+    @contextmanager
+    def _waiting(self, end: float, wake: Callable[[], None]):
+        """`wake` registered as a sleeper until reactor time `end` (see run_fast_until)."""
+        key = object()
+        with self._writer:
+            self._waiters[key] = (end, wake)
+        try:
+            yield
+        finally:
+            with self._writer:
+                del self._waiters[key]
 
     def _wall_until(self, end: float) -> float:
         """Wall seconds until reactor time `end` (0 once it has passed), should the pacing stay as it is."""
@@ -81,14 +107,32 @@ class ReactorClock:
     def sleep(self, seconds: float, stop: threading.Event | None = None) -> None:
         """Sleep for `seconds` of reactor time; ends early once `stop` is set: at once if
         `wake()` is called after setting it, else within STOP_LATENCY s of wall. In the pacing
-        process each wait lasts until the end at the present pacing, or until the pacing
-        changes; in another process (a twin), it is the least wall time the rest can take at
+        process each wait lasts until the end at the present pacing, or until a change of
+        pacing wakes it (see run_fast_until); in another process (a twin), it is the least wall time the rest can take at
         `speed`: either way the sleep never ends late."""
         end = self.now() + seconds
         if os.getpid() != self._pacer:  # a twin's process: no notice of a pacing change reaches it
             while not (stop and stop.is_set()) and (left := end - self.now()) > 0:
                 (stop.wait if stop else time.sleep)(left / self.speed)
             return
-        with self._paced:
+        woken = threading.Event()
+        with self._waiting(end, woken.set):
             while not (stop and stop.is_set()) and (wait := self._wall_until(end)) > 0:
-                self._paced.wait(min(wait, STOP_LATENCY) if stop else wait)
+                woken.wait(min(wait, STOP_LATENCY) if stop else wait)
+                woken.clear()
+
+    async def until(self, end: float) -> None:
+        """Wait in this process's asyncio loop (the RunEngine's, for a plan's `wait_for`) until
+        reactor time `end`: one wait, woken as `sleep` is, not a wall-time sleep repeated as
+        long as a paced clock lags behind `speed`."""
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+
+        def wake() -> None:
+            with suppress(RuntimeError):  # the loop closed while the wait was being cancelled
+                loop.call_soon_threadsafe(woken.set)
+        with self._waiting(end, wake):
+            while (wait := self._wall_until(end)) > 0:
+                with suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(woken.wait(), wait)
+                woken.clear()

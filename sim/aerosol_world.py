@@ -23,6 +23,8 @@ import numpy as np
 
 from quenchlab.clock import ReactorClock
 
+from .noise import normals
+
 STEP = 0.25  # s, integration step
 GAS_ROLES = ("dispersion", "pilot_fuel", "pilot_oxidizer", "sheath")
 
@@ -59,7 +61,7 @@ class AerosolWorld:
         self.precursors = precursors
         self.clock = clock
         self.line = line or LineModel()
-        self.rng = np.random.default_rng(seed)
+        self.normals = normals(np.random.default_rng(seed))
         self.lock = threading.RLock()
         self.valve = self.pump = None
         self.gases: dict[str, object] = {}
@@ -79,7 +81,7 @@ class AerosolWorld:
     @property
     def sensed_temperature(self) -> float:
         """The flame as the pyrometer's spot sees it: it flickers by a few kelvin."""
-        return self.flame + self.rng.normal(0.0, 3.0)
+        return self.flame + 3.0 * next(self.normals)
 
     def sample_at(self, times: np.ndarray, key: str) -> np.ndarray:
         self.advance()

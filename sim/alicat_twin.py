@@ -33,10 +33,12 @@ integer (64000 = full scale) setpoints, `??D*`/`??M*`/`??G*` tables, display loc
 """
 import functools
 import math
-import random
 import re
 
+import numpy as np
+
 from .aerosol_world import GAS_ROLES, AerosolWorld
+from .noise import normals
 
 GAS_TABLE = ("Air", "Ar", "CH4", "CO", "CO2", "C2H6", "H2", "He", "N2", "N2O", "Ne", "O2", "C3H8",
              "nC4H10", "C2H2", "C2H4", "iC4H10", "Kr", "Xe", "SF6")  # index = gas number
@@ -94,7 +96,7 @@ class _Unit:
         return "?"
 
     def _noise(self, scale: float) -> float:
-        return self.bus.rng.gauss(0.0, NOISE * scale)
+        return NOISE * scale * next(self.bus.normals)
 
 
 class FlowController(_Unit):
@@ -214,7 +216,7 @@ class AlicatBus:
 
     def __init__(self, world: AerosolWorld, baudrate: int = 19200, seed: int | None = None):
         self.world, self.baudrate = world, baudrate
-        self.rng = random.Random(seed)
+        self.normals = normals(np.random.default_rng(seed))
         self.units: list[_Unit] = []
         self._streamed = -math.inf  # reactor time of the last streamed frame
 

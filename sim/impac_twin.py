@@ -15,6 +15,7 @@ import re
 import numpy as np
 
 from .fjh_world import FJHWorld  # or any world with the same pyrometer view (see FJHWorld)
+from .noise import normals
 
 C2 = 14388.0  # um K, second radiation constant
 WAVELENGTH = 1.6  # um
@@ -37,6 +38,7 @@ class ImpacTwin:
         self.baudrate = baudrate
         self.noise_at_floor = noise_at_floor  # K, one sigma at the range begin
         self.rng = np.random.default_rng(seed)
+        self.normals = normals(self.rng)
         self.emissivity = 1.0
         self.response_code = 1
         self.range_c = (600.0, 2500.0)
@@ -60,14 +62,17 @@ class ImpacTwin:
         """Indicated temperature (K) for the lagged true temperature, before range checks.
 
         Emissivity error (domain.md): 1/T_m - 1/T = -(lambda/c2) ln(eps_true/eps_set).
-        Noise grows as the radiance falls: sigma ~ T^2 exp(c2/(lambda T)).
+        Noise grows as the radiance falls: sigma ~ T^2 exp(c2/(lambda T)); below the range
+        begin the detector sees only its own noise.
         """
         inverse = 1 / sensed - (WAVELENGTH / C2) * math.log(self.world.emissivity / self.emissivity)
         measured = 1 / inverse
         floor = self.range_c[0] + KELVIN
-        seen = np.maximum(measured, floor)  # below the floor the detector sees only its own noise
-        sigma = self.noise_at_floor * (seen / floor) ** 2 * np.exp(C2 / WAVELENGTH * (1 / seen - 1 / floor))
-        return measured + self.rng.standard_normal(np.shape(measured) or None) * sigma
+        if isinstance(measured, np.ndarray):  # a trace (the analog output)
+            seen, exp, noise = np.maximum(measured, floor), np.exp, self.rng.standard_normal(measured.shape)
+        else:  # one reading: plain floats are several times quicker than numpy scalars
+            seen, exp, noise = max(measured, floor), math.exp, next(self.normals)
+        return measured + noise * self.noise_at_floor * (seen / floor) ** 2 * exp(C2 / WAVELENGTH * (1 / seen - 1 / floor))
 
     def analog_current(self, times: np.ndarray) -> np.ndarray:
         """Analog output (mA): the measuring range mapped linearly onto 0/4-20 mA."""

@@ -1,6 +1,10 @@
-"""The reactor clock: speed, pacing (run_fast_until) and sharing with a forked process."""
+"""The reactor clock: speed, pacing (run_fast_until), waits and sharing with a forked process."""
+import asyncio
 import multiprocessing
+import threading
 import time
+
+import pytest
 
 from quenchlab.clock import ReactorClock
 
@@ -68,3 +72,42 @@ def test_a_forked_process_reads_the_same_clock_and_its_pacing():
     assert before <= their_now <= clock.now()
     assert 0.9 < their_rate < 2.0
 
+
+
+def _wall_of_wait(clock: ReactorClock, seconds: float, then, use_until: bool) -> tuple[float, float]:
+    """Reactor and wall seconds a wait of `seconds` took, `then()` being called 50 ms into it."""
+    start, wall = clock.now(), time.monotonic()
+    timer = threading.Timer(0.05, then)
+    timer.start()
+    if use_until:
+        asyncio.run(clock.until(start + seconds))
+    else:
+        clock.sleep(seconds)
+    timer.join()
+    return clock.now() - start, time.monotonic() - wall
+
+
+@pytest.mark.parametrize("use_until", [False, True], ids=["sleep", "until"])
+def test_a_wait_ends_soon_after_the_pacing_lets_the_clock_run_to_its_end(use_until):
+    clock = ReactorClock(1000)
+    clock.run_fast_until(clock.now())  # real time: 30 s of reactor time would be 30 s of wall
+    reactor, wall = _wall_of_wait(clock, 30.0, lambda: clock.run_fast_until(clock.now() + 1e6), use_until)
+    assert reactor >= 30.0
+    assert wall < 5.0
+
+
+@pytest.mark.parametrize("use_until", [False, True], ids=["sleep", "until"])
+def test_a_wait_is_not_late_when_the_fast_stretch_grows_short_of_its_end_then_shrinks(use_until):
+    """The stretch grows to 0.3 s short of the end without waking the sleeper, then the pacing
+    stops: the rest takes 0.3 s of wall, not the 3 s the sleeper last reckoned."""
+    clock = ReactorClock(1000)
+    clock.run_fast_until(clock.now())
+
+    def grow_then_stop():
+        clock.run_fast_until(end - 0.3)
+        time.sleep(0.01)  # the clock gets there
+        clock.run_fast_until(clock.now())
+    end = clock.now() + 3.0
+    reactor, wall = _wall_of_wait(clock, 3.0, grow_then_stop, use_until)
+    assert reactor >= 3.0
+    assert wall < 1.5
