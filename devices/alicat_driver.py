@@ -25,7 +25,6 @@ Communications", "Quick Serial Command Guide"):
 """
 import math
 import re
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from quenchlab.errors import InstrumentError
@@ -53,10 +52,10 @@ STATUS_CODES = {
 ABSOLUTE_PRESSURE, VOLUMETRIC_FLOW, MASS_FLOW, GAUGE_PRESSURE, DIFFERENTIAL_PRESSURE = 2, 4, 5, 6, 7
 FLOW_UNIT = "SLPM"
 _REJECTED = re.compile(r"([A-Z] )?\?")
+_NUMERIC = frozenset("+-.0123456789")
 
 
-@dataclass(frozen=True)
-class DataFrame:
+class DataFrame(NamedTuple):
     """One poll's answer; a gauge has no flow, setpoint, temperature or gas (None)."""
 
     unit_id: str
@@ -79,6 +78,8 @@ def parse_frame(line: str) -> DataFrame:
     unit_id, *fields = line.split()
     numbers = []
     for field in fields:
+        if field[0] not in _NUMERIC:  # the gas or a status code: no exception raised per frame
+            break
         try:
             numbers.append(float(field))
         except ValueError:

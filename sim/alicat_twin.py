@@ -150,16 +150,11 @@ class FlowController(_Unit):
         mass = self.flow_at(now) - self.zero
         volumetric = (mass * (GAS_TEMPERATURE + 273.15) / STANDARD_TEMPERATURE
                       * STANDARD_PRESSURE / LINE_PRESSURE)
-        status = {"HLD"} if self.hold else set()
-        if mass > self.full_scale:
-            status.add("MOV")
-        if volumetric > self.full_scale:
-            status.add("VOV")
-        flows = [min(value + self._noise(self.full_scale), self.full_scale) for value in (volumetric, mass)]
-        fields = [f"{LINE_PRESSURE + self._noise(1.0):+07.2f}", f"{GAS_TEMPERATURE + self._noise(10.0):+07.2f}",
-                  *(_fixed(value, self.full_scale) for value in flows),
-                  _fixed(self.setpoint, self.full_scale), GAS_TABLE[self.gas], *sorted(status)]
-        return " ".join(fields)
+        scale, noise, fixed = self.full_scale, self._noise, _format(self.full_scale).format
+        status = "".join(f" {code}" for code, on in (("HLD", self.hold), ("MOV", mass > scale), ("VOV", volumetric > scale)) if on)
+        return (f"{LINE_PRESSURE + noise(1.0):+07.2f} {GAS_TEMPERATURE + noise(10.0):+07.2f} "
+                f"{fixed(min(volumetric + noise(scale), scale))} {fixed(min(mass + noise(scale), scale))} "
+                f"{fixed(self.setpoint)} {GAS_TABLE[self.gas]}" + status)
 
     def command(self, command: str, now: float) -> str | None:
         setpoint = re.fullmatch(r"(L?S)(?:" + _NUMBER + r")?", command)
