@@ -5,6 +5,8 @@ stable within a band, collect for the rest of the slot. Process data are logged 
 the reactor clock and collected as pages; each phase boundary is an event of the "phases"
 stream: switch, flush, settle, collect, end.
 """
+import asyncio
+
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 from bluesky import Msg
@@ -22,7 +24,16 @@ def reactor_sleep(clock: ReactorClock, seconds: float):
     repeated, hundreds of times a sample in a dry run). A bare message, not a plan stub: each
     stub records the stack it was made in."""
     end = clock.now() + seconds
-    yield Msg("wait_for", None, [lambda: clock.until(end)])
+    waits = []
+
+    def wait():
+        waits.append(asyncio.ensure_future(clock.until(end)))
+        return waits[-1]
+    try:
+        yield Msg("wait_for", None, [wait])
+    finally:  # a wait the RunEngine left (a pause, then an abort) would go on to its end: ended here
+        for task in waits:
+            task.cancel()
 
 
 def mark(marker: PhaseMarker, phase: str, note: str = ""):

@@ -21,7 +21,12 @@ def run_engine():
         give_up = time.monotonic() + 5
         while loop.is_running() and time.monotonic() < give_up:
             time.sleep(0.001)
-        if not loop.is_running():
+        if not loop.is_running():  # what is left (a wait a pause gave up) ends before the loop closes
+            left = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in left:
+                task.cancel()
+            if left:
+                loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
             loop.close()
 
 

@@ -5,8 +5,12 @@ import threading
 import time
 
 import pytest
+from bluesky import Msg
+from bluesky.utils import RunEngineInterrupted
 
 from quenchlab.clock import ReactorClock
+from quenchlab.engine import run_engine
+from quenchlab.plans.sequences import reactor_sleep
 
 
 def rate(clock: ReactorClock, wall: float = 0.05) -> float:
@@ -111,3 +115,19 @@ def test_a_wait_is_not_late_when_the_fast_stretch_grows_short_of_its_end_then_sh
     reactor, wall = _wall_of_wait(clock, 3.0, grow_then_stop, use_until)
     assert reactor >= 3.0
     assert wall < 1.5
+
+
+def test_a_plans_wait_left_by_a_pause_and_then_an_abort_ends_with_the_run():
+    """The RunEngine gives up a `wait_for` when it pauses; the abort that follows ends the wait
+    too, so nothing of it is left pending when the engine's loop closes."""
+    clock = ReactorClock(1.0)
+
+    def plan():
+        yield Msg("checkpoint")
+        yield from reactor_sleep(clock, 30.0)
+    with run_engine() as engine:
+        threading.Timer(0.2, lambda: engine.request_pause(defer=False)).start()
+        with pytest.raises(RunEngineInterrupted):
+            engine(plan())
+        engine.abort("test")
+    assert [task for task in asyncio.all_tasks(engine.loop) if not task.done()] == []
