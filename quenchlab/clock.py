@@ -108,8 +108,8 @@ class ReactorClock:
         """Sleep for `seconds` of reactor time; ends early once `stop` is set: at once if
         `wake()` is called after setting it, else within STOP_LATENCY s of wall. In the pacing
         process each wait lasts until the end at the present pacing, or until a change of
-        pacing wakes it (see run_fast_until); in another process (a twin), it is the least wall time the rest can take at
-        `speed`: either way the sleep never ends late."""
+        pacing wakes it (see run_fast_until); in another process (a twin), it is the least
+        wall time the rest can take at `speed`: either way the sleep never ends late."""
         end = self.now() + seconds
         if os.getpid() != self._pacer:  # a twin's process: no notice of a pacing change reaches it
             while not (stop and stop.is_set()) and (left := end - self.now()) > 0:

@@ -151,7 +151,8 @@ class FlowController(_Unit):
         volumetric = (mass * (GAS_TEMPERATURE + 273.15) / STANDARD_TEMPERATURE
                       * STANDARD_PRESSURE / LINE_PRESSURE)
         scale, noise, fixed = self.full_scale, self._noise, _format(self.full_scale).format
-        status = "".join(f" {code}" for code, on in (("HLD", self.hold), ("MOV", mass > scale), ("VOV", volumetric > scale)) if on)
+        codes = (("HLD", self.hold), ("MOV", mass > scale), ("VOV", volumetric > scale))  # in the order sent
+        status = "".join(f" {code}" for code, on in codes if on)
         return (f"{LINE_PRESSURE + noise(1.0):+07.2f} {GAS_TEMPERATURE + noise(10.0):+07.2f} "
                 f"{fixed(min(volumetric + noise(scale), scale))} {fixed(min(mass + noise(scale), scale))} "
                 f"{fixed(self.setpoint)} {GAS_TABLE[self.gas]}" + status)
