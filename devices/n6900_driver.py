@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from quenchlab.errors import InstrumentError
+
 from .transport import VisaTransport
 
 TRAN_ACTIVE = 64  # STATus:OPERation bit 6: the transient system (a list) is initiated or running
@@ -56,8 +58,19 @@ class N6900:
         return float(self.io.query("CURR?"))
 
     def output_off(self) -> None:
-        """Abort any list and switch the output off (safe in any state)."""
-        self.io.write("ABOR:TRAN;:OUTP OFF")
+        """Abort any list and switch the output off (safe in any state), confirmed by OUTP?: a
+        write alone does not prove it arrived (VisaTransport). Sent a second time if the output
+        still reads on, or if the link was lost on the way (switching off twice is harmless)."""
+        for attempt in (1, 2):
+            try:
+                self.io.write("ABOR:TRAN;:OUTP OFF")
+                if self.io.query("OUTP?") == "0":
+                    return
+            except InstrumentError:
+                if attempt == 2:
+                    raise
+        raise InstrumentError(self.name, self.address, "ABOR:TRAN;:OUTP OFF",
+                              "the output still reads on after OUTP OFF, sent twice")
 
     def output_on(self) -> None:
         self.io.write("OUTP ON")

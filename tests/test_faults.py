@@ -130,6 +130,22 @@ def test_a_write_lost_with_the_link_is_an_error_then_the_output_goes_off(twins, 
     assert twins.supply.voltage == 5  # this time it was lost
 
 
+@pytest.mark.parametrize("fault", [{"fault": "no_reply"}, {"fault": "disconnect", "down": "0.2 s"}],
+                         ids=["write-lost", "link-lost"])
+def test_output_off_is_confirmed_and_sent_again_when_lost(twins, live_supply, fault):
+    apply_scenario(scenario({"instrument": "supply", "on": "OUTP OFF", **fault}), twins, twins.world.clock)
+    live_supply.output_off()
+    assert not twins.supply.output
+
+
+def test_output_off_lost_twice_is_a_clear_error(twins, live_supply):
+    apply_scenario(scenario({"instrument": "supply", "fault": "no_reply", "on": "OUTP OFF", "count": 2}),
+                   twins, twins.world.clock)
+    with pytest.raises(InstrumentError, match=r"supply at .*: the output still reads on after OUTP OFF, sent twice"):
+        live_supply.output_off()
+    assert twins.supply.output  # the fixture's own output off (a third one) switches it off
+
+
 @pytest.mark.parametrize("live_supply", [0.3], indirect=True)
 def test_a_link_down_longer_than_the_timeout_is_a_clear_error(twins, live_supply):
     disconnect(twins, on="MEAS", down="1 s")
