@@ -115,6 +115,8 @@ class ReactorClock:
             while not (stop and stop.is_set()) and (left := end - self.now()) > 0:
                 (stop.wait if stop else time.sleep)(left / self.speed)
             return
+        if self._wall_until(end) <= 0:  # already there (a logger behind a fast clock): nothing to wait on
+            return
         woken = threading.Event()
         with self._waiting(end, woken.set):
             while not (stop and stop.is_set()) and (wait := self._wall_until(end)) > 0:
