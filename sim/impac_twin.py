@@ -72,7 +72,8 @@ class ImpacTwin:
             seen, exp, noise = np.maximum(measured, floor), np.exp, self.rng.standard_normal(measured.shape)
         else:  # one reading: plain floats are several times quicker than numpy scalars
             seen, exp, noise = max(measured, floor), math.exp, next(self.normals)
-        return measured + noise * self.noise_at_floor * (seen / floor) ** 2 * exp(C2 / WAVELENGTH * (1 / seen - 1 / floor))
+        sigma = self.noise_at_floor * (seen / floor) ** 2 * exp(C2 / WAVELENGTH * (1 / seen - 1 / floor))
+        return measured + noise * sigma
 
     def analog_current(self, times: np.ndarray) -> np.ndarray:
         """Analog output (mA): the measuring range mapped linearly onto 0/4-20 mA."""
