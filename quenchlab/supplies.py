@@ -87,9 +87,10 @@ class N6900Builder(SupplyBuilder):
         return driver.fixed_output
 
     def safe(self, driver: N6900) -> list[str]:
+        """Output off (read back by N6900.output_off), and no current measured."""
         problems = super().safe(driver)
-        if not problems and (driver.io.query("OUTP?") != "0" or driver.measure()[1] != 0.0):
-            problems.append("the supply output does not read back as off")
+        if not problems and (amps := driver.measure()[1]) != 0.0:
+            problems.append(f"the supply output reads back as off but measures {amps:g} A")
         return problems
 
 
