@@ -6,6 +6,7 @@ instruments hear from the host without a gap (the pump's safe mode stops it othe
 kickoff makes sure it runs; collect returns the rows gathered since the last collect as one
 event of the "process" stream holding a block of rows, each row stamped with its reactor time. A source that raises
 stops the logger; complete() and collect then fail with that error, and `failure` holds it.
+A `watcher` (the interlock) is told each row as it is read, and the error that stopped it.
 
 Sources on other lines than the busiest one can be read `beside` it, in a second thread, at the
 same time: a row then takes as long as the slower of the two, not their sum, as the
@@ -18,6 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from ophyd import Device
 from ophyd.status import Status
@@ -26,6 +28,12 @@ from quenchlab.clock import ReactorClock
 from quenchlab.errors import QuenchlabError
 
 Source = Callable[[], dict[str, float | str]]
+
+
+class Watcher(Protocol):
+    def observe(self, row: dict[str, float | str]) -> None: ...
+
+    def fail(self, error: BaseException) -> None: ...
 
 
 class _Beside:
@@ -75,6 +83,7 @@ class ProcessLogger(Device):
         self._helper: _Beside | None = None  # while the logger's thread runs
         self._reading = threading.Lock()  # one row at a time: describe_collect may read one too
         self.latest: dict[str, float | str] = {}
+        self.watcher: Watcher | None = None
         self._rows: list[tuple[float, dict]] = []
         self._recent: deque[dict] = deque(maxlen=3600)
         self._lock = threading.Lock()
@@ -173,12 +182,16 @@ class ProcessLogger(Device):
                     self._rows.append((time.time(), row))
                     self._recent.append(row)
                     self.latest = row
+                if self.watcher:
+                    self.watcher.observe(row)
                 due += self.period
                 if due < self.clock.now() - self.period:
                     due = self.clock.now()
                 self.clock.sleep(due - self.clock.now(), self._stop)
-        except Exception as error:  # reported by complete()
+        except Exception as error:  # reported by complete(), and to the watcher at once
             self._error = error
+            if self.watcher:
+                self.watcher.fail(error)
         finally:  # unpaced, a dry run's clock would shrink every timeout after this (the pump's safe
             # mode: 10 s at 5000x is 2 ms of wall) to nothing: it runs at real time until the next start
             self.clock.run_fast_until(self.clock.now())

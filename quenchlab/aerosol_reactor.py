@@ -162,10 +162,11 @@ class AerosolReactor(Assembly):
 
     def interlock(self) -> Interlock:
         """Flame below min_flame or a flow off its setpoint by more than its tolerance suspends
-        the plan (it resumes when they recover); a filter pressure above its maximum trips, and
-        so do a logger stopped by an instrument's error (that error is the trip's reason, within
-        a period rather than at the next collect) and process data older than STALE_PERIODS log
-        periods (a line that stopped answering without an error)."""
+        the plan (it resumes when they recover); a filter pressure above its maximum trips. The
+        process logger tells the interlock each row as it reads it, and the error that stopped
+        it (a trip, with that error as the reason, at once rather than at the next collect).
+        The interlock itself looks at the data's age twice per STALE_PERIODS log periods:
+        older data trip (a line that stopped answering without an error)."""
         line, i, period = self.config.line, self.config.instruments, self.config.log_period
         watches = [Watch("flame_temperature", low=line.min_flame, recoverable=True, units="K"),
                    Watch("filter_pressure", high=i.filter_gauge.max_pressure_drop, units="kPa"),
@@ -173,11 +174,13 @@ class AerosolReactor(Assembly):
         watches += [Watch(f"{role}_flow", low=(1 - g.tolerance) * g.setpoint, high=(1 + g.tolerance) * g.setpoint,
                           recoverable=True, units="L/min") for role, g in i.gases.items() if g.setpoint > 0]
 
-        def latest() -> dict[str, float]:
+        def data_age() -> dict[str, float]:
             if self.logger.failure:
                 raise self.logger.failure
-            return {**self.logger.latest, "data_age": self.logger.age()}
-        return Interlock(latest, watches, self.clock, self.safe, period)
+            return {"data_age": self.logger.age()}
+        interlock = Interlock(data_age, watches, self.clock, self.safe, STALE_PERIODS * period / 2)
+        self.logger.watcher = interlock
+        return interlock
 
     def safe(self) -> list[str]:
         """Logger halted, pump stopped, valve on the solvent port: each step is tried even if

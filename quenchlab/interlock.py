@@ -6,6 +6,10 @@ brief flow dip) raises `suspend`, a signal a bluesky suspender watches: the plan
 resumes when the band is met again. A reading outside any other band, or over range, trips:
 the line is put in its safe state at once (from this thread), the trip is kept (what, when,
 value) and the run is interrupted; whoever runs it records the trip as the run's reason.
+
+The interlock polls its own readings (`read`), and may also be told readings someone else
+takes (`observe`: the process logger's rows, as each is read), so that a line logged at 1 Hz
+is not read twice, nor the interlock woken at every row for nothing.
 """
 import math
 import threading
@@ -52,7 +56,8 @@ class Trip:
 
 
 class Interlock:
-    """Reads `read()` every `period` s of reactor time and acts on `watches`."""
+    """Reads `read()` every `period` s of reactor time, is told other readings by `observe`,
+    and acts on `watches` (each looked at in whichever readings hold it)."""
 
     def __init__(self, read: Callable[[], dict[str, float]], watches: list[Watch], clock: ReactorClock,
                  safe: Callable[[], list[str]], period: float = 0.05):
@@ -60,6 +65,9 @@ class Interlock:
         self.suspend = Signal(name="interlock_suspend", value=0)
         self.trips: list[Trip] = []
         self.engine: RunEngine | None = None
+        self._outside: set[str] = set()  # recoverable watches out of their band in their last reading
+        self._told: Trip | None = None  # a trip `observe` found, for the interlock's thread to act on
+        self._look = threading.Event()  # set to end the thread's wait early (a trip told, or halt)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -76,39 +84,80 @@ class Interlock:
 
     def halt(self) -> None:
         self._stop.set()
+        self._look.set()
         self.clock.wake()  # out of its reactor sleep
         if self._thread:
             self._thread.join()
 
+    def observe(self, values: dict[str, float]) -> None:
+        """Readings taken elsewhere, judged at once in the caller's thread; the interlock's
+        thread is woken only to act (a trip, or a suspend to raise or lower): acting may stop
+        the caller (the safe state halts the process logger) or wait on the RunEngine's loop.
+        Ignored unless the interlock is running."""
+        if self._thread is None or self._stop.is_set():
+            return
+        trip = self._judge(values)
+        if trip:
+            self._tell(trip)
+        elif self.suspend.get() != bool(self._outside):
+            self._look.set()
+            self.clock.wake()
+
+    def fail(self, error: BaseException) -> None:
+        """A reading taken elsewhere failed (an instrument stopped answering): a trip."""
+        if self._thread is not None and not self._stop.is_set():
+            self._tell(Trip("reading failed", None, str(error), self.clock.now()))
+
+    def _tell(self, trip: Trip) -> None:
+        self._told = self._told or trip
+        self._look.set()
+        self.clock.wake()
+
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._look.clear()
             try:
-                values = self.read()
+                trip = self._judge(self.read())
             except Exception as error:  # an instrument that stops answering is a trip too
-                self._trip(Trip("reading failed", None, str(error), self.clock.now()))
+                trip = Trip("reading failed", None, str(error), self.clock.now())
+            trip = self._told or trip
+            if trip:
+                self._trip(trip)
                 return
-            self.check(values)
-            if self.trips:
-                return
-            self.clock.sleep(self.period, self._stop)
+            self._suspend_as_judged()
+            self.clock.sleep(self.period, self._look)
 
     def check(self, values: dict[str, float]) -> None:
-        suspend = False
+        """Judge `values` and act on them here: trip, or raise or lower the suspend."""
+        trip = self._judge(values)
+        if trip:
+            self._trip(trip)
+        else:
+            self._suspend_as_judged()
+
+    def _judge(self, values: dict[str, float]) -> Trip | None:
+        """The trip `values` call for, if any; else they update which recoverable watches are
+        out of their band (each as of the last reading that held it)."""
         for watch in self.watches:
             value = values.get(watch.name)
-            if value is None or not watch.outside(value):
+            if value is None:
                 continue
+            outside = watch.outside(value)
             if watch.recoverable:
-                suspend = True
-            else:
+                (self._outside.add if outside else self._outside.discard)(watch.name)
+            elif outside:
                 low = watch.low is not None and (math.isnan(value) or value < watch.low)
                 bound = watch.low if low else watch.high
                 side = "below" if low else "above"
-                self._trip(Trip(watch.name, value, f"{side} its limit of {bound:g} {watch.units}".strip(),
-                                self.clock.now()))
-                return
-        if self.suspend.get() != int(suspend):
-            self.suspend.put(int(suspend))
+                return Trip(watch.name, value, f"{side} its limit of {bound:g} {watch.units}".strip(),
+                            self.clock.now())
+        return None
+
+    def _suspend_as_judged(self) -> None:
+        """The suspend raised while a recoverable watch is out of its band, lowered when none is."""
+        wanted = int(bool(self._outside))
+        if self.suspend.get() != wanted:
+            self.suspend.put(wanted)
 
     def _trip(self, trip: Trip) -> None:
         self.trips.append(trip)

@@ -2,6 +2,7 @@
 as its reason; a recoverable excursion suspends the plan, which resumes when it recovers."""
 import csv
 import threading
+import time
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
@@ -79,6 +80,44 @@ def test_a_reading_that_fails_trips_with_its_error_as_the_reason():
     assert made_safe.wait(5)
     interlock.halt()
     assert str(interlock.trips[-1]).startswith("interlock: reading failed at reactor time 0.0 s: pump at 'pty'")
+
+
+def test_readings_told_by_another_thread_are_acted_on_in_the_interlocks_own_thread():
+    """The process logger tells the interlock each row; a trip or a suspend is acted on at once
+    (not at the interlock's next poll, here 1000 s away), and never in the teller's thread."""
+    acted_in = []
+    interlock = Interlock(lambda: {}, [Watch("flame", low=1200, recoverable=True), Watch("filter", high=50)],
+                          ReactorClock(), safe=lambda: acted_in.append(threading.current_thread()), period=1000.0)
+    interlock.observe({"filter": 99.0})  # not yet running: ignored
+    interlock.start()
+    interlock.observe({"flame": 1500.0, "filter": 10.0})
+    interlock.observe({"flame": 900.0})
+    assert wait_for(lambda: interlock.suspend.get() == 1)
+    interlock.observe({"flame": 1500.0})
+    assert wait_for(lambda: interlock.suspend.get() == 0)
+    interlock.observe({"filter": 60.0})
+    assert wait_for(lambda: acted_in) and acted_in == [interlock._thread]
+    interlock.halt()
+    assert [trip.what for trip in interlock.trips] == ["filter"]
+
+
+def test_a_failure_told_by_another_thread_trips_with_its_error_as_the_reason():
+    made_safe = threading.Event()
+    interlock = Interlock(lambda: {}, [], ReactorClock(), safe=made_safe.set, period=1000.0)
+    interlock.start()
+    interlock.fail(QuenchlabError("gauge at 'pty': unit E did not answer"))
+    assert made_safe.wait(5)
+    interlock.halt()
+    assert str(interlock.trips[-1]).endswith("reading failed at reactor time 0.0 s: gauge at 'pty': unit E did not answer")
+
+
+def wait_for(condition, timeout: float = 5.0) -> bool:
+    give_up = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > give_up:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def test_an_action_failing_while_a_tripped_run_stops_is_added_to_the_trip_not_raised_over_it():
