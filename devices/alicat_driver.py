@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 from quenchlab.errors import InstrumentError
 
-from .transport import SerialTransport
+from .transport import Request, SerialTransport, Steps
 
 # Gas numbers of the standard gases (MC-series manual, gas table; primer Appendix C).
 GASES = {"Air": 0, "Ar": 1, "CH4": 2, "CO": 3, "CO2": 4, "C2H6": 5, "H2": 6, "He": 7, "N2": 8,
@@ -115,10 +115,13 @@ class AlicatUnit:
         self._flow_full_scale: float | None = None
 
     def _ask(self, command: str) -> str:
+        return self.io.run(self._ask_steps(command))
+
+    def _ask_steps(self, command: str) -> Steps:
         """Send `command` to this unit and return its reply line."""
         message = self.unit_id + command
         try:
-            received = self.io.exchange(message.encode("ascii") + b"\r", _answered, message)
+            received = yield Request(message.encode("ascii") + b"\r", _answered, message)
         except InstrumentError:
             raise InstrumentError(self.name, self.address, message,
                                   f"unit {self.unit_id} did not answer ({self.io.retries + 1} tries)") from None
@@ -133,7 +136,10 @@ class AlicatUnit:
         return reply
 
     def _frame(self, command: str) -> DataFrame:
-        reply = self._ask(command)
+        return self.io.run(self._frame_steps(command))
+
+    def _frame_steps(self, command: str) -> Steps:
+        reply = yield from self._ask_steps(command)
         try:
             return parse_frame(reply)
         except ValueError as error:
@@ -141,6 +147,9 @@ class AlicatUnit:
 
     def poll(self) -> DataFrame:
         return self._frame("")
+
+    def poll_steps(self) -> Steps:
+        return self._frame_steps("")
 
     def full_scale(self, statistic: int = MASS_FLOW) -> FullScale:
         """Full scale of a statistic and its engineering unit, e.g. (10.0, 'SLPM')."""

@@ -13,7 +13,7 @@ import serial
 
 from quenchlab.errors import InstrumentError
 
-from .transport import SerialTransport
+from .transport import SerialTransport, Steps
 
 KELVIN = 273.15
 SENTINELS = {"88880": "over range", "77770": "under range"}
@@ -51,7 +51,10 @@ class Impac:
         self.name, self.address, self.bus = name, address, f"{bus_address:02d}"
 
     def _query(self, command: str) -> str:
-        reply = self.io.query(self.bus + command)
+        return self.io.run(self._query_steps(command))
+
+    def _query_steps(self, command: str) -> Steps:
+        reply = yield from self.io.query_steps(self.bus + command)
         if reply == "no":
             raise InstrumentError(self.name, self.address, self.bus + command, "answered 'no' (unknown command)")
         return reply
@@ -65,7 +68,10 @@ class Impac:
         return f"{self._query('na')} s/n {self._query('sn')}"
 
     def temperature(self) -> Reading:
-        reply = self._query("ms")
+        return self.io.run(self.temperature_steps())
+
+    def temperature_steps(self) -> Steps:
+        reply = yield from self._query_steps("ms")
         try:
             return parse_temperature(reply)
         except ValueError:

@@ -29,7 +29,7 @@ import re
 
 from quenchlab.errors import InstrumentError
 
-from .transport import SerialTransport
+from .transport import Request, SerialTransport, Steps
 
 STX, ETX, CR = b"\x02", b"\x03", b"\r"
 STATUS = {"I": "infusing", "W": "withdrawing", "X": "purging", "S": "stopped", "P": "paused",
@@ -175,12 +175,16 @@ class NE1000:
 
     # --- one exchange -------------------------------------------------------------------
     def _command(self, command: str, framed: bool | None = None) -> tuple[str, str]:
-        """Send `command` to this pump; return (status letter, data) or raise on an alarm or error."""
+        return self.io.run(self._command_steps(command, framed))
+
+    def _command_steps(self, command: str, framed: bool | None = None) -> Steps:
+        """Send `command` to this pump; return (status letter, data) or raise on an alarm or
+        error. The framing is that of the mode the pump is in when the packet goes: the line
+        is held from here (steps run holding it)."""
         text = f"{self.pump_address}{command}"
-        with self.io.lock:  # the framing is that of the mode the pump is in when the packet goes
-            framed = bool(self.safe_mode) if framed is None else framed
-            packet = frame(text.encode("ascii")) if framed else text.encode("ascii") + CR
-            received = self.io.exchange(packet, reply_complete, text)
+        framed = bool(self.safe_mode) if framed is None else framed
+        packet = frame(text.encode("ascii")) if framed else text.encode("ascii") + CR
+        received = yield Request(packet, reply_complete, text)
         try:
             address, status, data = parse_reply(unpack(received))
         except (ValueError, UnicodeDecodeError) as error:
@@ -201,8 +205,11 @@ class NE1000:
         return self._command(command)[1]
 
     def _reading(self, command: str, pattern: str, units: dict[str, float]) -> tuple[list[float], str]:
+        return self.io.run(self._reading_steps(command, pattern, units))
+
+    def _reading_steps(self, command: str, pattern: str, units: dict[str, float]) -> Steps:
         """The numbers and the unit of a reply matching `pattern` (numbers first, unit last)."""
-        data = self._query(command)
+        _, data = yield from self._command_steps(command)
         match = re.fullmatch(pattern, data)
         if match is None or match[match.lastindex] not in units:
             raise InstrumentError(self.name, self.address, f"{self.pump_address}{command}",
@@ -269,7 +276,10 @@ class NE1000:
 
     def dispensed(self) -> tuple[float, float]:
         """(infused, withdrawn) volume since the last clear, mL."""
-        (infused, withdrawn), unit = self._reading("DIS", r"I([\d.]+)W([\d.]+)([A-Z]{2})", VOLUME_UNITS)
+        return self.io.run(self.dispensed_steps())
+
+    def dispensed_steps(self) -> Steps:
+        (infused, withdrawn), unit = yield from self._reading_steps("DIS", r"I([\d.]+)W([\d.]+)([A-Z]{2})", VOLUME_UNITS)
         return infused * VOLUME_UNITS[unit], withdrawn * VOLUME_UNITS[unit]
 
     def clear_dispensed(self) -> None:

@@ -8,13 +8,11 @@ event of the "process" stream holding a block of rows, each row stamped with its
 stops the logger; complete() and collect then fail with that error, and `failure` holds it.
 A `watcher` (the interlock) is told each row as it is read, and the error that stopped it.
 
-Sources on other lines than the busiest one can be read `beside` it, in a second thread, at the
-same time: a row then takes as long as the slower of the two, not their sum, as the
-instruments (and their twins) answer one line while the host reads another.
+A source may read several lines at the same time (devices.transport.run_together): a row then
+takes as long as its busiest line, not the sum of all of them.
 """
 import itertools
 import math
-import queue
 import threading
 import time
 from collections import deque
@@ -36,51 +34,13 @@ class Watcher(Protocol):
     def fail(self, error: BaseException) -> None: ...
 
 
-class _Beside:
-    """A thread that reads `sources` each time it is asked, while the logger reads the others."""
-
-    def __init__(self, sources: list[Source]):
-        self.sources = sources
-        self._asked: queue.SimpleQueue[bool] = queue.SimpleQueue()
-        self._answers: queue.SimpleQueue[tuple[dict | None, BaseException | None]] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="process-logger-beside")
-        self._thread.start()
-
-    def ask(self) -> None:
-        self._asked.put(True)
-
-    def answer(self) -> dict[str, float | str]:
-        """What the sources read since `ask`; what one of them raised is raised here."""
-        row, error = self._answers.get()
-        if error:
-            raise error
-        return row
-
-    def close(self) -> None:
-        self._asked.put(False)
-        self._thread.join()
-
-    def _run(self) -> None:
-        while self._asked.get():
-            try:
-                row = {}
-                for source in self.sources:
-                    row.update(source())
-                self._answers.put((row, None))
-            except Exception as error:  # raised by answer(), in the logger's thread
-                self._answers.put((None, error))
-
-
 class ProcessLogger(Device):
-    """Reads `sources` (one per instrument port) every `period` s of reactor time, and
-    `beside` (sources on other ports) at the same time in a second thread."""
+    """Reads `sources` every `period` s of reactor time, one after another."""
 
     def __init__(self, sources: list[Source], units: dict[str, str], clock: ReactorClock,
-                 period: float = 1.0, name: str = "process", beside: list[Source] = ()):
+                 period: float = 1.0, name: str = "process"):
         super().__init__(name=name)
         self.sources, self.units, self.clock, self.period = sources, units, clock, period
-        self.beside = list(beside)
-        self._helper: _Beside | None = None  # while the logger's thread runs
         self._reading = threading.Lock()  # one row at a time: describe_collect may read one too
         self.latest: dict[str, float | str] = {}
         self.watcher: Watcher | None = None
@@ -97,21 +57,10 @@ class ProcessLogger(Device):
         return self._read(self.clock.now())
 
     def _read(self, stamp: float) -> dict[str, float | str]:
-        """The sources one after another, the `beside` ones at the same time (in the helper
-        thread while the logger runs). A source's error is raised once both are done."""
         with self._reading:
             row = {"reactor_time": stamp}
-            helper = self._helper
-            if helper:
-                helper.ask()
-            try:
-                for source in self.sources if helper else self.sources + self.beside:
-                    row.update(source())
-            finally:
-                if helper:
-                    beside = helper.answer()  # read even if a source raised: the helper is then free
-            if helper:
-                row.update(beside)
+            for source in self.sources:
+                row.update(source())
             return row
 
     @property
@@ -171,8 +120,6 @@ class ProcessLogger(Device):
         data, and a quick one does not wait for the clock. (So in a dry run a row's readings
         spread over up to a period after its stamp.) A row late by more than a period (a slow
         reply) drops the rows missed and reads at once."""
-        if self.beside:
-            self._helper = _Beside(self.beside)
         try:
             while not self._stop.is_set():
                 stamp = self.clock.now()
@@ -195,10 +142,6 @@ class ProcessLogger(Device):
         finally:  # unpaced, a dry run's clock would shrink every timeout after this (the pump's safe
             # mode: 10 s at 5000x is 2 ms of wall) to nothing: it runs at real time until the next start
             self.clock.run_fast_until(self.clock.now())
-            with self._reading:
-                helper, self._helper = self._helper, None
-            if helper:
-                helper.close()
 
     def since(self, start: float) -> list[dict]:
         """The recent rows read at or after reactor time `start` (the last hour at most)."""

@@ -5,14 +5,20 @@ with another thread's, and resends a query a bounded number of times before it r
 `InstrumentError` naming the instrument, its address and the command. A VISA transport also
 reconnects a lost link, and resends over it only what is safe to resend. Every fault a
 transport rides through is kept as a `LinkEvent` until the run that saw it records it.
+
+A serial driver's query may be written as steps: a generator that yields each `Request` it
+needs and is sent the reply (or thrown the error). `SerialTransport.run(steps)` runs it alone;
+`run_together` runs the steps of several lines at the same time, from one thread.
 """
 import os
 import select
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyvisa
@@ -207,6 +213,18 @@ class VisaTransport(_Link):
 DRAIN = 0.05  # s a serial line is listened to, and what arrives discarded, before a resend
 
 
+class Request(NamedTuple):
+    """One exchange a driver's steps ask for: send `data`, read until `complete(received)`;
+    `label` names it in errors and link events."""
+
+    data: bytes
+    complete: Callable[[bytes], bool]
+    label: str
+
+
+Steps = Generator[Request, bytes, Any]  # yields its requests, is sent their replies, returns its value
+
+
 class SerialTransport(_Link):
     """A serial line. `query` sends a command and reads a reply ending in `terminator`;
     `exchange` sends raw bytes and reads until `complete(reply_so_far)` says the reply is whole
@@ -239,29 +257,50 @@ class SerialTransport(_Link):
 
     def query(self, command: str, lines: int = 1) -> str:
         """Send `command` and return its reply (several lines joined by the terminator)."""
+        return self.run(self.query_steps(command, lines))
+
+    def query_steps(self, command: str, lines: int = 1) -> Steps:
+        """`query` as steps."""
         terminator = self.terminator
-        reply = self.exchange(command.encode("ascii") + terminator,
-                              lambda got: got.count(terminator) >= lines, command)
+        reply = yield Request(command.encode("ascii") + terminator, lambda got: got.count(terminator) >= lines, command)
         *messages, rest = reply.split(terminator)
         if len(messages) > lines or rest:  # a late reply to an earlier try came with this one's
             self._note(command, "a late reply to an earlier try discarded")
         return terminator.join(messages[-lines:]).decode("ascii", "replace")
 
-    def exchange(self, data: bytes, complete, label: str) -> bytes:
-        """Send `data`, read until `complete(received)`; resend on a timeout or a partial
-        reply, a bounded number of times."""
+    def run(self, steps: Steps):
+        """Run a driver's steps on this line, holding it throughout; returns their value."""
         with self.lock:
-            for attempt in range(self.retries + 1):
+            reply = error = None
+            while True:
+                try:
+                    request = steps.throw(error) if error else steps.send(reply)
+                except StopIteration as done:
+                    return done.value
+                try:
+                    reply, error = self.exchange(*request), None
+                except InstrumentError as failed:
+                    reply, error = None, failed
+
+    def exchange(self, data: bytes, complete, label: str, tried: int = 0) -> bytes:
+        """Send `data`, read until `complete(received)`; resend on a timeout or a partial
+        reply, a bounded number of times (`tried` of them already made)."""
+        with self.lock:
+            for attempt in range(tried, self.retries + 1):
                 if attempt:
                     self._note(label, f"no complete reply within {self.timeout:g} s: resent")
                     self._read_until(lambda got: False, DRAIN)  # a late reply to the last try is not this one's
-                self._port.reset_input_buffer()
-                self._send(data)
+                self._start(data)
                 reply = self._read_until(complete)
                 if reply is not None:
                     return reply
             raise InstrumentError(self.name, self.address, label,
                                   f"no complete reply after {self.retries + 1} tries")
+
+    def _start(self, data: bytes) -> None:
+        """Discard what arrived unasked (line noise, a late reply), then send `data`."""
+        self._port.reset_input_buffer()
+        self._send(data)
 
     def _read_until(self, complete, timeout: float | None = None) -> bytes | None:
         """Read what is waiting in chunks (not byte by byte) until the reply is complete, or
@@ -300,3 +339,87 @@ class SerialTransport(_Link):
     def close(self) -> None:
         self._open_ports.pop(self.address, None)
         self._port.close()
+
+
+class _Line:
+    """One serial line's share of `run_together`: its steps in turn, one request at a time."""
+
+    def __init__(self, io: SerialTransport):
+        self.io, self.fd = io, getattr(io._port, "fd", None)
+        self.steps: list[tuple[int, Steps]] = []  # with each one's place among all the values
+        self.request: Request | None = None
+        self.received, self.deadline = b"", 0.0
+
+    def chain(self, values: list) -> Steps:
+        for place, steps in self.steps:
+            values[place] = yield from steps
+
+    def advance(self, chain: Steps, reply: bytes | None = None, error: Exception | None = None) -> bool:
+        """Hand over the reply (or the error) and send the next request; False when done."""
+        try:
+            self.request = chain.throw(error) if error else chain.send(reply)
+        except StopIteration:
+            return False
+        self.io._start(self.request.data)
+        self.received, self.deadline = b"", time.monotonic() + self.io.timeout
+        return True
+
+
+def run_together(steps: list[tuple[SerialTransport, Steps]]) -> list:
+    """Run each (line, steps): those on one line one after another, the lines at the same
+    time (each line's request is out before any reply is awaited), all from this thread.
+    Returns their values, in order. Each line is held while its steps run; one held elsewhere
+    for longer than its transport's whole patience fails as busy. A reply not complete in
+    time is waited for, and resent, as `exchange` does (the other lines wait meanwhile). The
+    first error is raised once every line is done, so none is left within an exchange."""
+    lines: dict[int, _Line] = {}
+    for place, (io, one) in enumerate(steps):
+        lines.setdefault(id(io), _Line(io)).steps.append((place, one))
+    values: list = [None] * len(steps)
+    errors: list[Exception] = []
+    held, waiting = [], {}
+    try:
+        for line in lines.values():
+            patience = line.io.timeout * (line.io.retries + 1)
+            if not line.io.lock.acquire(timeout=patience):
+                errors.append(InstrumentError(line.io.name, line.io.address, "none sent",
+                                              f"line busy: held elsewhere for over {patience:g} s"))
+                continue
+            held.append(line.io)
+            chain = line.chain(values)
+            try:
+                if line.fd is None:  # no file descriptor to wait on (a socket URL): this line alone
+                    line.io.run(chain)
+                elif line.advance(chain):
+                    waiting[line.fd] = (line, chain)
+            except Exception as error:
+                errors.append(error)
+        while waiting:
+            soonest = min(line.deadline for line, _ in waiting.values())
+            ready, _, _ = select.select(list(waiting), [], [], max(0.0, soonest - time.monotonic()))
+            late = [] if ready else [fd for fd, (line, _) in waiting.items() if line.deadline <= time.monotonic()]
+            for fd in ready + late:
+                line, chain = waiting[fd]
+                try:
+                    if fd in late:  # waited for, and resent, as `exchange` does
+                        try:
+                            reply, failed = line.io.exchange(*line.request, tried=1), None
+                        except InstrumentError as error:
+                            reply, failed = None, error
+                        going = line.advance(chain, reply, failed)
+                    else:
+                        line.received += os.read(fd, 4096)
+                        if not line.request.complete(line.received):
+                            continue
+                        going = line.advance(chain, line.received)
+                except Exception as error:
+                    errors.append(error)
+                    going = False
+                if not going:
+                    del waiting[fd]
+    finally:
+        for io in held:
+            io.lock.release()
+    if errors:
+        raise errors[0]
+    return values

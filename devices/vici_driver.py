@@ -24,7 +24,7 @@ import serial
 
 from quenchlab.errors import InstrumentError
 
-from .transport import SerialTransport
+from .transport import SerialTransport, Steps
 
 FIRMWARE_LINES = 5
 POLL = 0.002  # s between CP polls while a move runs
@@ -46,8 +46,11 @@ class ViciValve:
         self._quiet = False
 
     def _ask(self, command: str) -> str:
+        return self.io.run(self._ask_steps(command))
+
+    def _ask_steps(self, command: str) -> Steps:
         """Send a query and return its value: the reply without the echoed mnemonic."""
-        reply = self.io.query(self.prefix + command)
+        reply = yield from self.io.query_steps(self.prefix + command)
         if not reply.startswith(command):
             raise InstrumentError(self.name, self.address, self.prefix + command, f"answered {reply!r}")
         return reply[len(command):]
@@ -56,7 +59,10 @@ class ViciValve:
         self.io.write(self.prefix + command)
 
     def _number(self, command: str) -> int:
-        value = self._ask(command)
+        return self.io.run(self._number_steps(command))
+
+    def _number_steps(self, command: str) -> Steps:
+        value = yield from self._ask_steps(command)
         if not value.isdigit():
             raise InstrumentError(self.name, self.address, self.prefix + command,
                                   f"answered {command + value!r}, not {command}nn (is the actuator in mode AM3?)")
@@ -87,6 +93,9 @@ class ViciValve:
     def position(self) -> int:
         """The position the actuator reports (CP): the last one reached while it moves."""
         return self._number("CP")
+
+    def position_steps(self) -> Steps:
+        return self._number_steps("CP")
 
     def _motion(self, command: str) -> None:
         if not self._quiet:

@@ -14,6 +14,7 @@ from quenchlab.devices.ne1000_device import SyringePump
 from quenchlab.devices.ne1000_driver import NE1000, PumpAlarm
 from quenchlab.devices.phase_marker import PhaseMarker
 from quenchlab.devices.process_logger import ProcessLogger
+from quenchlab.devices.transport import run_together
 from quenchlab.devices.vici_device import SelectorValve
 from quenchlab.devices.vici_driver import ViciValve
 from quenchlab.plans.sequences import aerosol_sample
@@ -80,30 +81,22 @@ class AerosolReactor(Assembly):
         self.gases = {role: MassFlowController(d, name=f"mfc_{role}") for role, d in self.gas_drivers.items()}
         self.filter_gauge = PressureGauge(self.gauge_driver, name="filter_gauge")
         self.marker = PhaseMarker(self.clock)
-        gas_bus, *others = self._sources()
-        self.logger = ProcessLogger([gas_bus], self._units(), self.clock, self.config.log_period, beside=others)
+        self.logger = ProcessLogger([self._read_lines], self._units(), self.clock, self.config.log_period)
 
-    def _sources(self):
-        """The gas bus (five units on one line: the busiest) first, then the other lines."""
-        def valve():
-            return {"valve_port": self.valve_driver.position()}
-
-        def pump():
-            infused = self.pump_driver.dispensed()[0]
-            return {"pump_infused": infused, "pump_status": self.pump_driver.last_status}
-
-        def gas_bus():  # controllers and gauge share one serial line: one source
-            row = {}
-            for role, driver in self.gas_drivers.items():
-                frame = driver.poll()
-                row[f"{role}_flow"], row[f"{role}_setpoint"] = frame.mass_flow, frame.setpoint
-            row["filter_pressure"] = self.gauge_driver.poll().pressure
-            return row
-
-        def flame():
-            return {"flame_temperature": self.pyrometer_driver.temperature().kelvin}
-
-        return [gas_bus, valve, pump, flame]
+    def _read_lines(self) -> dict[str, float | str]:
+        """One row of process data: every line read at the same time (the gas bus's units,
+        which share a line, one after another)."""
+        gases, gauge, valve, pump, flame = self.gas_drivers.values(), self.gauge_driver, self.valve_driver, \
+            self.pump_driver, self.pyrometer_driver
+        *frames, filter_frame, port, (infused, _), reading = run_together(
+            [(d.io, d.poll_steps()) for d in gases] + [(gauge.io, gauge.poll_steps()), (valve.io, valve.position_steps()),
+                                                      (pump.io, pump.dispensed_steps()), (flame.io, flame.temperature_steps())])
+        row = {}
+        for role, frame in zip(self.gas_drivers, frames):
+            row[f"{role}_flow"], row[f"{role}_setpoint"] = frame.mass_flow, frame.setpoint
+        row.update(filter_pressure=filter_frame.pressure, valve_port=port, pump_infused=infused,
+                   pump_status=pump.last_status, flame_temperature=reading.kelvin)
+        return row
 
     def _units(self) -> dict[str, str]:
         units = {"pump_infused": "mL", "filter_pressure": "kPa", "flame_temperature": "K"}

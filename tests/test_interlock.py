@@ -175,10 +175,9 @@ def test_filter_overpressure_trips_and_is_recorded(tmp_path):
         assert f["entry/interlock_trip"][()].decode().startswith("interlock: filter_pressure")
 
 
-def test_process_data_gone_stale_trips_and_leaves_the_line_safe(tmp_path):
-    """A read that never returns (here: the gas bus held by a stuck caller, before the logger's
-    first row is complete) stops the process data without an error; the interlock trips on
-    their age (counted from the logger's start while it has no row) and the line still goes safe."""
+def test_a_line_held_by_a_stuck_caller_trips_naming_the_line(tmp_path):
+    """The gas bus held by a caller that never lets go: the row's read gives up on it after
+    the line's whole patience, the logger stops with that error, and the line goes safe."""
     def hold_gas_bus(twins):
         bus = reactor.gas_drivers["dispersion"].io.lock
         held = threading.Event()
@@ -187,9 +186,26 @@ def test_process_data_gone_stale_trips_and_leaves_the_line_safe(tmp_path):
         held.wait(5)
     release = threading.Event()
     reactor, run = aerosol_run(tmp_path, hold_gas_bus)
+    trips_to_safe_state(reactor, run, release, r"sample I1 failed: interlock: reading failed at reactor time \S+ s: "
+                                               r"mfc-dispersion at \S+: line busy: held elsewhere")
+
+
+def test_process_data_gone_stale_trips_and_leaves_the_line_safe(tmp_path):
+    """A read that never returns (nor fails) stops the process data without an error; the
+    interlock trips on their age, and the line still goes safe."""
+    def hang(twins):
+        reactor.logger.sources = [lambda: release.wait(10) and {}]
+    release = threading.Event()
+    reactor, run = aerosol_run(tmp_path, hang)
+    trips_to_safe_state(reactor, run, release, r"sample I1 failed: interlock: data_age = \S+ \(above its limit of 5 s\)")
+
+
+def trips_to_safe_state(reactor, run, release: threading.Event, match: str) -> None:
+    """`run` fails with a trip matching `match`, and leaves the pump stopped and the valve on
+    the solvent port; then `release` lets the stuck caller go."""
     with reactor:
         try:
-            with pytest.raises(QuenchlabError, match=r"sample I1 failed: interlock: data_age = \S+ \(above its limit of 5 s\)"):
+            with pytest.raises(QuenchlabError, match=match):
                 run()
             reactor.twins.world.advance()
             assert not reactor.twins.pump.flow_at(reactor.clock.now())

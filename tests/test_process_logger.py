@@ -60,35 +60,35 @@ def test_a_logger_halted_while_stuck_in_a_read_is_not_started_twice():
     logger.halt()
 
 
-def test_sources_beside_are_read_at_the_same_time_and_their_error_stops_the_logger():
-    """Each source waits until the other has started its read: read one after another, the
-    first row would time out. Then the beside source fails: the logger stops with its error,
-    and its helper thread ends with it."""
-    clock, started = ReactorClock(100), {"bus": threading.Event(), "valve": threading.Event()}
+def test_a_source_that_fails_stops_the_logger_and_its_watcher_is_told():
     failing = threading.Event()
+    told = {"rows": 0, "error": None}
 
-    def reading(name, other, value):
-        def source():
-            started[name].set()
-            if not started[other].wait(5):
-                raise TimeoutError(f"{name} was read alone")
-            if name == "valve" and failing.is_set():
-                raise OSError("valve line lost")
-            return {name: value}
-        return source
+    class Watcher:
+        def observe(self, row):
+            told["rows"] += 1
 
-    logger = ProcessLogger([reading("bus", "valve", 1.0)], {}, clock, beside=[reading("valve", "bus", 2.0)])
+        def fail(self, error):
+            told["error"] = error
+
+    def source():
+        if failing.is_set():
+            raise OSError("valve line lost")
+        return {"valve": 2.0}
+
+    logger = ProcessLogger([source], {}, ReactorClock(100))
+    logger.watcher = Watcher()
     logger.start()
     deadline = time.monotonic() + 5
-    while not logger.latest and time.monotonic() < deadline:
+    while not told["rows"] and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert {k: logger.latest[k] for k in ("bus", "valve")} == {"bus": 1.0, "valve": 2.0}
+    assert logger.latest["valve"] == 2.0
     failing.set()
     logger._thread.join(5)
     assert not logger._thread.is_alive()
     with pytest.raises(OSError, match="valve line lost"):
         logger.complete().wait(1)
-    assert not any(t.name == "process-logger-beside" for t in threading.enumerate())
+    assert str(told["error"]) == "valve line lost" and logger.failure is told["error"]
 
 
 def test_a_suspended_plan_resumes_after_resume_after_seconds_of_reactor_time():
