@@ -134,7 +134,7 @@ class ProcessLogger(Device):
                 due += self.period
                 if due < self.clock.now() - self.period:
                     due = self.clock.now()
-                self.clock.sleep(due - self.clock.now(), self._stop)
+                self.clock.sleep_until(due, self._stop)  # the stretch's end: woken as the clock is released
         except Exception as error:  # reported by complete(), and to the watcher at once
             self._error = error
             if self.watcher:

@@ -78,13 +78,16 @@ def aerosol_sample(valve, logger: ProcessLogger, marker: PhaseMarker, clock: Rea
                    port: int, dwell: float, flush: float, flame_field: str, band: float,
                    window: float, minimum: float, allowance: float, md: dict):
     """One slot of `dwell` s of reactor time for the precursor on `port`; returns a note if
-    the flame did not settle (the sample is collected all the same and flagged)."""
+    the flame did not settle (the sample is collected all the same and flagged). The clock is
+    held (ReactorClock.hold) from the slot's end to the next slot's switch: a dry run's host
+    work between two samples takes the reactor time it takes on the wall, as on a real reactor."""
     md = {"plan_name": "aerosol_sample", "port": port, "dwell": dwell, "flush": flush, **md}
     notes = []
 
     @bpp.run_decorator(md=md)
     def inner():
         yield from bps.kickoff(logger, wait=True)
+        clock.release()
         yield from mark(marker, "switch")
         start = marker.reactor_time.get()  # the slot runs from its switch
         yield from bps.mv(valve, port)
@@ -98,6 +101,7 @@ def aerosol_sample(valve, logger: ProcessLogger, marker: PhaseMarker, clock: Rea
         yield from mark(marker, "collect", note or "")
         yield from wait_until(clock, logger, start + dwell)
         yield from mark(marker, "end")
+        clock.hold()
         yield from bps.complete(logger, wait=True)
         yield from bps.collect(logger)
         notes.append(note)

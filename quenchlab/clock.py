@@ -26,6 +26,11 @@ class ReactorClock:
     every wall millisecond of the pause being stretched into `speed` reactor milliseconds. The clock never runs slower than the
     wall, so a host that stops altogether still meets every timeout (the pump's safe mode, the
     supply's watchdog) as it would on a real reactor.
+
+    `hold()` keeps the clock at real time, whatever the pacer asks, until `release()`: a plan
+    holds it while nothing in the reactor needs time to pass (between two samples, while one
+    record is closed and the next opened), which then takes the reactor time it takes on the
+    wall, as on a real reactor.
     """
 
     def __init__(self, speed: float = 1.0):
@@ -36,6 +41,7 @@ class ReactorClock:
         # is odd while a writer changes the rest), so readers in any process never take a lock
         self._state = multiprocessing.RawArray("d", [0.0, time.monotonic(), 0.0, math.inf])
         self._writer = threading.Lock()
+        self._requested, self._held = math.inf, False  # the pacer's last limit; whether it is held back
         self._waiters: dict[object, tuple[float, Callable[[], None]]] = {}  # this process's sleepers: end, wake
         self._pacer = os.getpid()  # the process that paces the clock: only its sleepers are notified
 
@@ -59,12 +65,25 @@ class ReactorClock:
 
     def run_fast_until(self, limit: float = math.inf) -> None:
         """Run at `speed` up to reactor time `limit` (not before now), at real time after it;
-        without a limit, at `speed` for good."""
+        without a limit, at `speed` for good. While the clock is held, only from its release."""
+        self._pace(requested=limit)
+
+    def hold(self) -> None:
+        """Run at real time until `release()`."""
+        self._pace(held=True)
+
+    def release(self) -> None:
+        """Run as the pacer last asked (`run_fast_until`) again."""
+        self._pace(held=False)
+
+    def _pace(self, requested: float | None = None, held: bool | None = None) -> None:
         with self._writer:
+            self._requested = self._requested if requested is None else requested
+            self._held = self._held if held is None else held
             wall = time.monotonic()
             anchors = self._anchors()
             reactor = self._at(wall, anchors)
-            old, new = anchors[2], max(limit, reactor)
+            old, new = anchors[2], reactor if self._held else max(self._requested, reactor)
             state = self._state
             state[0] += 1
             state[1:4] = [wall, reactor, new]
@@ -105,12 +124,15 @@ class ReactorClock:
         return max(0.0, min(end, fast_until) - now) / self.speed + max(0.0, end - max(fast_until, now))
 
     def sleep(self, seconds: float, stop: threading.Event | None = None) -> None:
-        """Sleep for `seconds` of reactor time; ends early once `stop` is set: at once if
-        `wake()` is called after setting it, else within STOP_LATENCY s of wall. In the pacing
-        process each wait lasts until the end at the present pacing, or until a change of
-        pacing wakes it (see run_fast_until); in another process (a twin), it is the least
-        wall time the rest can take at `speed`: either way the sleep never ends late."""
-        end = self.now() + seconds
+        """Sleep for `seconds` of reactor time (see sleep_until)."""
+        self.sleep_until(self.now() + seconds, stop)
+
+    def sleep_until(self, end: float, stop: threading.Event | None = None) -> None:
+        """Sleep until reactor time `end`; ends early once `stop` is set: at once if `wake()`
+        is called after setting it, else within STOP_LATENCY s of wall. In the pacing process
+        each wait lasts until the end at the present pacing, or until a change of pacing wakes
+        it (see run_fast_until); in another process (a twin), it is the least wall time the
+        rest can take at `speed`: either way the sleep never ends late."""
         if os.getpid() != self._pacer:  # a twin's process: no notice of a pacing change reaches it
             while not (stop and stop.is_set()) and (left := end - self.now()) > 0:
                 (stop.wait if stop else time.sleep)(left / self.speed)

@@ -117,6 +117,22 @@ def test_a_wait_is_not_late_when_the_fast_stretch_grows_short_of_its_end_then_sh
     assert wall < 1.5
 
 
+def test_a_held_clock_runs_at_real_time_and_its_release_runs_it_on_to_what_the_pacer_asked():
+    """A logger asks for the next row's time while the clock is held (between two samples):
+    the clock stays at real time; released, it runs there at once, and the sleeper waiting
+    there (the logger, until its next row) is woken, not left to its last reckoning (a second)."""
+    clock = ReactorClock(1000)
+    clock.hold()
+    due = clock.now() + 1.0
+    clock.run_fast_until(due)
+    assert 0.9 < rate(clock) < 2.0
+    threading.Timer(0.05, clock.release).start()
+    wall = time.monotonic()
+    clock.sleep_until(due)
+    assert clock.now() >= due
+    assert time.monotonic() - wall < 0.5
+
+
 def test_a_plans_wait_left_by_a_pause_and_then_an_abort_ends_with_the_run():
     """The RunEngine gives up a `wait_for` when it pauses; the abort that follows ends the wait
     too, so nothing of it is left pending when the engine's loop closes."""
