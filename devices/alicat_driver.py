@@ -93,13 +93,12 @@ def parse_frame(line: str) -> DataFrame:
     raise ValueError(f"not an Alicat data frame: {line!r}")
 
 
-def _is_reply(line: bytes) -> bool:
-    """A reply starts with a unit ID or is '?'; a streamed frame starts with a sign."""
-    return line[:1].isalpha() or line[:1] == b"?"
+# A reply line starts with a unit ID or is '?'; a streamed frame starts with a sign
+_REPLY_LINE = re.compile(rb"(?:\A|(?<=\r))([A-Za-z?][^\r]*)\r")
 
 
 def _answered(received: bytes) -> bool:
-    return any(_is_reply(line) for line in received.split(b"\r")[:-1])
+    return _REPLY_LINE.search(received) is not None
 
 
 class AlicatUnit:
@@ -125,8 +124,7 @@ class AlicatUnit:
         except InstrumentError:
             raise InstrumentError(self.name, self.address, message,
                                   f"unit {self.unit_id} did not answer ({self.io.retries + 1} tries)") from None
-        lines = received.split(b"\r")[:-1]
-        reply = next(line for line in lines if _is_reply(line)).decode("ascii", "replace")
+        reply = _REPLY_LINE.search(received)[1].decode("ascii", "replace")
         if _REJECTED.fullmatch(reply.strip()):
             raise InstrumentError(self.name, self.address, message,
                                   f"unit {self.unit_id} answered '?' (command refused)")
