@@ -149,6 +149,11 @@ class ProcessLogger(Device):
             newest_first = itertools.takewhile(lambda row: row["reactor_time"] >= start, reversed(self._recent))
             return list(newest_first)[::-1]
 
+    def uncollected_age(self) -> float:
+        """Wall seconds the oldest row not yet collected has waited (0 if there is none)."""
+        with self._lock:
+            return time.time() - self._rows[0][0] if self._rows else 0.0
+
     def describe_collect(self):
         """Each field is a 1-D array along "row": an event of this stream is a block of rows
         (what HDF5Writer appends to one table), so a document carries up to a minute of wall

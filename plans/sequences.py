@@ -47,13 +47,16 @@ def mark(marker: PhaseMarker, phase: str, note: str = ""):
 
 
 def wait_until(clock: ReactorClock, logger: ProcessLogger, end: float):
-    """Sleep to reactor time `end`, collecting the process data before each COLLECT_EVERY wall
-    seconds of sleep (so the wait ends on time; the next collect takes the rows of the last
-    stretch): the record on disk is never more than a minute behind, and a dry run does not
-    pay for a page per reactor minute."""
+    """Sleep to reactor time `end`, collecting the process data whenever the oldest row not
+    yet collected is COLLECT_EVERY wall seconds old: the record on disk is never more than a
+    minute behind, and a dry run, whose slot is over in less, pays for one page a sample (its
+    last collect), not one per wait."""
     while end > clock.now():
-        yield Msg("collect", logger, stream=False, return_payload=False, name=None)
-        yield from reactor_sleep(clock, min(end - clock.now(), COLLECT_EVERY * clock.speed))
+        age = logger.uncollected_age()
+        if age >= COLLECT_EVERY:
+            yield Msg("collect", logger, stream=False, return_payload=False, name=None)
+            age = 0.0
+        yield from reactor_sleep(clock, min(end - clock.now(), (COLLECT_EVERY - age) * clock.speed))
 
 
 def wait_for_stable_flame(clock, logger, field, band, window, minimum, allowance, since):

@@ -11,6 +11,7 @@ from quenchlab.clock import ReactorClock
 from quenchlab.devices.process_logger import ProcessLogger
 from quenchlab.errors import QuenchlabError
 from quenchlab.interlock import Interlock
+from quenchlab.plans import sequences
 
 
 def test_the_process_logger_paces_the_clock_from_its_first_row():
@@ -112,3 +113,23 @@ def test_a_suspended_plan_resumes_after_resume_after_seconds_of_reactor_time():
     start = clock.now()
     engine(plan())
     assert resumed[-1] - start >= 0.25 + 0.5
+
+
+@pytest.mark.parametrize("speed, fewest, most", [(1.0, 2, 4), (1000.0, 0, 0)])
+def test_a_wait_collects_a_page_when_the_oldest_row_is_collect_every_old(monkeypatch, speed, fewest, most):
+    """At real time, a 0.7 s wait with pages due every 0.2 s of wall collects about three; a
+    dry run through the same reactor time collects none (the sample's last collect takes all)."""
+    monkeypatch.setattr(sequences, "COLLECT_EVERY", 0.2)
+    clock = ReactorClock(speed)
+    logger = ProcessLogger([lambda: {"value": 1.0}], {}, clock, period=0.05)
+    engine, collected = RunEngine({}), []
+    engine.subscribe(lambda name, doc: collected.append(doc) if name == "event_page" else None)
+
+    def plan():
+        yield from bps.open_run()
+        yield from bps.kickoff(logger, wait=True)
+        yield from sequences.wait_until(clock, logger, clock.now() + 0.7)
+        yield from bps.close_run()
+    engine(plan())
+    logger.halt()
+    assert fewest <= len(collected) <= most
