@@ -86,11 +86,11 @@ class AerosolReactor(Assembly):
     def _read_lines(self) -> dict[str, float | str]:
         """One row of process data: every line read at the same time (the gas bus's units,
         which share a line, one after another)."""
-        gases, gauge, valve, pump, flame = self.gas_drivers.values(), self.gauge_driver, self.valve_driver, \
-            self.pump_driver, self.pyrometer_driver
+        gauge, valve, pump, flame = self.gauge_driver, self.valve_driver, self.pump_driver, self.pyrometer_driver
         *frames, filter_frame, port, (infused, _), reading = run_together(
-            [(d.io, d.poll_steps()) for d in gases] + [(gauge.io, gauge.poll_steps()), (valve.io, valve.position_steps()),
-                                                      (pump.io, pump.dispensed_steps()), (flame.io, flame.temperature_steps())])
+            [(d.io, d.poll_steps()) for d in self.gas_drivers.values()]
+            + [(gauge.io, gauge.poll_steps()), (valve.io, valve.position_steps()),
+               (pump.io, pump.dispensed_steps()), (flame.io, flame.temperature_steps())])
         row = {}
         for role, frame in zip(self.gas_drivers, frames):
             row[f"{role}_flow"], row[f"{role}_setpoint"] = frame.mass_flow, frame.setpoint

@@ -117,14 +117,15 @@ class Interlock:
         while not self._stop.is_set():
             self._look.clear()
             try:
-                trip = self._judge(self.read())
+                values = self.read()
             except Exception as error:  # an instrument that stops answering is a trip too
-                trip = Trip("reading failed", None, str(error), self.clock.now())
-            trip = self._told or trip
-            if trip:
-                self._trip(trip)
+                self._told = self._told or Trip("reading failed", None, str(error), self.clock.now())
+            if self._told:
+                self._trip(self._told)
                 return
-            self._suspend_as_judged()
+            self.check(values)
+            if self.trips:
+                return
             self.clock.sleep(self.period, self._look)
 
     def check(self, values: dict[str, float]) -> None:
