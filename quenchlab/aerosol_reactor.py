@@ -158,8 +158,9 @@ class AerosolReactor(Assembly):
         the plan (it resumes when they recover); a filter pressure above its maximum trips. The
         process logger tells the interlock each row as it reads it, and the error that stopped
         it (a trip, with that error as the reason, at once rather than at the next collect).
-        The interlock itself looks at the data's age twice per STALE_PERIODS log periods:
-        older data trip (a line that stopped answering without an error)."""
+        The interlock itself looks at the data's age twice per STALE_PERIODS log periods (of
+        wall time at most while rows keep coming and pace a dry run's clock): older data trip
+        (a line that stopped answering without an error)."""
         line, i, period = self.config.line, self.config.instruments, self.config.log_period
         watches = [Watch("flame_temperature", low=line.min_flame, recoverable=True, units="K"),
                    Watch("filter_pressure", high=i.filter_gauge.max_pressure_drop, units="kPa"),

@@ -123,19 +123,29 @@ class ReactorClock:
         fast_until = anchors[2]
         return max(0.0, min(end, fast_until) - now) / self.speed + max(0.0, end - max(fast_until, now))
 
-    def sleep(self, seconds: float, stop: threading.Event | None = None) -> None:
+    def sleep(self, seconds: float, stop: threading.Event | None = None, keep_up: bool = True) -> None:
         """Sleep for `seconds` of reactor time (see sleep_until)."""
-        self.sleep_until(self.now() + seconds, stop)
+        self.sleep_until(self.now() + seconds, stop, keep_up)
 
-    def sleep_until(self, end: float, stop: threading.Event | None = None) -> None:
+    def sleep_until(self, end: float, stop: threading.Event | None = None, keep_up: bool = True) -> None:
         """Sleep until reactor time `end`; ends early once `stop` is set: at once if `wake()`
         is called after setting it, else within STOP_LATENCY s of wall. In the pacing process
         each wait lasts until the end at the present pacing, or until a change of pacing wakes
         it (see run_fast_until); in another process (a twin), it is the least wall time the
-        rest can take at `speed`: either way the sleep never ends late."""
+        rest can take at `speed`: either way the sleep never ends late.
+
+        `keep_up=False`: a sleep the pacer does not wake as it lets the clock run further ahead.
+        While the pacer keeps doing so, it ends late in reactor time (after at most its length
+        in wall time); while the clock runs at real time, it ends on time. For a watch on the
+        pacer itself (the interlock's stale-data check): its rows are fresh while they come,
+        and a logger that stops leaves the clock at real time. Ends at once when `stop` is set."""
         if os.getpid() != self._pacer:  # a twin's process: no notice of a pacing change reaches it
             while not (stop and stop.is_set()) and (left := end - self.now()) > 0:
                 (stop.wait if stop else time.sleep)(left / self.speed)
+            return
+        if not keep_up:
+            while not (stop and stop.is_set()) and (wait := self._wall_until(end)) > 0:
+                (stop.wait if stop else time.sleep)(wait)
             return
         if self._wall_until(end) <= 0:  # already there (a logger behind a fast clock): nothing to wait on
             return

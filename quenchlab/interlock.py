@@ -7,9 +7,14 @@ resumes when the band is met again. A reading outside any other band, or over ra
 the line is put in its safe state at once (from this thread), the trip is kept (what, when,
 value) and the run is interrupted; whoever runs it records the trip as the run's reason.
 
-The interlock polls its own readings (`read`), and may also be told readings someone else
-takes (`observe`: the process logger's rows, as each is read), so that a line logged at 1 Hz
-is not read twice, nor the interlock woken at every row for nothing.
+The interlock polls its own readings (`read`) every `period` of reactor time, and may also be
+told readings someone else takes (`observe`: the process logger's rows, as each is read), so
+that a line logged at 1 Hz is not read twice, nor the interlock woken at every row for nothing.
+While the one who tells it paces the clock (the process logger lets a dry run's clock run
+ahead as it reads each row), the interlock is not woken to keep up with that clock: it then
+looks every `period` of wall time at most (ReactorClock.sleep, keep_up=False). Its own reading
+there is the age of the logger's rows, fresh while they keep coming; a logger that stops
+leaves the clock at real time, and the interlock looks every `period` of reactor time again.
 """
 import math
 import threading
@@ -126,7 +131,7 @@ class Interlock:
             self.check(values)
             if self.trips:
                 return
-            self.clock.sleep(self.period, self._look)
+            self.clock.sleep(self.period, self._look, keep_up=False)  # told rows pace the clock: fresh while they come
 
     def check(self, values: dict[str, float]) -> None:
         """Judge `values` and act on them here: trip, or raise or lower the suspend."""

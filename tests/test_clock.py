@@ -117,6 +117,26 @@ def test_a_wait_is_not_late_when_the_fast_stretch_grows_short_of_its_end_then_sh
     assert wall < 1.5
 
 
+def test_a_sleep_that_does_not_keep_up_is_late_only_while_the_pacer_runs_the_clock_ahead():
+    """keep_up=False (the interlock's stale-data check): the pacer's extensions do not wake it,
+    so it sleeps the wall time it reckoned; at real time it ends on time; its stop ends it at once."""
+    clock = ReactorClock(1000)
+    clock.run_fast_until(clock.now())  # real time: 0.3 s of reactor time is 0.3 s of wall
+    start, wall = clock.now(), time.monotonic()
+    threading.Timer(0.05, lambda: clock.run_fast_until(clock.now() + 1e6)).start()
+    clock.sleep(0.3, keep_up=False)
+    assert time.monotonic() - wall >= 0.25
+    assert clock.now() - start > 100  # late: the clock ran on at 1000x, unwatched
+    clock.run_fast_until(clock.now())
+    start = clock.now()
+    clock.sleep(0.2, keep_up=False)
+    assert 0.2 <= clock.now() - start < 0.5
+    stop, wall = threading.Event(), time.monotonic()
+    threading.Timer(0.05, stop.set).start()
+    clock.sleep(30.0, stop, keep_up=False)
+    assert time.monotonic() - wall < 1.0
+
+
 def test_a_held_clock_runs_at_real_time_and_its_release_runs_it_on_to_what_the_pacer_asked():
     """A logger asks for the next row's time while the clock is held (between two samples):
     the clock stays at real time; released, it runs there at once, and the sleeper waiting

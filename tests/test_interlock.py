@@ -111,6 +111,28 @@ def test_a_failure_told_by_another_thread_trips_with_its_error_as_the_reason():
     assert str(interlock.trips[-1]).endswith("reading failed at reactor time 0.0 s: gauge at 'pty': unit E did not answer")
 
 
+def test_while_told_rows_pace_the_clock_the_interlock_is_not_woken_at_each_of_its_periods():
+    """A dry run's logger runs the clock ahead to the next row's time as it reads each row (here
+    0.1 s of reactor time a row, about a millisecond of wall): the interlock's own check (the
+    rows' age) then looks every period of wall time, not every period of reactor time; once the
+    rows stop, the clock runs at real time and it looks every period of reactor time again."""
+    clock, reads = ReactorClock(1000), []
+    interlock = Interlock(lambda: reads.append(clock.now()) or {}, [], clock, safe=list, period=0.5)
+    clock.run_fast_until(clock.now())
+    interlock.start()
+    give_up = time.monotonic() + 0.5
+    while time.monotonic() < give_up:  # the rows: some 40 s of reactor time in 0.5 s of wall
+        clock.run_fast_until(clock.now() + 0.1)
+        time.sleep(0.001)
+    paced, reactor = len(reads), clock.now()
+    clock.run_fast_until(clock.now())  # the rows stop
+    time.sleep(1.2)
+    interlock.halt()
+    assert reactor > 20
+    assert paced <= 4  # not one look every 0.5 s of reactor time: 40 or more
+    assert len(reads) - paced >= 2  # at real time: every 0.5 s
+
+
 def wait_for(condition, timeout: float = 5.0) -> bool:
     give_up = time.monotonic() + timeout
     while not condition():
