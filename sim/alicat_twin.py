@@ -50,6 +50,7 @@ RUNAWAY = 1.5  # x full scale: the flow through a valve forced wide open
 NOISE = 2e-4  # x full scale, one sigma of a reading
 LINE_PRESSURE, GAS_TEMPERATURE = 14.70, 25.0  # PSIA, degC
 STANDARD_PRESSURE, STANDARD_TEMPERATURE = 14.696, 298.15  # PSIA, K (Alicat STP)
+VOLUMETRIC_PER_MASS = (GAS_TEMPERATURE + 273.15) / STANDARD_TEMPERATURE * STANDARD_PRESSURE / LINE_PRESSURE
 _NUMBER = r"\s*([-+]?(?:\d+\.?\d*|\.\d+))"
 
 
@@ -105,6 +106,7 @@ class FlowController(_Unit):
     def __init__(self, bus: "AlicatBus", unit_id: str, gas: int, full_scale: float, tau: float):
         super().__init__(bus, unit_id)
         self.gas, self.full_scale, self.tau = gas, full_scale, tau
+        self._fixed = _format(full_scale).format
         self.ranges = {MASS: (full_scale, 7, "SLPM"), VOLUMETRIC: (full_scale, 7, "LPM"),
                        ABSOLUTE: (100.0, 10, "PSIA")}
         self.setpoint = 0.0
@@ -148,14 +150,13 @@ class FlowController(_Unit):
     # --- protocol ----------------------------------------------------------------------
     def frame(self, now: float) -> str:
         mass = self.flow_at(now) - self.zero
-        volumetric = (mass * (GAS_TEMPERATURE + 273.15) / STANDARD_TEMPERATURE
-                      * STANDARD_PRESSURE / LINE_PRESSURE)
-        scale, noise, fixed = self.full_scale, self._noise, _format(self.full_scale).format
-        codes = (("HLD", self.hold), ("MOV", mass > scale), ("VOV", volumetric > scale))  # in the order sent
-        status = "".join(f" {code}" for code, on in codes if on)
+        volumetric = mass * VOLUMETRIC_PER_MASS
+        scale, noise, fixed = self.full_scale, self._noise, self._fixed
+        status = ((" HLD" if self.hold else "") + (" MOV" if mass > scale else "")
+                  + (" VOV" if volumetric > scale else ""))  # in the order sent
         return (f"{LINE_PRESSURE + noise(1.0):+07.2f} {GAS_TEMPERATURE + noise(10.0):+07.2f} "
                 f"{fixed(min(volumetric + noise(scale), scale))} {fixed(min(mass + noise(scale), scale))} "
-                f"{fixed(self.setpoint)} {GAS_TABLE[self.gas]}" + status)
+                f"{fixed(self.setpoint)} {GAS_TABLE[self.gas]}{status}")
 
     def command(self, command: str, now: float) -> str | None:
         setpoint = re.fullmatch(r"(L?S)(?:" + _NUMBER + r")?", command)
@@ -258,7 +259,7 @@ class AlicatBus:
                 addressed = [unit for unit in self.units if unit.unit_id == text[0]]
                 reply = addressed[0].answer(text[1:].strip(), now) if len(addressed) == 1 else None
                 lines += [reply] if reply else []
-        return "".join(line + "\r" for line in lines).encode("ascii") or None
+        return ("\r".join(lines) + "\r").encode("ascii") if lines else None
 
     def _stream(self, now: float) -> list[str]:
         streaming = [unit for unit in self.units if unit.unit_id == "@"]

@@ -8,7 +8,6 @@ import functools
 import os
 import re
 import select
-import selectors
 import socket
 import struct
 import termios
@@ -86,8 +85,8 @@ class LinkFaults:
         self.pending.append(fault)
 
     def exchange(self, twin: "Twin", message: bytes) -> bytes | None:
-        fault = next((f for f in self.pending if f.armed(self.now(), message)), None)
-        if fault is None:
+        fault = self.pending and next((f for f in self.pending if f.armed(self.now(), message)), None)
+        if not fault:
             return twin.handle(message)
         fault.count -= 1
         if fault.count <= 0:
@@ -170,30 +169,36 @@ class SerialLines:
     the interpreter."""
 
     def __init__(self):
-        self._selector = selectors.DefaultSelector()
+        self._poll = select.epoll()
+        self._handlers: dict[int, Callable[[], None]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True, name="pty-twins")
         self._thread.start()
 
     def add(self, fd: int, on_bytes: Callable[[], None]) -> None:
-        self._selector.register(fd, selectors.EVENT_READ, on_bytes)
+        self._handlers[fd] = on_bytes
+        self._poll.register(fd, select.EPOLLIN)
 
     def remove(self, fd: int) -> None:
-        self._selector.unregister(fd)
+        self._poll.unregister(fd)
+        del self._handlers[fd]
 
     def _serve(self) -> None:
         """A twin that raises is a twin's bug: reported, and that message gets no reply."""
+        handlers = self._handlers
         while not self._stop.is_set():
-            for key, _ in self._selector.select(0.1):
+            for fd, _ in self._poll.poll(0.1):
+                handler = handlers.get(fd)  # None if removed meanwhile
                 try:
-                    key.data()
+                    if handler:
+                        handler()
                 except Exception:
                     traceback.print_exc()
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
-        self._selector.close()
+        self._poll.close()
 
 
 class PtyServer:
