@@ -374,7 +374,9 @@ def run_together(steps: list[tuple[SerialTransport, Steps]]) -> list:
     first error is raised once every line is done, so none is left within an exchange."""
     lines: dict[int, _Line] = {}
     for place, (io, one) in enumerate(steps):
-        lines.setdefault(id(io), _Line(io)).steps.append((place, one))
+        if id(io) not in lines:
+            lines[id(io)] = _Line(io)
+        lines[id(io)].steps.append((place, one))
     values: list = [None] * len(steps)
     errors: list[Exception] = []
     held, waiting = [], {}

@@ -43,6 +43,7 @@ MAX_SPEED = 1699e3 / 60 / _area(26.59)  # mm/min of plunger travel
 MIN_SPEED = 0.73 / 60 / _area(4.699)
 _COMMAND = re.compile(r"(?P<address>\d{1,2})?(?P<command>[A-Z]{3})?(?P<argument>.*)")
 _FLOAT = re.compile(r"(?=\.?\d)\d*\.?\d*")
+_UNPRINTED = re.compile("[^\x21-\x7e\ufffd]")  # controls and blanks: what the pump skips
 
 
 def _crc(data: bytes) -> bytes:
@@ -72,7 +73,7 @@ def _show(value: float) -> str:
     value = min(value, 9999.0)
     for decimals in (3, 2, 1):
         text = f"{value:.{decimals}f}"
-        if sum(c.isdigit() for c in text) <= 4:
+        if sum(map(str.isdigit, text)) <= 4:
             return text
     return f"{value:.0f}"
 
@@ -230,7 +231,7 @@ class NE1000Twin:
                 return None  # not a packet: ignored in safe mode
             else:
                 data = message
-            text = "".join(c for c in data.decode("ascii", "replace") if c.isprintable() and not c.isspace())
+            text = _UNPRINTED.sub("", data.decode("ascii", "replace"))
             match = _COMMAND.fullmatch(text.upper())
             if match["address"] and int(match["address"]) != self.address:
                 return None
