@@ -47,8 +47,16 @@ def open_journal(samples: list, *, library: Path, data_dir: Path, resume: bool) 
 
 def run_library(reactor, samples: list, *, library: Path, data_dir: Path, resume: bool,
                 md: dict, progress: Progress = Progress(), journal: Journal | None = None) -> LibraryResult:
-    """Run every pending sample of `samples` on `reactor` (already connected)."""
+    """Run every pending sample of `samples` on `reactor` (already connected); the manifest
+    shows every state when it returns or raises."""
     journal = journal or open_journal(samples, library=library, data_dir=data_dir, resume=resume)
+    try:
+        return _run_pending(reactor, samples, journal, md, progress)
+    finally:
+        journal.flush()
+
+
+def _run_pending(reactor, samples: list, journal: Journal, md: dict, progress: Progress) -> LibraryResult:
     directory = journal.directory
     journal.recover()
     result = LibraryResult(directory)

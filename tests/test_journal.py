@@ -19,8 +19,23 @@ def test_states_survive_and_running_becomes_interrupted(tmp_path):
     again = Journal(tmp_path / "run", ["A", "B", "C"], resume=True, library=library)
     assert again.recover() == ["B"]
     assert [again.state(s) for s in "ABC"] == [DONE, INTERRUPTED, "pending"]
+    again.flush()
     manifest = (tmp_path / "run" / "manifest.csv").read_text().splitlines()
-    assert manifest[1].startswith("A,done,a.h5") and manifest[3].startswith("C,pending")
+    assert manifest[1].startswith("A,done,a.h5") and manifest[2].startswith("B,interrupted")
+    assert manifest[3].startswith("C,pending")
+
+
+def test_a_manifest_that_cannot_be_rewritten_is_reported_and_the_journal_kept(tmp_path):
+    journal = Journal(tmp_path / "run", ["A"], resume=False, library=tmp_path / "lib.csv")
+    (tmp_path / "run" / "manifest.csv.tmp").mkdir()  # its rewrite cannot make its temporary file
+    journal.record("A", DONE, file="a.h5")
+    with pytest.raises(IsADirectoryError):
+        journal.flush()
+    assert json.loads((tmp_path / "run" / "journal.jsonl").read_text())["state"] == DONE
+    (tmp_path / "run" / "manifest.csv.tmp").rmdir()
+    journal.record("A", DONE, file="a.h5", note="again")
+    journal.close()
+    assert "A,done,a.h5" in (tmp_path / "run" / "manifest.csv").read_text()
 
 
 def test_a_torn_last_line_is_cut_and_the_next_record_kept(tmp_path):
