@@ -6,6 +6,7 @@ import time
 from contextlib import contextmanager, suppress
 
 from bluesky import RunEngine
+from bluesky.run_engine import TransitionError
 from bluesky.utils import FailedStatus
 
 
@@ -33,15 +34,26 @@ def run_engine():
 @contextmanager
 def sigterm_interrupts(engine: RunEngine):
     """SIGTERM (`kill`, a service manager, a logout) interrupts the run as Ctrl-C does, so the
-    plan's cleanup runs (output off, pump stopped) instead of the process just vanishing."""
+    plan's cleanup runs (output off, pump stopped) instead of the process just vanishing. One
+    that comes as the run ends (the RunEngine can no longer pause) is raised as a Ctrl-C once
+    the block is over: the next run (a library's next sample) does not start."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, lambda *_: engine.request_pause(defer=False))
+    too_late = []
+
+    def interrupt(*_):
+        try:
+            engine.request_pause(defer=False)
+        except TransitionError:
+            too_late.append(True)
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if too_late:
+        raise KeyboardInterrupt
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 supply twin's own state after the run's process is gone: Ctrl-C, SIGTERM, SIGKILL (where the
 supply's watchdog must switch the output off by itself)."""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,8 +12,10 @@ from pathlib import Path
 import h5py
 import pytest
 import yaml
+from bluesky.run_engine import TransitionError
 
 from quenchlab.devices.n6900_driver import N6900
+from quenchlab.engine import sigterm_interrupts
 
 from conftest import CONFIGS
 
@@ -85,6 +88,19 @@ def test_interrupt_or_terminate_leaves_the_output_off(rig, tmp_path, signals):
     record, = (tmp_path / "data").glob("*.h5")
     with h5py.File(record, "r") as f:  # the run was closed by its cleanup, not cut off
         assert f["entry/exit_status"][()].decode() == "abort"
+
+
+def test_a_sigterm_as_the_run_ends_stops_the_process_once_the_run_is_over():
+    """The RunEngine can no longer pause (its run has just ended): no traceback from the
+    handler; the signal is raised as a Ctrl-C after the block, so no next run starts."""
+    class Ended:
+        def request_pause(self, defer):
+            raise TransitionError("Run Engine is in 'idle' state and can not be paused.")
+    with pytest.raises(KeyboardInterrupt):
+        with sigterm_interrupts(Ended()):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)  # the handler runs here
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_sigkill_leaves_the_watchdog_to_switch_the_output_off(rig, tmp_path):
