@@ -122,7 +122,10 @@ class AerosolWorld:
 
     def _mix(self, arriving: int | None, mix: float) -> None:
         """Move the nozzle's content a fraction `mix` towards the solution arriving; a solution
-        whose share has fallen below 1e-9 is gone."""
+        whose share has fallen below 1e-9 is gone (then, most of a slot, the nozzle holds the
+        arriving solution alone, and nothing changes)."""
+        if len(self.nozzle) == 1 and arriving in self.nozzle:
+            return
         nozzle = {key: kept for key, share in self.nozzle.items() if (kept := share * (1 - mix)) > 1e-9}
         nozzle[arriving] = nozzle.get(arriving, 0.0) + mix
         self.nozzle = nozzle
@@ -131,16 +134,13 @@ class AerosolWorld:
         self._offset = sum(f * precursor.flame_offset for precursor, f in known)
 
     def _port_entering_at(self, pumped: float) -> int | None:
-        """The port whose solution entered the line when `pumped` mL had been pushed."""
-        port = self._inlet[0][1]
-        for volume, entering in self._inlet:
-            if volume > pumped:
-                break
-            port = entering
-        if len(self._inlet) > 64:  # forget switches whose solution has left the line
-            keep = next((i for i, (v, _) in enumerate(self._inlet) if v > pumped), len(self._inlet)) - 1
-            del self._inlet[:max(0, keep)]
-        return port
+        """The port whose solution entered the line when `pumped` mL had been pushed (asked
+        for ever larger volumes: the switches before that one are forgotten)."""
+        inlet, first = self._inlet, 0
+        while first + 1 < len(inlet) and inlet[first + 1][0] <= pumped:
+            first += 1
+        del inlet[:first]
+        return inlet[0][1]
 
     # --- what the gauge and the record read -------------------------------------------
     @property
