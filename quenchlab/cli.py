@@ -13,7 +13,6 @@ from rich.text import Text
 
 from .config import load_config
 from .errors import QuenchlabError
-from .inspect_cli import inspect_paths, show_run
 from .recipe import load_recipe
 from .recipe_plan import pulses_fired
 from .session import Inputs, run_recipe
@@ -48,6 +47,7 @@ def _run(inputs: Inputs, simulate: bool, data_dir: Path | None, sample: str) -> 
         task = progress.add_task(f"{inputs.recipe.name}: pulses", total=pulses_fired(inputs.recipe))
         path = run_recipe(inputs, simulate=simulate, data_dir=directory, sample=sample,
                           on_pulse=lambda: progress.advance(task))
+    from .inspect_cli import show_run  # matplotlib: loaded by the commands that draw, half a second
     show_run(console, path)
 
 
@@ -113,6 +113,7 @@ def inspect(paths: list[Path] = typer.Argument(..., help="a record (.h5); severa
             png: Path = typer.Option(None, help="where to save the plot (default: beside the record, "
                                                 "overview.png in a library, comparison.png beside the first record)")):
     """Show a recorded run (per-pulse table and plot), a library's overview, or runs side by side."""
+    from .inspect_cli import inspect_paths
     try:
         inspect_paths(paths, png, console)
     except QuenchlabError as error:
