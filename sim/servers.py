@@ -8,6 +8,7 @@ import functools
 import os
 import re
 import select
+import selectors
 import socket
 import struct
 import termios
@@ -169,36 +170,30 @@ class SerialLines:
     the interpreter."""
 
     def __init__(self):
-        self._poll = select.epoll()
-        self._handlers: dict[int, Callable[[], None]] = {}
+        self._selector = selectors.DefaultSelector()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True, name="pty-twins")
         self._thread.start()
 
     def add(self, fd: int, on_bytes: Callable[[], None]) -> None:
-        self._handlers[fd] = on_bytes
-        self._poll.register(fd, select.EPOLLIN)
+        self._selector.register(fd, selectors.EVENT_READ, on_bytes)
 
     def remove(self, fd: int) -> None:
-        self._poll.unregister(fd)
-        del self._handlers[fd]
+        self._selector.unregister(fd)
 
     def _serve(self) -> None:
         """A twin that raises is a twin's bug: reported, and that message gets no reply."""
-        handlers = self._handlers
         while not self._stop.is_set():
-            for fd, _ in self._poll.poll(0.1):
-                handler = handlers.get(fd)  # None if removed meanwhile
+            for key, _ in self._selector.select(0.1):
                 try:
-                    if handler:
-                        handler()
+                    key.data()
                 except Exception:
                     traceback.print_exc()
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
-        self._poll.close()
+        self._selector.close()
 
 
 class PtyServer:
