@@ -140,13 +140,9 @@ class ReactorClock:
         pacer itself (the interlock's stale-data check): its rows are fresh while they come,
         and a logger that stops leaves the clock at real time. Ends at once when `stop` is set."""
         if os.getpid() != self._pacer:  # a twin's process: no notice of a pacing change reaches it
-            while not (stop and stop.is_set()) and (left := end - self.now()) > 0:
-                (stop.wait if stop else time.sleep)(left / self.speed)
-            return
+            return self._sleep_unwoken(stop, lambda: (end - self.now()) / self.speed)
         if not keep_up:
-            while not (stop and stop.is_set()) and (wait := self._wall_until(end)) > 0:
-                (stop.wait if stop else time.sleep)(wait)
-            return
+            return self._sleep_unwoken(stop, lambda: self._wall_until(end))
         if self._wall_until(end) <= 0:  # already there (a logger behind a fast clock): nothing to wait on
             return
         woken = threading.Event()
@@ -154,6 +150,12 @@ class ReactorClock:
             while not (stop and stop.is_set()) and (wait := self._wall_until(end)) > 0:
                 woken.wait(min(wait, STOP_LATENCY) if stop else wait)
                 woken.clear()
+
+    @staticmethod
+    def _sleep_unwoken(stop: threading.Event | None, wall_left: Callable[[], float]) -> None:
+        """Sleep `wall_left()` wall seconds at a time until none is left, or `stop` is set."""
+        while not (stop and stop.is_set()) and (wait := wall_left()) > 0:
+            (stop.wait if stop else time.sleep)(wait)
 
     async def until(self, end: float) -> None:
         """Wait in this process's asyncio loop (the RunEngine's, for a plan's `wait_for`) until

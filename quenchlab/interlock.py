@@ -72,7 +72,7 @@ class Interlock:
         self.engine: RunEngine | None = None
         self._outside: set[str] = set()  # recoverable watches out of their band in their last reading
         self._told: Trip | None = None  # a trip `observe` found, for the interlock's thread to act on
-        self._look = threading.Event()  # set to end the thread's wait early (a trip told, or halt)
+        self._look = threading.Event()  # set to end the thread's sleep at once (a trip told, a suspend, halt)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -89,8 +89,7 @@ class Interlock:
 
     def halt(self) -> None:
         self._stop.set()
-        self._look.set()
-        self.clock.wake()  # out of its reactor sleep
+        self._look.set()  # out of its sleep at once
         if self._thread:
             self._thread.join()
 
@@ -106,7 +105,6 @@ class Interlock:
             self._tell(trip)
         elif self.suspend.get() != bool(self._outside):
             self._look.set()
-            self.clock.wake()
 
     def fail(self, error: BaseException) -> None:
         """A reading taken elsewhere failed (an instrument stopped answering): a trip."""
@@ -116,7 +114,6 @@ class Interlock:
     def _tell(self, trip: Trip) -> None:
         self._told = self._told or trip
         self._look.set()
-        self.clock.wake()
 
     def _run(self) -> None:
         while not self._stop.is_set():
