@@ -130,10 +130,20 @@ def fit_units(value: float, units: dict[str, float]) -> tuple[str, str]:
 
 
 class PumpAlarm(InstrumentError):
-    """The pump reported an alarm (10.3); reporting it acknowledged it."""
+    """The pump reported an alarm (10.3); reporting it acknowledged it. `liquid`: the alarm
+    belongs to the liquid being pumped, not to the pump or its link. A stall (S) is the plunger
+    that cannot move: a line blocked by this liquid (a precipitate, a viscous solution) or an
+    empty syringe; it is taken for the blockage, the sample's, because stopping, going back
+    to the solvent and pumping again tells the two apart (an empty syringe or a line that
+    stays blocked stalls again there). A rate out of range (O) is this sample's program.
+    A reset (R, power lost), a safe-mode timeout (T, the host fell silent) and a program error
+    (E) are the line's."""
+
+    LIQUID = ("S", "O")
 
     def __init__(self, instrument: str, address: str, command: str, pump: int, alarm: str):
         self.alarm = alarm
+        self.liquid = alarm in self.LIQUID
         super().__init__(instrument, address, command,
                          f"pump {pump} raised alarm {alarm} ({ALARMS.get(alarm, 'unknown alarm')})")
 

@@ -49,5 +49,6 @@ def kelvin_train(flyer: PulseCapture, calibrating: PulseCapture, calibration: Li
             if gain:
                 reference = np.minimum(learned(shape, reference, flyer.last["time"], flyer.last["temperature"], gain),
                                        ceiling)
+        yield from bps.clear_checkpoint()  # every pulse is taken: what is left is closing up
 
     return (yield from inner())

@@ -1,4 +1,8 @@
-"""Heat/quench pulse plans: one programmed pulse, or a train of them, each recorded."""
+"""Heat/quench pulse plans: one programmed pulse, or a train of them, each recorded.
+
+A checkpoint precedes each pulse; once the last pulse is taken the plan clears it: a run
+paused after that point is not resumed, and quenchlab's own Ctrl-C lets it complete
+(quenchlab.interrupts)."""
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 
@@ -25,6 +29,7 @@ def pulse_train(flyer: PulseFlyer, program: ListProgram, pulses: int, off_time: 
             yield from fire(flyer, detectors)
             if index < pulses - 1:
                 yield from bps.sleep(off_time)
+        yield from bps.clear_checkpoint()  # every pulse is taken: what is left is closing up
 
     return (yield from inner())
 

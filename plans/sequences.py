@@ -3,7 +3,8 @@
 A slot: switch the valve (confirmed by its readback), flush the line, wait until the flame is
 stable within a band, collect for the rest of the slot. Process data are logged all along on
 the reactor clock and collected as pages; each phase boundary is an event of the "phases"
-stream: switch, flush, settle, collect, end.
+stream: switch, flush, settle, collect, end. A checkpoint precedes each mark; after `end` the
+plan clears it: quenchlab's Ctrl-C then lets the sample complete (quenchlab.interrupts).
 """
 import asyncio
 
@@ -104,6 +105,7 @@ def aerosol_sample(valve, logger: ProcessLogger, marker: PhaseMarker, clock: Rea
         yield from mark(marker, "collect", note or "")
         yield from wait_until(clock, logger, start + dwell)
         yield from mark(marker, "end")
+        yield from bps.clear_checkpoint()  # the sample is taken: what is left is its last page
         clock.hold()
         yield from bps.complete(logger, wait=True)
         yield from bps.collect(logger)

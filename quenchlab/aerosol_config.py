@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .config import TWIN, PyrometerConfig
+from .config import TWIN, LibraryPolicy, PyrometerConfig
 from .files import Strict, load
 from .units import Kelvin, Quantity, Seconds
 
@@ -94,6 +94,7 @@ class AerosolConfig(Strict):
     reactor: str
     kind: Literal["aerosol"]
     data_dir: str = "data"
+    library: LibraryPolicy = LibraryPolicy()
     instruments: AerosolInstruments
     reservoirs: dict[int, Reservoir]
     line: LineConfig

@@ -192,6 +192,12 @@ class AerosolReactor(Assembly):
                 problems.append(str(error))
         return problems
 
+    def _readbacks(self) -> dict:
+        """The pump's status (its prompt: stopped, or an alarm) and the valve's port."""
+        if not hasattr(self, "logger"):
+            return {}
+        return {"pump": self.pump_driver.status, "valve_port": self.valve_driver.position}
+
     def _stop_pump(self) -> None:
         try:
             self.pump_driver.stop()

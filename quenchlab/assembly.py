@@ -36,6 +36,21 @@ class Assembly:
         """Bring the line to its safe state; returns what went wrong."""
         return []
 
+    def safe_readback(self) -> dict[str, str | float]:
+        """The safe state as the instruments report it now (each quantity's reading, or why
+        it could not be read), for the journal; empty before the line is assembled."""
+        readback = {}
+        for name, read in self._readbacks().items():
+            try:
+                readback[name] = read()
+            except Exception as error:  # the others are still read
+                readback[name] = f"unreadable ({error})"
+        return readback
+
+    def _readbacks(self) -> dict:
+        """name -> a function reading it, for safe_readback."""
+        return {}
+
     def close(self) -> None:
         if self._drivers:
             self.safe()

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from .config import load_config
 from .errors import QuenchlabError
+from .interrupts import Interrupted
 from .recipe import load_recipe
 from .recipe_plan import pulses_fired
 from .session import Inputs, run_recipe
@@ -33,6 +34,12 @@ EMBEDDED = files("quenchlab.configs")
 def _fail(error: Exception) -> None:
     errors.print(Text.assemble(("error: ", "bold red"), str(error)), highlight=False)
     raise typer.Exit(2)
+
+
+def _interrupted(error: Interrupted) -> None:
+    """A signal before any run began (connecting): the instruments were let go, made safe."""
+    _fail(QuenchlabError(f"{error.reason} before any run began: nothing was recorded; the instruments were "
+                         "brought to their safe state and let go"))
 
 
 def _load(config: Path, recipe: Path) -> Inputs:
@@ -59,6 +66,8 @@ def demo(data_dir: Path = typer.Option(Path("data"), help="where the HDF5 record
              True, data_dir, "thin-film-demo")
     except QuenchlabError as error:
         _fail(error)
+    except Interrupted as error:
+        _interrupted(error)
 
 
 @app.command()
@@ -72,6 +81,8 @@ def run(config: Path = typer.Argument(..., help="reactor config (YAML)"),
         _run(_load(config, recipe), sim, data_dir, sample)
     except QuenchlabError as error:
         _fail(error)
+    except Interrupted as error:
+        _interrupted(error)
 
 
 @app.command()
@@ -126,15 +137,32 @@ def library(config: Path = typer.Argument(..., help="reactor config (YAML): aero
             preflight: bool = typer.Option(False, "--preflight", help="check and forecast only; touch no instrument"),
             sim: bool = typer.Option(False, "--sim", help="run on the config's simulated twins"),
             speed: float = typer.Option(1.0, "--speed", help="dry runs only: reactor clock speed-up", min=1.0),
-            resume: bool = typer.Option(False, "--resume", help="continue an interrupted library"),
+            resume: bool = typer.Option(False, "--resume", help="continue a library: run its pending samples"),
+            retry: list[str] = typer.Option([], "--retry", metavar="SAMPLE_ID[,...]",
+                                            help="run these samples again, each into a new record (repeatable)"),
+            retry_state: str = typer.Option("", "--retry-state", metavar="STATE[,...]",
+                                            help="run again every sample in these states: failed, interrupted"),
+            fresh_samples: bool = typer.Option(False, "--fresh-samples",
+                                               help="FJH: confirm that fresh samples are loaded for the retried ones"),
             data_dir: Path = typer.Option(None, help="where records go (default: the config's data_dir)")):
-    """Check a sample library, forecast it and run it unattended (one record per sample)."""
+    """Check a sample library, forecast it and run it unattended (one record per sample attempt).
+    Exit code 0: every sample done; 1: the library ran to its end, some samples failed; 2: it
+    stopped early (a signal, a failure of the line) or was refused."""
     from .library_cli import run_library_command
     try:
-        run_library_command(config, samples, preflight=preflight, sim=sim, speed=speed, resume=resume,
-                            data_dir=data_dir, console=console)
+        code = run_library_command(config, samples, preflight=preflight, sim=sim, speed=speed, resume=resume,
+                                   retry=_listed(retry), retry_states=_listed([retry_state]),
+                                   fresh_samples=fresh_samples, data_dir=data_dir, console=console)
     except QuenchlabError as error:
         _fail(error)
+    except Interrupted as error:
+        _interrupted(error)
+    raise typer.Exit(code)
+
+
+def _listed(values: list[str]) -> list[str]:
+    """Values given repeated or comma-separated, or both."""
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
 @app.command()

@@ -117,10 +117,17 @@ class SimulationConfig(Strict):
     seed: int | None = None
 
 
+class LibraryPolicy(Strict):
+    """How an unattended library meets failing samples (quenchlab.library_run)."""
+
+    stop_after_failures: Annotated[int, Field(ge=1)] = 3  # samples failing in a row that stop the night
+
+
 class FJHConfig(Strict):
     reactor: str
     kind: Literal["fjh"]
     data_dir: str = "data"
+    library: LibraryPolicy = LibraryPolicy()
     instruments: Instruments
     limits: Limits
     analysis: AnalysisConfig = AnalysisConfig()

@@ -1,12 +1,9 @@
 """The RunEngine as quenchlab runs it from the command line."""
 import asyncio
-import signal
-import threading
 import time
 from contextlib import contextmanager, suppress
 
 from bluesky import RunEngine
-from bluesky.run_engine import TransitionError
 from bluesky.utils import FailedStatus
 
 
@@ -15,8 +12,8 @@ def run_engine():
     """A RunEngine whose event loop (a thread and three file descriptors) ends with the block:
     a process that runs one library or train after another does not pile them up."""
     loop = asyncio.new_event_loop()
-    try:
-        yield RunEngine({}, loop=loop, call_returns_result=True)
+    try:  # no context managers: Ctrl-C and SIGTERM are quenchlab's (quenchlab.interrupts)
+        yield RunEngine({}, loop=loop, call_returns_result=True, context_managers=[])
     finally:
         loop.call_soon_threadsafe(loop.stop)
         give_up = time.monotonic() + 5
@@ -29,31 +26,6 @@ def run_engine():
             if left:
                 loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
             loop.close()
-
-
-@contextmanager
-def sigterm_interrupts(engine: RunEngine):
-    """SIGTERM (`kill`, a service manager, a logout) interrupts the run as Ctrl-C does, so the
-    plan's cleanup runs (output off, pump stopped) instead of the process just vanishing. One
-    that comes as the run ends (the RunEngine can no longer pause) is raised as a Ctrl-C once
-    the block is over: the next run (a library's next sample) does not start."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    too_late = []
-
-    def interrupt(*_):
-        try:
-            engine.request_pause(defer=False)
-        except TransitionError:
-            too_late.append(True)
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if too_late:
-        raise KeyboardInterrupt
 
 
 @contextmanager
@@ -74,9 +46,12 @@ def link_faults_recorded(reactor, writer):
 
 
 def abort_run(engine: RunEngine, reason: str) -> str:
-    """Abort an interrupted run (its cleanup runs) and return the run's reason. An action in
-    flight when the run was interrupted may fail as it stops (the instrument behind a trip
-    stopped answering): that failure is added to the reason, not raised over it."""
+    """Abort a paused run (its cleanup runs) and return the run's reason. The actions in flight
+    when it was paused are cancelled by the abort (a pulse being armed is called off): their
+    failures are the abort's consequence, not the run's cause, and are pardoned, so the record
+    says "abort" with `reason`, whenever they land. A cleanup step that fails is added to the
+    reason, not raised over it."""
+    engine.loop.call_soon_threadsafe(engine._pardon_failures.set)  # before the abort, in the loop's order
     try:
         engine.abort(reason=reason)
     except FailedStatus as failure:
@@ -88,5 +63,10 @@ def abort_run(engine: RunEngine, reason: str) -> str:
 
 def failure_cause(failure: FailedStatus) -> str:
     """What the instrument action behind a failed Status reported (not the Status's repr)."""
+    return str(failure_error(failure))
+
+
+def failure_error(failure: FailedStatus) -> BaseException:
+    """The error behind a failed Status."""
     status = failure.args[0] if failure.args else None
-    return str(status.exception() if hasattr(status, "exception") else failure)
+    return (status.exception() if hasattr(status, "exception") else None) or failure

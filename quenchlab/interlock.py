@@ -47,11 +47,13 @@ class Watch:
 
 @dataclass(frozen=True)
 class Trip:
-    """A watched value out of its band, or (value None) a reading that failed, and why."""
+    """A watched value out of its band, or (value None) a reading that failed, and why (`cause`:
+    the error the reading met)."""
     what: str
     value: float | None
     why: str
     reactor_time: float
+    cause: BaseException | None = None
 
     def __str__(self) -> str:
         at = f"at reactor time {self.reactor_time:.1f} s"
@@ -83,6 +85,11 @@ class Interlock:
         engine.install_suspender(SuspendBoolHigh(self.suspend, post_plan=lambda: reactor_sleep(self.clock, resume_after)))
 
     def start(self) -> None:
+        """Watch afresh: earlier trips and out-of-band readings are forgotten (a library starts
+        it again for the next sample once the line is prepared again)."""
+        self.trips, self._told = [], None
+        self._outside.clear()
+        self._suspend_as_judged()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, daemon=True, name="interlock")
         self._thread.start()
@@ -109,7 +116,7 @@ class Interlock:
     def fail(self, error: BaseException) -> None:
         """A reading taken elsewhere failed (an instrument stopped answering): a trip."""
         if self._thread is not None and not self._stop.is_set():
-            self._tell(Trip("reading failed", None, str(error), self.clock.now()))
+            self._tell(Trip("reading failed", None, str(error), self.clock.now(), error))
 
     def _tell(self, trip: Trip) -> None:
         self._told = self._told or trip
@@ -121,7 +128,7 @@ class Interlock:
             try:
                 values = self.read()
             except Exception as error:  # an instrument that stops answering is a trip too
-                self._told = self._told or Trip("reading failed", None, str(error), self.clock.now())
+                self._told = self._told or Trip("reading failed", None, str(error), self.clock.now(), error)
             if self._told:
                 self._trip(self._told)
                 return

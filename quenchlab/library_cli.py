@@ -1,5 +1,8 @@
 """`quenchlab library`: pre-flight, forecast and the unattended run with its progress."""
+import sys
 from pathlib import Path
+
+import typer
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -7,9 +10,11 @@ from rich.table import Table
 
 from .aerosol_config import AerosolConfig
 from .library import load_library
+from .errors import ConfigError
+from .interrupts import Interrupts
+from .journal import FAILED, PENDING
 from .library_run import Progress as Report
-from .journal import FINAL
-from .library_run import library_directory, open_journal, run_library
+from .library_run import library_directory, open_journal, run_library, select
 from .preflight import Forecast, aerosol_forecast, aerosol_slots, fjh_forecast, fjh_shots
 from .reactor_config import load_reactor_config
 
@@ -49,30 +54,59 @@ def show_forecast(console: Console, samples: list, forecast: Forecast, config) -
 
 
 def run_library_command(config_path: Path, library_path: Path, *, preflight: bool, sim: bool, speed: float,
-                        resume: bool, data_dir: Path | None, console: Console) -> None:
+                        resume: bool, retry: list[str], retry_states: list[str], fresh_samples: bool,
+                        data_dir: Path | None, console: Console) -> int:
+    """Pre-flight, then the run; returns the exit code: 0 every sample done, 1 the library ran
+    to its end with some samples failed. A library that stopped early raises LibraryStopped."""
     config, text, samples, forecast = check(config_path, library_path)
     show_forecast(console, samples, forecast, config)
     if preflight:
         console.print("pre-flight passed: no instrument was touched", highlight=False)
-        return
+        return 0
     directory = data_dir or Path(config.data_dir)
     md = {"reactor_config": text, "config_file": str(config_path), "library_file": str(library_path)}
-    journal = open_journal(samples, library=library_path, data_dir=directory, resume=resume)
-    finished = sum(journal.state(s.sample_id) in FINAL for s in samples)
-    reactor = _reactor(config, sim, speed)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with reactor, Progress(*columns, console=console) as bar:
-        overall = bar.add_task("library", total=len(samples))
-        current = bar.add_task("", total=None)
-        report = Report(sample=lambda sid, i, n: bar.update(current, description=f"{sid}: starting"),
-                        phase=lambda phase: bar.update(current, description=f"{_name(bar, current)}: {phase}"),
-                        done=lambda sid, state: bar.advance(overall))
-        bar.update(overall, completed=finished)
-        result = run_library(reactor, samples, library=library_path, data_dir=directory, resume=resume,
-                             md=md, progress=report, journal=journal)
+    retrying = bool(retry or retry_states)
+    if retrying and not (library_directory(directory, library_path) / "journal.jsonl").exists():
+        raise ConfigError(f"--retry: {library_directory(directory, library_path)} holds no run of {library_path}: "
+                          "nothing to retry (give the --data-dir of the first run)")
+    journal = open_journal(samples, library=library_path, data_dir=directory, resume=resume or retrying)
+    todo = select(samples, journal, resume=resume, retry=retry, retry_states=retry_states)
+    again = [s.sample_id for s in todo if journal.state(s.sample_id) != PENDING]
+    if again and config.kind == "fjh" and not (sim or config.simulated):
+        _confirm_fresh(again, fresh_samples)
+    with Interrupts() as interrupts:
+        reactor = _reactor(config, sim, speed)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with reactor, Progress(*columns, console=console) as bar:
+            overall = bar.add_task("library", total=len(todo))
+            current = bar.add_task("", total=None)
+            report = Report(sample=lambda sid, i, n: bar.update(current, description=f"{sid}: starting"),
+                            phase=lambda phase: bar.update(current, description=f"{_name(bar, current)}: {phase}"),
+                            done=lambda sid, state: bar.advance(overall))
+            result = run_library(reactor, samples, library=library_path, data_dir=directory, resume=resume, md=md,
+                                 progress=report, journal=journal, retry=retry, retry_states=retry_states,
+                                 interrupts=interrupts)
     states = list(result.states.values())
-    console.print(f"records and manifest: {library_directory(directory, library_path)}; "
+    console.print(f"records and manifest: {result.directory}; "
                   + ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))), highlight=False)
+    failed = [sid for sid, state in result.states.items() if state == FAILED]
+    if failed:
+        console.print(f"[yellow]warning:[/] {len(failed)} failed: {', '.join(failed)}; run them again with "
+                      f"--retry-state failed", highlight=False)
+    return 1 if failed else 0
+
+
+def _confirm_fresh(sample_ids: list[str], confirmed: bool) -> None:
+    """An FJH sample that ran once is spent: a retry fires into a fresh one, which the user loads."""
+    if confirmed:
+        return
+    question = (f"{', '.join(sample_ids)} ran before: each retry fires into whatever sits between the electrodes. "
+                "Is a fresh sample loaded for each?")
+    if not sys.stdin.isatty():
+        raise ConfigError(f"--retry on an FJH rig: {question} Confirm with --fresh-samples (there is no terminal "
+                          "to ask)")
+    if not typer.confirm(question, default=False):
+        raise ConfigError("--retry: fresh samples not confirmed: nothing was run")
 
 
 def _name(bar: Progress, task) -> str:
@@ -83,7 +117,6 @@ def _reactor(config, sim: bool, speed: float):
     if isinstance(config, AerosolConfig):
         from .aerosol_reactor import AerosolReactor
         return AerosolReactor(config, simulate=sim, speed=speed)
-    from .errors import ConfigError
     from .reactor import FJHReactor
     if speed != 1.0:
         raise ConfigError("--speed applies to aerosol dry runs; FJH pulses always run at speed 1")

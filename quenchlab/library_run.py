@@ -1,23 +1,32 @@
-"""Running a sample library unattended: one run and one HDF5 file per sample, journalled.
+"""Running a sample library unattended: one run and one HDF5 file per attempt at a sample, journalled.
 
 The reactor behind it is either an FJH rig (one row = one sample + one recipe) or an aerosol
-line (one row = one valve slot). Both offer `prepare()`, `plan(sample, md)`, `safe()` and
-`close()`; this module owns the order, the journal, the records and what happens on failure.
+line (one row = one valve slot). Both offer `prepare()`, `plan(sample, md)`, `safe()`,
+`safe_readback()` and `close()`; this module owns the order, the journal, the records and what
+happens when a sample fails or a signal comes (quenchlab.outcome, quenchlab.interrupts):
+- a failure of the sample: recorded `failed`; the line is made safe and prepared again (a
+  failure there is the line's) and the library goes on, unless `library.stop_after_failures`
+  samples have failed in a row (a clogged nozzle must not burn the night's precursor);
+- a failure of the line, or a signal: the library stops;
+- whenever it stops or ends, the line is brought to its safe state, which is read back from
+  the instruments into the journal (the entry of the last attempt run), before the
+  instruments (or their twins) are let go.
 """
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bluesky import RunEngine
-from bluesky.utils import FailedStatus, RunEngineInterrupted
-
 from . import __version__
-from .engine import abort_run, failure_cause, link_faults_recorded, run_engine, sigterm_interrupts
-from .errors import QuenchlabError
+from .engine import link_faults_recorded, run_engine
+from .errors import ConfigError, QuenchlabError
 from .files import writable_directory
-from .journal import DONE, FAILED, INTERRUPTED, PENDING, RUNNING, Journal
+from .interrupts import Interrupts
+from .journal import DONE, FAILED, INTERRUPTED, PENDING, Journal
 from .library import safe_name
+from .outcome import Outcome, run_once
 from .writer import HDF5Writer
+
+RETRY_STATES = (FAILED, INTERRUPTED)
 
 
 @dataclass
@@ -32,7 +41,18 @@ class Progress:
 @dataclass
 class LibraryResult:
     directory: Path
-    states: dict[str, str] = field(default_factory=dict)
+    states: dict[str, str] = field(default_factory=dict)  # every sample's latest state
+    completed: int = 0  # samples done by this run
+    safe_state: dict = field(default_factory=dict)  # read back from the instruments at the end
+
+
+class LibraryStopped(QuenchlabError):
+    """The library stopped before its end (a signal, a failure of the line, failures in a row);
+    the line was brought to its safe state (or the message says what failed)."""
+
+    def __init__(self, message: str, result: LibraryResult):
+        super().__init__(message)
+        self.result = result
 
 
 def library_directory(data_dir: Path, library: Path) -> Path:
@@ -45,62 +65,143 @@ def open_journal(samples: list, *, library: Path, data_dir: Path, resume: bool) 
     return Journal(directory, [s.sample_id for s in samples], resume=resume, library=library)
 
 
-def run_library(reactor, samples: list, *, library: Path, data_dir: Path, resume: bool,
-                md: dict, progress: Progress = Progress(), journal: Journal | None = None) -> LibraryResult:
-    """Run every pending sample of `samples` on `reactor` (already connected); the manifest
-    shows every state when it returns or raises."""
-    journal = journal or open_journal(samples, library=library, data_dir=data_dir, resume=resume)
+def select(samples: list, journal: Journal, *, resume: bool, retry: Iterable[str] = (),
+           retry_states: Iterable[str] = ()) -> list:
+    """The samples to run, in library order: every pending one on a first run or with `resume`,
+    and those named in `retry` or whose state is in `retry_states` (a new attempt each).
+    Refused, naming what to change, for an unknown sample, a state that cannot be retried, or
+    a pending sample named in `retry`."""
+    journal.recover()
+    retry, retry_states = list(retry), list(retry_states)
+    known = {s.sample_id for s in samples}
+    where = f"--retry ({journal.library})"
+    if unknown := [sid for sid in retry if sid not in known]:
+        raise ConfigError(f"{where}: {', '.join(unknown)}: not a sample of this library")
+    if wrong := [state for state in retry_states if state not in RETRY_STATES]:
+        raise ConfigError(f"--retry-state: {', '.join(wrong)}: allowed: {', '.join(RETRY_STATES)}")
+    if pending := [sid for sid in retry if journal.state(sid) == PENDING]:
+        raise ConfigError(f"{where}: {', '.join(pending)} has not run yet: pending samples are run by --resume, "
+                          "not --retry")
+    first_run = not any(journal.state(s.sample_id) != PENDING for s in samples)
+    return [s for s in samples
+            if (journal.state(s.sample_id) == PENDING and (resume or first_run)) or s.sample_id in retry
+            or journal.state(s.sample_id) in retry_states]
+
+
+def run_library(reactor, samples: list, *, library: Path, data_dir: Path, resume: bool, md: dict,
+                progress: Progress = Progress(), journal: Journal | None = None, retry: Iterable[str] = (),
+                retry_states: Iterable[str] = (), interrupts: Interrupts | None = None) -> LibraryResult:
+    """Run the selected samples of `samples` (`select`) on `reactor` (already connected). Returns
+    when the library ran to its end (some samples may have failed); raises LibraryStopped when
+    it stopped early. The manifest shows every state when it returns or raises."""
+    journal = journal or open_journal(samples, library=library, data_dir=data_dir, resume=resume or bool(retry))
+    todo = select(samples, journal, resume=resume, retry=retry, retry_states=retry_states)
     try:
-        return _run_pending(reactor, samples, journal, md, progress)
+        with interrupts or Interrupts() as signals:
+            result, stopped = _run(reactor, todo, journal, md, progress, signals)
     finally:
         journal.flush()
+    result.states = {s.sample_id: journal.state(s.sample_id) for s in samples}
+    if stopped:
+        raise LibraryStopped(stopped, result)
+    return result
 
 
-def _run_pending(reactor, samples: list, journal: Journal, md: dict, progress: Progress) -> LibraryResult:
+def _run(reactor, todo: list, journal: Journal, md: dict, progress: Progress,
+         interrupts: Interrupts) -> tuple[LibraryResult, str]:
+    """(result, why it stopped early or ""); the line is in its safe state when this returns."""
     directory = journal.directory
-    journal.recover()
-    result = LibraryResult(directory)
-    todo = [s for s in samples if journal.state(s.sample_id) == PENDING]
+    result, stopped, last = LibraryResult(directory), "", None
     writer = HDF5Writer(directory)
-    with run_engine() as engine:
+    policy = reactor.config.library
+    with run_engine() as engine, interrupts.running(engine):
+        engine.md["scan_id"] = journal.last_scan_id()  # numbers go on across resumes and retries
         engine.subscribe(writer)
         current: dict[str, str] = {}
         engine.subscribe(lambda name, doc: _follow(name, doc, journal, writer, current, progress))
         interlock = reactor.interlock()
         if interlock:
             interlock.attach(engine, resume_after=10.0)
+        failed_in_a_row: list[str] = []
         try:
-            if todo:
-                reactor.prepare()
-                if interlock:
-                    interlock.start()
+            prepared = False
             for index, sample in enumerate(todo):
+                if not prepared and not interrupts.received:
+                    reactor.prepare()
+                    if interlock:
+                        interlock.start()
+                    prepared = True
+                if interrupts.received:
+                    stopped = f"{interrupts.reason}: stopped after {_samples(result.completed)} completed"
+                    break
                 current["sample_id"] = sample.sample_id
                 progress.sample(sample.sample_id, index, len(todo))
-                journal.record(sample.sample_id, RUNNING)
                 with link_faults_recorded(reactor, writer):
-                    state, note = _run_one(engine, reactor, sample, md, interlock, writer)
-                journal.record(sample.sample_id, state, note=note)
-                progress.done(sample.sample_id, state)
-                if state != DONE:
-                    raise QuenchlabError(f"sample {sample.sample_id} {state}: {note}")
-        except QuenchlabError as error:
-            raise QuenchlabError(_with_safe_state(str(error), _stop(interlock, reactor), directory)) from None
-        except BaseException:
-            _stop(interlock, reactor)
+                    outcome = _run_one(engine, reactor, sample, md, interlock, writer, interrupts)
+                if outcome.state == PENDING:  # a signal came before its run began: nothing of it happened
+                    stopped = f"{interrupts.reason}: stopped after {_samples(result.completed)} completed"
+                    break
+                last = sample.sample_id
+                journal.record(last, outcome.state, note=outcome.reason)
+                progress.done(last, outcome.state)
+                if outcome.state == DONE:
+                    result.completed += 1
+                    failed_in_a_row.clear()
+                    continue
+                failed_in_a_row.append(last)
+                if stopped := _why_stop(outcome, last, failed_in_a_row, policy.stop_after_failures, result):
+                    break
+                if problems := _stop(interlock, reactor):  # the sample's failure: safe, then prepared again
+                    stopped = f"sample {last} failed: {outcome.reason}; making the line safe after it failed: " \
+                              f"{'; '.join(problems)}"
+                    break
+                prepared = False
+            if interrupts.received and not stopped:  # after the last sample's data were taken
+                stopped = f"{interrupts.reason}: stopped after {_samples(result.completed)} completed"
+        except BaseException as error:
+            problems = _stop(interlock, reactor)
+            _read_back(reactor, journal, last, result)
+            if isinstance(error, QuenchlabError):
+                raise LibraryStopped(_with_safe_state(str(error), problems, result, directory), result) from None
             raise
-        problems = _stop(interlock, reactor)
-        if problems:
-            raise QuenchlabError(_with_safe_state("the library is done", problems, directory))
-        result.states = {s.sample_id: journal.state(s.sample_id) for s in samples}
-        return result
+    problems = _stop(interlock, reactor)
+    _read_back(reactor, journal, last, result)
+    if stopped or problems:
+        return result, _with_safe_state(stopped or "the library is done", problems, result, directory, last)
+    return result, ""
 
 
-def _with_safe_state(message: str, problems: list[str], directory: Path) -> str:
+def _run_one(engine, reactor, sample, md: dict, interlock, writer: HDF5Writer, interrupts: Interrupts) -> Outcome:
+    sample_md = {"sample": sample.sample_id, **sample.row.model_dump(exclude_none=True), **md,
+                 "quenchlab_version": __version__}
+    return run_once(engine, reactor.plan(sample, sample_md), interrupts, interlock, writer)
+
+
+def _why_stop(outcome: Outcome, sample_id: str, in_a_row: list[str], limit: int, result: LibraryResult) -> str:
+    """Why a failed or interrupted sample stops the library ("": it goes on)."""
+    if outcome.state == INTERRUPTED:
+        return f"{outcome.reason}: sample {sample_id} interrupted; stopped after {_samples(result.completed)} completed"
+    if outcome.line:
+        return f"sample {sample_id} failed: {outcome.reason}; the library stops: a failure of the line, not of the sample"
+    if len(in_a_row) >= limit:
+        return (f"{len(in_a_row)} samples failed in a row ({', '.join(in_a_row[-limit:])}; library.stop_after_failures "
+                f"is {limit}); the last: {outcome.reason}")
+    return ""
+
+
+def _samples(count: int) -> str:
+    return f"{count} sample{'s' if count != 1 else ''}"
+
+
+def _with_safe_state(message: str, problems: list[str], result: LibraryResult, directory: Path,
+                     last: str | None = None) -> str:
+    readback = ", ".join(f"{name} {value}" for name, value in result.safe_state.items())
     if problems:
-        return f"{message}; reaching the safe state failed: {'; '.join(problems)}: check the line by hand"
-    return (f"{message}; the line is in its safe state; fix the cause, then continue with --resume "
-            f"(the journal is in {directory})")
+        return f"{message}; reaching the safe state failed: {'; '.join(problems)}: check the line by hand" + \
+            (f" (read back: {readback})" if readback else "")
+    retry = f", run {last} again with --retry {last}" if last else ""
+    return (f"{message}; the line is in its safe state" + (f" (read back: {readback})" if readback else "") +
+            f"; continue with --resume{retry} (the journal is in {directory})")
 
 
 def _stop(interlock, reactor) -> list[str]:
@@ -109,33 +210,18 @@ def _stop(interlock, reactor) -> list[str]:
     return reactor.safe()
 
 
-def _run_one(engine: RunEngine, reactor, sample, md: dict, interlock, writer: HDF5Writer) -> tuple[str, str]:
-    sample_md = {"sample": sample.sample_id, **sample.row.model_dump(exclude_none=True), **md,
-                 "quenchlab_version": __version__}
-    try:
-        with sigterm_interrupts(engine):
-            outcome = engine(reactor.plan(sample, sample_md))
-    except RunEngineInterrupted:
-        if interlock and interlock.trips:
-            reason = abort_run(engine, trip := str(interlock.trips[-1]))
-            writer.annotate("interlock_trip", trip)
-            return FAILED, reason
-        return INTERRUPTED, abort_run(engine, "interrupted by the user")
-    except FailedStatus as failure:
-        return FAILED, failure_cause(failure)
-    except QuenchlabError as error:
-        return FAILED, str(error)
-    except Exception as error:  # anything unforeseen fails the sample: the journal must say so
-        return FAILED, f"{type(error).__name__}: {error}"
-    if outcome.exit_status != "success":
-        return FAILED, f"run ended with {outcome.exit_status}: {outcome.reason}"
-    return DONE, outcome.plan_result or ""
+def _read_back(reactor, journal: Journal, last: str | None, result: LibraryResult) -> None:
+    """The safe state as the instruments report it, into the last attempt's journal entry."""
+    result.safe_state = reactor.safe_readback()
+    if last is not None:
+        journal.record(last, journal.state(last), safe_state=result.safe_state)
 
 
 def _follow(name: str, doc: dict, journal: Journal, writer: HDF5Writer, current: dict, progress: Progress) -> None:
-    """Write the sample's file name into the journal as soon as it exists; report phases."""
+    """A new attempt in the journal as soon as its run opens, with its file and scan number
+    (durable before the plan goes on: before the first pulse or switch); report phases."""
     if name == "start" and writer.path is not None:
-        journal.record(current["sample_id"], RUNNING, file=writer.path.name)
+        journal.begin(current["sample_id"], file=writer.path.name, scan_id=doc.get("scan_id"))
     elif name in ("event", "event_page") and "marker_phase" in doc.get("data", {}):
         phases = doc["data"]["marker_phase"]
         progress.phase(phases[-1] if isinstance(phases, list) else phases)

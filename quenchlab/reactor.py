@@ -114,6 +114,11 @@ class FJHReactor(Assembly):
             flyer.cancel()
         return self.builder.safe(self.supply_driver)
 
+    def _readbacks(self) -> dict:
+        if not hasattr(self, "supply_driver"):
+            return {}
+        return self.builder.safe_readbacks(self.supply_driver)
+
     def interlock(self) -> Interlock | None:
         """Trips (the supply made safe) above limits.max_temperature or on an over-range pyrometer."""
         ceiling = self.config.limits.max_temperature

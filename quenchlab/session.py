@@ -3,12 +3,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bluesky.utils import FailedStatus, RunEngineInterrupted
-
 from . import __version__
 from .config import FJHConfig
-from .engine import abort_run, failure_cause, link_faults_recorded, run_engine, sigterm_interrupts
+from .engine import link_faults_recorded, run_engine
 from .errors import QuenchlabError
+from .interrupts import Interrupts
+from .journal import DONE, PENDING
+from .outcome import run_once
 from .files import writable_directory
 from .reactor import FJHReactor
 from .kelvin_recipe import TemperatureRecipe
@@ -30,13 +31,15 @@ class Inputs:
 
 
 def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = "",
-               on_pulse: Callable[[], None] = lambda: None) -> Path:
+               on_pulse: Callable[[], None] = lambda: None, interrupts: Interrupts | None = None) -> Path:
     """Run every pulse of the recipe; returns the HDF5 file. Limits are checked before
     any instrument is touched; the supply output is off (a capacitor bank dumped) when this
-    returns or raises."""
+    returns or raises. A signal (quenchlab.interrupts) ends the run as interrupted, or, after
+    its last pulse, lets it complete; either way this raises, saying so."""
     recipe_plan = checked_plan(inputs.recipe, inputs.config, inputs.recipe_source)
     writer = HDF5Writer(writable_directory(data_dir))
-    with FJHReactor(inputs.config, simulate=simulate) as reactor, run_engine() as engine:
+    with interrupts or Interrupts() as signals, FJHReactor(inputs.config, simulate=simulate) as reactor, \
+            run_engine() as engine, signals.running(engine):
         engine.subscribe(writer)
         engine.subscribe(lambda name, doc: on_pulse() if name == "event_page" and "supply_time" in doc["data"] else None)
         md = {"sample": sample or inputs.recipe.name, "recipe": inputs.recipe_text,
@@ -52,30 +55,23 @@ def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = 
             interlock.start()
         with link_faults_recorded(reactor, writer):  # once the run's file is closed
             try:
-                with sigterm_interrupts(engine):
-                    result = engine(plan)
-            except RunEngineInterrupted:
-                trip = str(interlock.trips[-1]) if interlock and interlock.trips else None
-                reason = abort_run(engine, trip or "interrupted by the user")
-                if trip:
-                    writer.annotate("interlock_trip", trip)
-                raise QuenchlabError(f"{reason}: {_ended(reactor, writer)}") from None
-            except FailedStatus as failure:  # an instrument action failed: say what the instrument said
-                raise QuenchlabError(f"{failure_cause(failure)}; {_ended(reactor, writer)}") from None
-            except QuenchlabError as error:  # the plan refused to go on (a learned pulse over the limits)
-                raise QuenchlabError(f"{error}; {_ended(reactor, writer)}") from None
-            except OSError as error:  # the record could not be written (disk full, storage gone)
-                raise QuenchlabError(f"recording failed ({error}); {_ended(reactor, writer)}") from None
+                outcome = run_once(engine, plan, signals, interlock, writer)
             finally:
                 if interlock:
                     interlock.halt()
-            if result.exit_status != "success":
-                raise QuenchlabError(f"the run ended with {result.exit_status}: {result.reason}; "
-                                     f"{_ended(reactor, writer)}")
+        if outcome.state != DONE:
+            raise QuenchlabError(f"{outcome.reason}; {_ended(reactor, writer if outcome.state != PENDING else None)}")
+        if signals.received:
+            raise QuenchlabError(f"{signals.reason} after the last pulse: the run completed; "
+                                 f"{_ended(reactor, writer)}")
     return writer.path
 
 
-def _ended(reactor: FJHReactor, writer: HDF5Writer) -> str:
-    """How a run that stopped early left the rig and its record."""
-    recorded = f"what was recorded is in {writer.path}" if writer.path else "nothing was recorded"
-    return f"{reactor.builder.safe_state}; {recorded}"
+def _ended(reactor: FJHReactor, writer: HDF5Writer | None) -> str:
+    """How a run that stopped left the rig (read back from it) and its record."""
+    problems = reactor.safe()
+    state = f"making it safe failed: {'; '.join(problems)}: check the rig by hand" if problems \
+        else reactor.builder.safe_state
+    readback = ", ".join(f"{name} {value}" for name, value in reactor.safe_readback().items())
+    recorded = f"what was recorded is in {writer.path}" if writer and writer.path else "nothing was recorded"
+    return f"{state} (read back: {readback}); {recorded}"

@@ -44,6 +44,11 @@ class SupplyBuilder:
             return [str(error)]
         return []
 
+    def safe_readbacks(self, driver) -> dict:
+        """name -> a function reading it, for the safe state's record (Assembly.safe_readback)."""
+        return {"supply_output": lambda: "on" if driver.output_enabled() else "off",
+                "supply_current": lambda: f"{driver.measure()[1]:g} A"}
+
 
     def closed_loop(self, driver, pyrometer, digitizer, protection) -> ClosedLoopPulse:
         """The flyer that holds a temperature profile on the pyrometer, checking `protection`
@@ -170,6 +175,9 @@ class CapBankBuilder(SupplyBuilder):
         return CapBankShot(driver, pyrometer, digitizer, current_channel=d.current_channel,
                            sensitivity=d.current_sensitivity, max_current=self.config.limits.max_current,
                            **self.capture(name))
+
+    def safe_readbacks(self, driver: CapBank) -> dict:
+        return {"bank": driver.state, "bank_voltage": lambda: f"{driver.bank_voltage():g} V"}
 
     def safe(self, driver: CapBank) -> list[str]:
         """DUMP, confirmed by the state it leaves the controller in."""

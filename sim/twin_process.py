@@ -3,16 +3,31 @@
 Dry runs far faster than real time need the twins off the host's interpreter lock: host and
 twins then each have a core, and the host cannot tell (the twins are behind the same
 pseudo-terminals and sockets either way).
+
+The instruments are not the terminal's: the child runs in a session of its own, so a Ctrl-C
+typed in the terminal (the terminal signals its whole foreground process group) or a signal
+sent to quenchlab's process group reaches the host alone, which then brings the line to its
+safe state and reads it back from the twins before it stops them. SIGINT and SIGTERM are
+blocked across the fork, so none can reach the child before it has left the group.
 """
 import multiprocessing
 import os
+import signal
 import time
 
 from quenchlab.clock import ReactorClock
 
 
+STOPPING = {signal.SIGINT, signal.SIGTERM}
+
+
 def _serve(factory, config, clock: ReactorClock, pipe, stop, parent: int) -> None:
     """Serve until told to stop, or until the host is gone (even killed with SIGKILL)."""
+    os.setsid()
+    for number in STOPPING:  # the host's handlers are not the twins' (one pending is dropped)
+        signal.signal(number, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPPING)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     with factory(config, clock) as twins:
         pipe.send(twins.addresses)
         while not stop.wait(0.2) and os.getppid() == parent:
@@ -28,7 +43,11 @@ class TwinProcess:
         self._stop = context.Event()
         self._process = context.Process(target=_serve, args=(factory, config, clock, child,
                                                              self._stop, os.getpid()), daemon=True, name="quenchlab-twins")
-        self._process.start()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
+        try:
+            self._process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         child.close()  # so the pipe reports a child that died
         deadline = time.monotonic() + 30
         while not parent.poll(0.05):

@@ -1,5 +1,10 @@
 """Shared fixtures: the simulated FJH reactor's config, its twins and an assembled reactor; a
-serial twin (a test module's `twin` fixture) served on a pseudo-terminal."""
+serial twin (a test module's `twin` fixture) served on a pseudo-terminal.
+
+`pytest --busy-core` runs the suite while another process keeps one core busy, as on a shared
+CI machine: a test that fails only then has found a race."""
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +21,22 @@ CONFIGS = ROOT / "configs"
 # (host-timed steps, a closed loop's ticks) runs again, up to twice, if it fails: a shared
 # machine can stop a process for tens of ms. A fault in quenchlab fails all three runs.
 wall_timed = pytest.mark.flaky(reruns=2)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--busy-core", action="store_true",
+                     help="keep one core busy with another process for the whole session")
+
+
+def pytest_configure(config):
+    if config.getoption("--busy-core"):
+        config.busy_core = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def pytest_unconfigure(config):
+    if busy := getattr(config, "busy_core", None):
+        busy.kill()
+        busy.wait()
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Sample libraries: files, pre-flight, a valve-switched run on the twins, failures, resume."""
 import csv
 import json
+import re
 import os
 import signal
 import subprocess
@@ -169,14 +170,16 @@ def test_stuck_valve_fails_the_sample_clearly_and_leaves_the_line_safe(config, t
     assert [(m["sample_id"], m["state"]) for m in manifest] == [("S01", "failed"), ("S02", "pending")]
 
 
-def test_pump_stall_fails_the_sample_clearly(config, tmp_path):
+def test_a_pump_stall_fails_the_sample_and_the_library_goes_on(config, tmp_path):
+    """A stall belongs to the sample's liquid: the line is made safe, prepared again, and the
+    next sample runs (quenchlab.outcome)."""
     reactor, slots, library = run_short(config, tmp_path, count=2)
     with reactor:
-        with pytest.raises(QuenchlabError, match=r"sample S01 failed: (interlock: reading failed at reactor time \S+ s: )?"
-                                                  r"pump at .*alarm S \(motor stall"):
-            fail_on_first_sample(reactor, slots, library, tmp_path, reactor.twins.pump.stall)
-        reactor.twins.world.advance()
-        assert not reactor.twins.pump.flow_at(reactor.clock.now())
+        result = fail_on_first_sample(reactor, slots, library, tmp_path, reactor.twins.pump.stall)
+        assert reactor.pump_driver.status() == "stopped"
+    assert result.states == {"S01": "failed", "S02": "done"} and result.completed == 1
+    manifest = {m["sample_id"]: m for m in csv.DictReader((tmp_path / "short" / "manifest.csv").open())}
+    assert re.search(r"pump at .*alarm S \(motor stall", manifest["S01"]["note"])
 
 
 def test_a_second_run_refuses_to_overwrite(config, tmp_path):
