@@ -68,13 +68,17 @@ def show_library(console: Console, path: Path, png: Path | None = None) -> None:
                                    collection_note(record) if record else "") if n)
              for entry, (record, problem) in zip(entries, opened)]
     states = [entry.state for entry in entries]
-    labels = [entry.sample_id for entry in entries]
+    labels = [entry.label for entry in entries]
+    columns = {"attempt": [e.attempt for e in entries], "current": [e.current for e in entries], "state": states}
     if not any(states):  # a plain directory of records: name them by their samples
         labels = unique_labels([r.sample if r else "" for r in records], labels)
     shown = [i for i, record in enumerate(records) if record]
     counts = ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states) if s)
-    title = f"{directory}: {len(entries)} samples" + (f" ({counts})" if counts else "")
-    console.print(_run_table(title, labels, rows, notes=notes, states=states if any(states) else None))
+    samples = len({entry.sample_id for entry in entries})
+    title = f"{directory}: {samples} samples" + (f", {len(entries)} attempts" if len(entries) > samples else "") + \
+        (f" ({counts})" if counts else "")
+    console.print(_run_table(title, labels, rows, notes=notes,
+                             columns={name: values for name, values in columns.items() if any(values)}))
     if not held_figures([rows[i] for i in shown], OVERVIEW):
         console.print("no plot: no sample has a figure to plot yet", highlight=False)
         return
@@ -126,19 +130,21 @@ def _train_line(row: dict[str, float]) -> str:
 
 
 def _run_table(title: str, labels: list[str], rows: list[dict[str, float]], *, notes: list[str],
-               states: list[str] | None = None) -> Table:
-    """One row per run: the RUN_COLUMNS some run has a value for."""
-    columns = [n for n in RUN_COLUMNS if any(np.isfinite(row[n]) for row in rows)]
+               columns: dict[str, list[str]] | None = None) -> Table:
+    """One row per run: its label, the text `columns` (a library's attempt, current, state) and
+    the RUN_COLUMNS some run has a value for."""
+    columns = columns or {}
+    figures = [n for n in RUN_COLUMNS if any(np.isfinite(row[n]) for row in rows)]
     table = Table(title=title)
     table.add_column("sample")
-    if states:
-        table.add_column("state")
     for name in columns:
+        table.add_column(name)
+    for name in figures:
         table.add_column(RUN_COLUMNS[name][0], justify="right")
     table.add_column("note")
     for i, (label, row) in enumerate(zip(labels, rows)):
-        cells = [_count(row[n]) if n == "pulses" else _number(row[n] * RUN_COLUMNS[n][1]) for n in columns]
-        table.add_row(label, *([states[i]] if states else []), *cells, notes[i])
+        cells = [_count(row[n]) if n == "pulses" else _number(row[n] * RUN_COLUMNS[n][1]) for n in figures]
+        table.add_row(label, *(values[i] for values in columns.values()), *cells, notes[i])
     return table
 
 

@@ -9,8 +9,9 @@ never destroys.
 - Once a run's plan has cleared its checkpoint (`bps.clear_checkpoint`: its data are taken,
   what is left is closing up), the signal does not pause it: the run completes and is
   recorded as such, and no next run starts.
-- Outside a runner (connecting to the instruments), the first signal raises `Interrupted` in
-  the main thread at once; the `with` blocks around the instruments make the line safe.
+- Outside a runner and outside `deferred()` (connecting to the instruments), the first signal
+  raises `Interrupted` in the main thread at once; the `with` blocks around the instruments
+  make the line safe. Inside `deferred()` (closing the instruments) it is noted only.
 - Later signals are noted only: they never cut short the safe state the first one started.
 A signal ignored when quenchlab started (a background job of a non-interactive shell ignores
 SIGINT) stays ignored. Signals are handled in the main thread only; elsewhere this does nothing.
@@ -39,6 +40,7 @@ class Interrupts:
     def __init__(self):
         self.received: int | None = None  # the first signal's number
         self._engine: RunEngine | None = None  # the runner's RunEngine, while one is in charge
+        self._deferring = False  # signals are noted, never raised
         self._finishing = False  # the run in progress has cleared its checkpoint
         self._previous: dict[int, object] = {}
         self._depth = 0  # `with` blocks entered: the handlers are installed by the outermost
@@ -64,12 +66,22 @@ class Interrupts:
         self._previous.clear()
 
     @contextmanager
+    def deferred(self):
+        """Signals are noted only, for whoever looks at `received` (closing the line, a runner)."""
+        deferring, self._deferring = self._deferring, True
+        try:
+            yield self
+        finally:
+            self._deferring = deferring
+
+    @contextmanager
     def running(self, engine: RunEngine):
         """A runner is in charge of `engine`: signals pause its runs and are looked at between them."""
         self._engine, self._finishing = engine, False
         engine.msg_hook = self._follow
         try:
-            yield self
+            with self.deferred():
+                yield self
         finally:
             engine.msg_hook = None
             self._engine = None
@@ -92,10 +104,10 @@ class Interrupts:
         if self.received is not None:
             return
         self.received = number
-        engine = self._engine
-        if engine is None:
+        if not self._deferring:
             raise Interrupted(self.reason)
-        if not self._finishing and not engine.state.is_idle:
+        engine = self._engine
+        if engine is not None and not self._finishing and not engine.state.is_idle:
             # request_pause waits for the RunEngine's loop: not in a signal handler
             threading.Thread(target=_pause, args=(engine,), daemon=True, name="interrupt").start()
 

@@ -75,9 +75,9 @@ def run_library_command(config_path: Path, library_path: Path, *, preflight: boo
     if again and config.kind == "fjh" and not (sim or config.simulated):
         _confirm_fresh(again, fresh_samples)
     with Interrupts() as interrupts:
-        reactor = _reactor(config, sim, speed)
+        reactor = _reactor(config, sim, speed)  # a signal while connecting raises: nothing ran yet
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with reactor, Progress(*columns, console=console) as bar:
+        with interrupts.deferred(), reactor, Progress(*columns, console=console) as bar:
             overall = bar.add_task("library", total=len(todo))
             current = bar.add_task("", total=None)
             report = Report(sample=lambda sid, i, n: bar.update(current, description=f"{sid}: starting"),

@@ -1,4 +1,5 @@
-"""The records of a library: from its manifest.csv (every sample, its state and its file) or,
+"""The records of a library: from its manifest.csv (every attempt at every sample, its state
+and its file; a manifest written before attempts were counted has one row per sample) or,
 without one, every HDF5 file in a directory."""
 import csv
 from dataclasses import dataclass
@@ -15,6 +16,13 @@ class Entry:
     state: str
     path: Path | None  # None: no record (yet)
     note: str = ""
+    attempt: str = ""  # "1", "2", ...; "" for a pending sample or a plain directory
+    current: str = ""  # "yes" for the attempt that stands for the sample (its latest done one)
+
+    @property
+    def label(self) -> str:
+        """The sample, and which attempt after the first."""
+        return self.sample_id if self.attempt in ("", "1") else f"{self.sample_id} #{self.attempt}"
 
 
 def library_entries(path: str | Path) -> tuple[Path, list[Entry]]:
@@ -41,4 +49,4 @@ def _from_manifest(manifest: Path) -> list[Entry]:
     if rows and not {"sample_id", "state", "file"} <= set(rows[0]):
         raise QuenchlabError(f"{manifest}: not a library manifest (needs the columns sample_id, state, file)")
     return [Entry(row["sample_id"], row["state"], manifest.parent / row["file"] if row["file"] else None,
-                  row.get("note") or "") for row in rows]
+                  row.get("note") or "", row.get("attempt") or "", row.get("current") or "") for row in rows]

@@ -127,9 +127,7 @@ def _run(reactor, todo: list, journal: Journal, md: dict, progress: Progress,
             prepared = False
             for index, sample in enumerate(todo):
                 if not prepared and not interrupts.received:
-                    reactor.prepare()
-                    if interlock:
-                        interlock.start()
+                    _prepare(reactor, interlock, failed_in_a_row[-1] if failed_in_a_row else None)
                     prepared = True
                 if interrupts.received:
                     stopped = f"{interrupts.reason}: stopped after {_samples(result.completed)} completed"
@@ -162,13 +160,26 @@ def _run(reactor, todo: list, journal: Journal, md: dict, progress: Progress,
             problems = _stop(interlock, reactor)
             _read_back(reactor, journal, last, result)
             if isinstance(error, QuenchlabError):
-                raise LibraryStopped(_with_safe_state(str(error), problems, result, directory), result) from None
+                raise LibraryStopped(_with_safe_state(str(error), problems, result, directory, last), result) from None
             raise
     problems = _stop(interlock, reactor)
     _read_back(reactor, journal, last, result)
     if stopped or problems:
         return result, _with_safe_state(stopped or "the library is done", problems, result, directory, last)
     return result, ""
+
+
+def _prepare(reactor, interlock, after_failure: str | None) -> None:
+    """The line prepared (again, after a sample's failure: then a failure here is the line's)
+    and the interlock watching afresh."""
+    try:
+        reactor.prepare()
+    except QuenchlabError as error:
+        if after_failure is None:
+            raise
+        raise QuenchlabError(f"preparing the line again after sample {after_failure} failed: {error}") from None
+    if interlock:
+        interlock.start()
 
 
 def _run_one(engine, reactor, sample, md: dict, interlock, writer: HDF5Writer, interrupts: Interrupts) -> Outcome:

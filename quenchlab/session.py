@@ -38,32 +38,39 @@ def run_recipe(inputs: Inputs, *, simulate: bool, data_dir: Path, sample: str = 
     its last pulse, lets it complete; either way this raises, saying so."""
     recipe_plan = checked_plan(inputs.recipe, inputs.config, inputs.recipe_source)
     writer = HDF5Writer(writable_directory(data_dir))
-    with interrupts or Interrupts() as signals, FJHReactor(inputs.config, simulate=simulate) as reactor, \
-            run_engine() as engine, signals.running(engine):
-        engine.subscribe(writer)
-        engine.subscribe(lambda name, doc: on_pulse() if name == "event_page" and "supply_time" in doc["data"] else None)
-        md = {"sample": sample or inputs.recipe.name, "recipe": inputs.recipe_text,
-              "recipe_name": inputs.recipe.name, "recipe_file": inputs.recipe_source,
-              "reactor_config": inputs.config_text, "config_file": inputs.config_source,
-              "reactor": inputs.config.reactor, "simulated": reactor.twins is not None,
-              "analysis": inputs.config.analysis.model_dump(), "quenchlab_version": __version__,
-              **reactor.supply_metadata}
-        plan = recipe_plan(reactor, md)
-        interlock = reactor.interlock()
-        if interlock:
-            interlock.attach(engine, resume_after=1.0)
-            interlock.start()
-        with link_faults_recorded(reactor, writer):  # once the run's file is closed
-            try:
-                outcome = run_once(engine, plan, signals, interlock, writer)
-            finally:
-                if interlock:
-                    interlock.halt()
-        if outcome.state != DONE:
-            raise QuenchlabError(f"{outcome.reason}; {_ended(reactor, writer if outcome.state != PENDING else None)}")
-        if signals.received:
-            raise QuenchlabError(f"{signals.reason} after the last pulse: the run completed; "
-                                 f"{_ended(reactor, writer)}")
+    with interrupts or Interrupts() as signals:
+        reactor = FJHReactor(inputs.config, simulate=simulate)  # a signal here raises: nothing ran yet
+        with signals.deferred(), reactor, run_engine() as engine, signals.running(engine):
+            return _run(reactor, engine, signals, recipe_plan(reactor, _metadata(inputs, reactor, sample)), writer,
+                        on_pulse)
+
+
+def _metadata(inputs: Inputs, reactor: FJHReactor, sample: str) -> dict:
+    return {"sample": sample or inputs.recipe.name, "recipe": inputs.recipe_text,
+            "recipe_name": inputs.recipe.name, "recipe_file": inputs.recipe_source,
+            "reactor_config": inputs.config_text, "config_file": inputs.config_source,
+            "reactor": inputs.config.reactor, "simulated": reactor.twins is not None,
+            "analysis": inputs.config.analysis.model_dump(), "quenchlab_version": __version__,
+            **reactor.supply_metadata}
+
+
+def _run(reactor: FJHReactor, engine, signals: Interrupts, plan, writer: HDF5Writer, on_pulse) -> Path:
+    engine.subscribe(writer)
+    engine.subscribe(lambda name, doc: on_pulse() if name == "event_page" and "supply_time" in doc["data"] else None)
+    interlock = reactor.interlock()
+    if interlock:
+        interlock.attach(engine, resume_after=1.0)
+        interlock.start()
+    with link_faults_recorded(reactor, writer):  # once the run's file is closed
+        try:
+            outcome = run_once(engine, plan, signals, interlock, writer)
+        finally:
+            if interlock:
+                interlock.halt()
+    if outcome.state != DONE:
+        raise QuenchlabError(f"{outcome.reason}; {_ended(reactor, writer if outcome.state != PENDING else None)}")
+    if signals.received:
+        raise QuenchlabError(f"{signals.reason} after the last pulse: the run completed; {_ended(reactor, writer)}")
     return writer.path
 
 

@@ -6,6 +6,7 @@ whole process group, as a terminal's Ctrl-C does."""
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -14,7 +15,6 @@ from pathlib import Path
 import h5py
 import pytest
 from bluesky import plan_stubs as bps
-from bluesky import preprocessors as bpp
 
 from quenchlab.aerosol_config import load_aerosol_config
 from quenchlab.aerosol_reactor import AerosolReactor
@@ -121,7 +121,7 @@ def test_a_signal_before_the_run_began_leaves_nothing_begun():
     with interrupts, run_engine() as engine, interrupts.running(engine):
         engine.subscribe(lambda name, doc: starts.append(doc), "start")
         interrupts.received = signal.SIGINT  # as the handler notes it, just before the run
-        outcome = run_once(engine, bpp.run_wrapper(bps.null()), interrupts)
+        outcome = run_once(engine, bps.open_run(), interrupts)
     assert outcome.state == "pending" and not starts
 
 
@@ -181,6 +181,11 @@ def test_ctrl_c_to_the_process_group_then_retry_into_a_new_record(tmp_path):
     assert (directory / first["file"]).read_bytes() == kept
     resumed = subprocess.run(command + ["--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0 and "3 done" in resumed.stdout, resumed.stderr
+    shown = subprocess.run([QUENCHLAB, "inspect", directory], capture_output=True, text=True, timeout=60).stdout
+    shown = " ".join(shown.split())  # the table's title wraps to the table's width
+    assert "3 samples, 4 attempts (3 done, 1 interrupted)" in shown
+    assert re.search(r"S02 │ 1 │ no │ interrupted │.*│ interrupted by the user", shown)
+    assert "S02 #2 │ 2 │ yes │ done │" in shown
 
 
 def _entries(directory: Path) -> list[dict]:
