@@ -110,10 +110,8 @@ def run_library(reactor, samples: list, *, library: Path, data_dir: Path, resume
 def _run(reactor, todo: list, journal: Journal, md: dict, progress: Progress,
          interrupts: Interrupts) -> tuple[LibraryResult, str]:
     """(result, why it stopped early or ""); the line is in its safe state when this returns."""
-    directory = journal.directory
-    result, stopped, last = LibraryResult(directory), "", None
-    writer = HDF5Writer(directory)
-    policy = reactor.config.library
+    result = LibraryResult(journal.directory)
+    writer = HDF5Writer(journal.directory)
     with run_engine() as engine, interrupts.running(engine):
         engine.md["scan_id"] = journal.last_scan_id()  # numbers go on across resumes and retries
         engine.subscribe(writer)
@@ -122,51 +120,104 @@ def _run(reactor, todo: list, journal: Journal, md: dict, progress: Progress,
         interlock = reactor.interlock()
         if interlock:
             interlock.attach(engine, resume_after=10.0)
-        failed_in_a_row: list[str] = []
+        night = _Night(reactor, engine, interlock, writer, journal, interrupts, result)
         try:
-            prepared = False
-            for index, sample in enumerate(todo):
-                if not prepared and not interrupts.received:
-                    _prepare(reactor, interlock, failed_in_a_row[-1] if failed_in_a_row else None)
-                    prepared = True
-                if interrupts.received:
-                    stopped = f"{interrupts.reason}: stopped after {_samples(result.completed)} completed"
-                    break
-                current["sample_id"] = sample.sample_id
-                progress.sample(sample.sample_id, index, len(todo))
-                with link_faults_recorded(reactor, writer):
-                    outcome = _run_one(engine, reactor, sample, md, interlock, writer, interrupts)
-                if outcome.state == PENDING:  # a signal came before its run began: nothing of it happened
-                    stopped = f"{interrupts.reason}: stopped after {_samples(result.completed)} completed"
-                    break
-                last = sample.sample_id
-                journal.record(last, outcome.state, note=outcome.reason)
-                progress.done(last, outcome.state)
-                if outcome.state == DONE:
-                    result.completed += 1
-                    failed_in_a_row.clear()
-                    continue
-                failed_in_a_row.append(last)
-                if stopped := _why_stop(outcome, last, failed_in_a_row, policy.stop_after_failures, result):
-                    break
-                if problems := _stop(interlock, reactor):  # the sample's failure: safe, then prepared again
-                    stopped = f"sample {last} failed: {outcome.reason}; making the line safe after it failed: " \
-                              f"{'; '.join(problems)}"
-                    break
-                prepared = False
-            if interrupts.received and not stopped:  # after the last sample's data were taken
-                stopped = f"{interrupts.reason}: stopped after {_samples(result.completed)} completed"
+            stopped = night.run(todo, md, progress, current)
         except BaseException as error:
-            problems = _stop(interlock, reactor)
-            _read_back(reactor, journal, last, result)
+            problems = night.end()
             if isinstance(error, QuenchlabError):
-                raise LibraryStopped(_with_safe_state(str(error), problems, result, directory, last), result) from None
+                raise LibraryStopped(_with_safe_state(str(error), problems, result, night.to_retry), result) from None
             raise
-    problems = _stop(interlock, reactor)
-    _read_back(reactor, journal, last, result)
+    problems = night.end()
     if stopped or problems:
-        return result, _with_safe_state(stopped or "the library is done", problems, result, directory, last)
+        return result, _with_safe_state(stopped or "the library is done", problems, result, night.to_retry)
     return result, ""
+
+
+@dataclass
+class _Night:
+    """One run of the selected samples on a reactor, under one RunEngine."""
+
+    reactor: object
+    engine: object
+    interlock: object
+    writer: HDF5Writer
+    journal: Journal
+    interrupts: Interrupts
+    result: LibraryResult
+    last: str | None = None  # the last sample run
+    failed_in_a_row: list[str] = field(default_factory=list)
+
+    def run(self, todo: list, md: dict, progress: Progress, current: dict) -> str:
+        """Each sample in turn; returns why the night stopped early ("": it ran to its end)."""
+        prepared = False
+        for index, sample in enumerate(todo):
+            if not prepared and not self.interrupts.received:
+                _prepare(self.reactor, self.interlock, self.failed_in_a_row[-1] if self.failed_in_a_row else None)
+                prepared = True
+            if self.interrupts.received:
+                return self.stopped_by_signal()
+            current["sample_id"] = sample.sample_id
+            progress.sample(sample.sample_id, index, len(todo))
+            with link_faults_recorded(self.reactor, self.writer):
+                outcome = self.run_one(sample, md)
+            if outcome.state == PENDING:  # a signal came before its run began: nothing of it happened
+                return self.stopped_by_signal()
+            self.last = sample.sample_id
+            self.journal.record(self.last, outcome.state, note=outcome.reason)
+            progress.done(self.last, outcome.state)
+            if stopped := self.after(outcome):
+                return stopped
+            prepared = outcome.state == DONE
+        return self.stopped_by_signal() if self.interrupts.received else ""  # after the last sample's data
+
+    def run_one(self, sample, md: dict) -> Outcome:
+        sample_md = {"sample": sample.sample_id, **sample.row.model_dump(exclude_none=True), **md,
+                     "quenchlab_version": __version__}
+        return run_once(self.engine, self.reactor.plan(sample, sample_md), self.interrupts, self.interlock, self.writer)
+
+    def after(self, outcome: Outcome) -> str:
+        """Why the night stops after this sample ("": it goes on; a failed sample's line made safe)."""
+        if outcome.state == DONE:
+            self.result.completed += 1
+            self.failed_in_a_row.clear()
+            return ""
+        sample_id, limit = self.last, self.reactor.config.library.stop_after_failures
+        self.failed_in_a_row.append(sample_id)
+        if outcome.state == INTERRUPTED:
+            return f"{outcome.reason}: sample {sample_id} interrupted; stopped after {self.completed}"
+        if outcome.line:
+            return f"sample {sample_id} failed: {outcome.reason}; the library stops: a failure of the line, not of " \
+                   "the sample"
+        if len(self.failed_in_a_row) >= limit:
+            return (f"{limit} samples failed in a row ({', '.join(self.failed_in_a_row[-limit:])}; "
+                    f"library.stop_after_failures is {limit}); the last: {outcome.reason}")
+        if problems := _stop(self.interlock, self.reactor):
+            return f"sample {sample_id} failed: {outcome.reason}; making the line safe after it failed: " \
+                   f"{'; '.join(problems)}"
+        return ""
+
+    @property
+    def to_retry(self) -> str | None:
+        """The last sample run, if it did not complete."""
+        return self.last if self.last and self.journal.state(self.last) != DONE else None
+
+    @property
+    def completed(self) -> str:
+        count = self.result.completed
+        return f"{count} sample{'s' if count != 1 else ''} completed"
+
+    def stopped_by_signal(self) -> str:
+        return f"{self.interrupts.reason}: stopped after {self.completed}"
+
+    def end(self) -> list[str]:
+        """The line to its safe state, read back into the last attempt's journal entry; returns
+        what went wrong making it safe."""
+        problems = _stop(self.interlock, self.reactor)
+        self.result.safe_state = self.reactor.safe_readback()
+        if self.last is not None:
+            self.journal.record(self.last, self.journal.state(self.last), safe_state=self.result.safe_state)
+        return problems
 
 
 def _prepare(reactor, interlock, after_failure: str | None) -> None:
@@ -182,50 +233,20 @@ def _prepare(reactor, interlock, after_failure: str | None) -> None:
         interlock.start()
 
 
-def _run_one(engine, reactor, sample, md: dict, interlock, writer: HDF5Writer, interrupts: Interrupts) -> Outcome:
-    sample_md = {"sample": sample.sample_id, **sample.row.model_dump(exclude_none=True), **md,
-                 "quenchlab_version": __version__}
-    return run_once(engine, reactor.plan(sample, sample_md), interrupts, interlock, writer)
-
-
-def _why_stop(outcome: Outcome, sample_id: str, in_a_row: list[str], limit: int, result: LibraryResult) -> str:
-    """Why a failed or interrupted sample stops the library ("": it goes on)."""
-    if outcome.state == INTERRUPTED:
-        return f"{outcome.reason}: sample {sample_id} interrupted; stopped after {_samples(result.completed)} completed"
-    if outcome.line:
-        return f"sample {sample_id} failed: {outcome.reason}; the library stops: a failure of the line, not of the sample"
-    if len(in_a_row) >= limit:
-        return (f"{len(in_a_row)} samples failed in a row ({', '.join(in_a_row[-limit:])}; library.stop_after_failures "
-                f"is {limit}); the last: {outcome.reason}")
-    return ""
-
-
-def _samples(count: int) -> str:
-    return f"{count} sample{'s' if count != 1 else ''}"
-
-
-def _with_safe_state(message: str, problems: list[str], result: LibraryResult, directory: Path,
-                     last: str | None = None) -> str:
+def _with_safe_state(message: str, problems: list[str], result: LibraryResult, last: str | None) -> str:
     readback = ", ".join(f"{name} {value}" for name, value in result.safe_state.items())
     if problems:
         return f"{message}; reaching the safe state failed: {'; '.join(problems)}: check the line by hand" + \
             (f" (read back: {readback})" if readback else "")
     retry = f", run {last} again with --retry {last}" if last else ""
     return (f"{message}; the line is in its safe state" + (f" (read back: {readback})" if readback else "") +
-            f"; continue with --resume{retry} (the journal is in {directory})")
+            f"; continue with --resume{retry} (the journal is in {result.directory})")
 
 
 def _stop(interlock, reactor) -> list[str]:
     if interlock:
         interlock.halt()
     return reactor.safe()
-
-
-def _read_back(reactor, journal: Journal, last: str | None, result: LibraryResult) -> None:
-    """The safe state as the instruments report it, into the last attempt's journal entry."""
-    result.safe_state = reactor.safe_readback()
-    if last is not None:
-        journal.record(last, journal.state(last), safe_state=result.safe_state)
 
 
 def _follow(name: str, doc: dict, journal: Journal, writer: HDF5Writer, current: dict, progress: Progress) -> None:

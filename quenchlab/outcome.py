@@ -34,10 +34,6 @@ class Outcome:
     reason: str  # why it ended (a completed run: its plan's note, if any)
     line: bool = False  # a failure of the line, not of the sample: a library stops
 
-    @property
-    def stops_library(self) -> bool:
-        return self.state in (INTERRUPTED, PENDING) or self.line
-
 
 def belongs_to_sample(error: BaseException | None) -> bool:
     """Whether a failure is the sample's own (see the module's docstring)."""
