@@ -48,6 +48,8 @@ def test_shipped_files_are_valid():
     (lambda d: d["instruments"]["pyrometer"].update(response_time="2 ms"), r"response_time must be one of 0 s, 0\.001 s"),
     (lambda d: d["limits"].update(max_voltage="60 V"), r"ovp \(55 V\) must be above limits\.max_voltage \(60 V\)"),
     (lambda d: d.update(kind="kiln"), r"field kind: Input should be 'fjh'"),
+    (lambda d: d.update(library={"stop_after_failures": 0}),
+     r"field library\.stop_after_failures: Input should be greater than or equal to 1"),
 ])
 def test_bad_config_names_file_field_and_allowed_values(tmp_path, edit, expected):
     data = sim_data()
