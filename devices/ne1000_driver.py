@@ -300,6 +300,23 @@ class NE1000:
     def run(self) -> None:
         self._command("RUN")
 
+    def start(self, direction: str, ml_per_min: float, ml: float = 0.0) -> None:
+        """Stop, then pump `ml` (0: continuously) in `direction` at `ml_per_min`; the pump stops
+        by itself once the volume is dispensed (10.4)."""
+        with self.io.lock:
+            self.stop()
+            self.set_direction(direction)
+            self.set_rate(ml_per_min)
+            self.set_volume(ml)
+            self.run()
+
+    def spray(self, ml_per_min: float) -> None:
+        """Infuse continuously at `ml_per_min` (0: stop)."""
+        if ml_per_min:
+            self.start("INF", ml_per_min)
+        else:
+            self.stop()
+
     def purge(self) -> None:
         """Pump at the syringe's maximum rate until stop()."""
         self._command("PUR")

@@ -38,9 +38,10 @@ class ProcessLogger(Device):
     """Reads `sources` every `period` s of reactor time, one after another."""
 
     def __init__(self, sources: list[Source], units: dict[str, str], clock: ReactorClock,
-                 period: float = 1.0, name: str = "process"):
+                 period: float = 1.0, name: str = "process", hinted: tuple[str, ...] = ()):
         super().__init__(name=name)
         self.sources, self.units, self.clock, self.period = sources, units, clock, period
+        self._hinted = list(hinted)  # the fields a plot of the record shows first
         self._reading = threading.Lock()  # one row at a time: describe_collect may read one too
         self.latest: dict[str, float | str] = {}
         self.watcher: Watcher | None = None
@@ -153,6 +154,10 @@ class ProcessLogger(Device):
         """Wall seconds the oldest row not yet collected has waited (0 if there is none)."""
         with self._lock:
             return time.time() - self._rows[0][0] if self._rows else 0.0
+
+    @property
+    def hints(self):
+        return {"fields": self._hinted}
 
     def describe_collect(self):
         """Each field is a 1-D array along "row": an event of this stream is a block of rows

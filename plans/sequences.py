@@ -1,12 +1,19 @@
 """Valve-switched high-throughput sequences: one sample per slot, one run (one file) per sample.
 
-A slot: switch the valve (confirmed by its readback), flush the line, wait until the flame is
-stable within a band, collect for the rest of the slot. Process data are logged all along on
-the reactor clock and collected as pages; each phase boundary is an event of the "phases"
-stream: switch, flush, settle, collect, end. A checkpoint precedes each mark; after `end` the
-plan clears it: quenchlab's Ctrl-C then lets the sample complete (quenchlab.interrupts).
+A slot, each step a mark of the "phases" stream: `waste` (shutter closed, the collector on its
+waste position, both read back), `switch` (the pump stopped, the valve turned and confirmed),
+for a syringe `prime` (its remainder and a prime of the new solution sprayed to waste) and
+`refill` (its charge withdrawn, spray stopped), `flush` (spraying starts: the slot's dwell
+runs from here), `settle` (until the flame is stable within a band), `position` (to the
+sample's plate position, read back), `collect` (shutter open, for the rest of the dwell),
+`close` (shutter closed) and `end` (back on waste; a syringe stops). Without a collector the
+slot collects on the one filter. Process data are logged all along on the reactor clock and
+collected as pages. A checkpoint precedes each mark; after `end` the plan clears it:
+quenchlab's Ctrl-C then lets the sample complete (quenchlab.interrupts).
 """
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
@@ -47,6 +54,15 @@ def mark(marker: PhaseMarker, phase: str, note: str = ""):
     yield Msg("save")
 
 
+def settings(devices):
+    """The devices' settings as they last read them (no instrument is asked): one event of the
+    "settings" stream, whose description carries every device's configuration."""
+    yield Msg("create", None, name="settings")
+    for device in devices:
+        yield Msg("read", device)
+    yield Msg("save")
+
+
 def wait_until(clock: ReactorClock, logger: ProcessLogger, end: float):
     """Sleep to reactor time `end`, collecting the process data whenever the oldest row not
     yet collected is COLLECT_EVERY wall seconds old: the record on disk is never more than a
@@ -60,50 +76,102 @@ def wait_until(clock: ReactorClock, logger: ProcessLogger, end: float):
         yield from reactor_sleep(clock, min(end - clock.now(), (COLLECT_EVERY - age) * clock.speed))
 
 
-def wait_for_stable_flame(clock, logger, field, band, window, minimum, allowance, since):
-    """Wait until every reading of `field` in the last `window` s (after `since`) lies within
-    `band` of their mean and above `minimum`; give up after `allowance` s. Returns whether
-    the flame settled. Looked at first once a window can be full, then every log period."""
-    give_up = clock.now() + allowance
-    full = since + window - logger.period
+def wait_for_stable_flame(clock, logger, flame: "Flame", since: float):
+    """Wait until every reading of the flame's field in its last window (after `since`) lies
+    within its band of their mean and above its minimum; give up after its allowance. Returns
+    whether the flame settled. Looked at first once a window can be full, then every log period."""
+    give_up = clock.now() + flame.allowance
+    full = since + flame.window - logger.period
     while clock.now() < give_up:
         yield from reactor_sleep(clock, max(logger.period, min(full, give_up) - clock.now()))
-        start = max(since, clock.now() - window)
-        values = [row[field] for row in logger.since(start)]
+        start = max(since, clock.now() - flame.window)
+        values = [row[flame.field] for row in logger.since(start)]
         span = clock.now() - start
-        if span >= window - logger.period and values:
+        if span >= flame.window - logger.period and values:
             mean = sum(values) / len(values)
-            if mean >= minimum and all(abs(v - mean) <= band for v in values):
+            if mean >= flame.minimum and all(abs(v - mean) <= flame.band for v in values):
                 return True
     return False
 
 
-def aerosol_sample(valve, logger: ProcessLogger, marker: PhaseMarker, clock: ReactorClock, *,
-                   port: int, dwell: float, flush: float, flame_field: str, band: float,
-                   window: float, minimum: float, allowance: float, md: dict):
-    """One slot of `dwell` s of reactor time for the precursor on `port`; returns a note if
-    the flame did not settle (the sample is collected all the same and flagged). The clock is
-    held (ReactorClock.hold) from the slot's end to the next slot's switch: a dry run's host
-    work between two samples takes the reactor time it takes on the wall, as on a real reactor."""
-    md = {"plan_name": "aerosol_sample", "port": port, "dwell": dwell, "flush": flush, **md}
+@dataclass(frozen=True)
+class Flame:
+    """When the flame counts as settled: `field` of the process data within `band` K of its mean
+    over `window` s and above `minimum` K, looked for up to `allowance` s."""
+
+    field: str
+    band: float
+    window: float
+    minimum: float
+    allowance: float
+
+
+@dataclass(frozen=True)
+class SlotSteps:
+    """What one slot does: spray `flow` mL/min from `port` for `dwell` s (the first `flush` s to
+    waste); collect on `target` (x, y mm of the plate position; None: no collector); `changeover`
+    is the plan run between the switch and the spray (a syringe's prime and refill). What it
+    collected is reckoned from what was logged: `flow` x the shutter's open time (between the
+    `collect` and `close` marks) x `powder_per_ml`."""
+
+    port: int
+    dwell: float
+    flush: float
+    flow: float
+    target: tuple[float, float] | None
+    powder_per_ml: float  # mg of powder on the plate per mL sprayed (solids x capture)
+    changeover: Callable[[], object] | None = None
+
+
+def aerosol_sample(line, steps: SlotSteps, flame: Flame, md: dict):
+    """One slot on `line` (valve, pump, collector or None, its `waste` point, logger, marker,
+    collection record, clock, and the `instruments` whose settings the record keeps); returns a note if the flame did not settle (the sample is collected all the same and
+    flagged). The clock is held (ReactorClock.hold) from the slot's end to the next slot's
+    switch: a dry run's host work between two samples takes the reactor time it takes on the
+    wall, as on a real reactor."""
+    md = {"plan_name": "aerosol_sample", "port": steps.port, "dwell": steps.dwell, "flush": steps.flush, **md}
+    clock, logger, marker, collector = line.clock, line.logger, line.marker, line.collector
     notes = []
 
     @bpp.run_decorator(md=md)
     def inner():
         yield from bps.kickoff(logger, wait=True)
         clock.release()
+        yield from settings(line.instruments)
+        if collector is not None:
+            yield from mark(marker, "waste")
+            yield from bps.mv(collector.shutter, 0)
+            yield from bps.mv(collector, line.waste)
         yield from mark(marker, "switch")
-        start = marker.reactor_time.get()  # the slot runs from its switch
-        yield from bps.mv(valve, port)
+        yield from bps.mv(line.pump.spray, 0)
+        yield from bps.mv(line.valve, steps.port)
+        if steps.changeover:
+            yield from steps.changeover()
         yield from mark(marker, "flush")
-        yield from wait_until(clock, logger, clock.now() + flush)
+        start = marker.reactor_time.get()  # the dwell runs from the spray's start
+        yield from bps.mv(line.pump.spray, steps.flow)
+        yield from wait_until(clock, logger, clock.now() + steps.flush)
         settled_from = clock.now()
         yield from mark(marker, "settle")
-        stable = yield from wait_for_stable_flame(clock, logger, flame_field, band, window, minimum,
-                                                  allowance, settled_from)
-        note = None if stable else f"flame not stable within {band:g} K after {allowance:g} s: collected anyway"
+        stable = yield from wait_for_stable_flame(clock, logger, flame, settled_from)
+        note = None if stable else f"flame not stable within {flame.band:g} K after {flame.allowance:g} s: collected anyway"
+        if collector is not None:
+            yield from mark(marker, "position")
+            yield from bps.mv(collector, steps.target)
+            yield from bps.mv(collector.shutter, 1)
         yield from mark(marker, "collect", note or "")
-        yield from wait_until(clock, logger, start + dwell)
+        opened = marker.reactor_time.get()
+        yield from wait_until(clock, logger, start + steps.dwell)
+        if collector is not None:
+            yield from bps.mv(collector.shutter, 0)
+            yield from mark(marker, "close")
+        seconds = marker.reactor_time.get() - opened
+        yield from bps.mv(line.collection, (md.get("position"), seconds, steps.flow * seconds / 60 * steps.powder_per_ml))
+        yield from bps.trigger_and_read([line.collection], name="collection")
+        if collector is not None:
+            yield from bps.mv(collector, line.waste)
+        if steps.changeover:  # a syringe stops: its remainder goes to waste at the next switch
+            yield from bps.mv(line.pump.spray, 0)
         yield from mark(marker, "end")
         yield from bps.clear_checkpoint()  # the sample is taken: what is left is its last page
         clock.hold()

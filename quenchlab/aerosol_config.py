@@ -6,6 +6,7 @@ from pydantic import Field, model_validator
 
 from .config import TWIN, LibraryPolicy, PyrometerConfig
 from .files import Strict, load
+from .plate import PlateConfig, Point
 from .units import Kelvin, Quantity, Seconds
 
 Millilitres = Quantity("mL")
@@ -47,13 +48,59 @@ class GaugeConfig(Strict):
     max_pressure_drop: Annotated[Quantity("kPa"), Field(gt=0)] = 50.0
 
 
-class PumpConfig(Strict):
+class SyringePumpConfig(Strict):
+    """An NE-1000 syringe pump refilled through check valves from the selected reservoir."""
+
     model: Literal["ne1000"]
     address: str
     pump_address: Annotated[int, Field(ge=0, le=99)] = 0
     baudrate: Literal[300, 1200, 2400, 9600, 19200] = 9600
     diameter: Annotated[Quantity("mm"), Field(gt=0, le=50)]
+    capacity: Annotated[Millilitres, Field(gt=0)] = Field(description="the syringe's volume")
+    withdraw_rate: Annotated[MlPerMin, Field(gt=0)] = Field(
+        10.0, description="refill rate: slow enough that a viscous solution forms no bubbles")
+    inlet_volume: Annotated[Millilitres, Field(gt=0)] = Field(
+        description="the selector's rotor and the inlet line up to the syringe's check valve")
+    prime_volumes: Annotated[float, Field(ge=1, le=20)] = 3.0  # inlet volumes sprayed to waste after a switch
+    margin: Annotated[Millilitres, Field(ge=0)] = 0.5  # left in the syringe at a slot's end
     safe_mode: Annotated[Seconds, Field(ge=1, le=255)] = 10.0
+
+    @property
+    def prime(self) -> float:
+        return self.prime_volumes * self.inlet_volume
+
+
+class HplcPumpConfig(Strict):
+    """A Teledyne SSI HPLC piston pump drawing through the selector valve, continuously."""
+
+    model: Literal["ssi-hplc"]
+    address: str
+    baudrate: Literal[9600] = 9600
+    head_volume: Annotated[Millilitres, Field(ge=0)] = Field(
+        description="pump head and pulse damper: part of the line's dead volume")
+    max_flow: Annotated[MlPerMin, Field(gt=0)] = Field(description="the pump head's top flow")
+    max_pressure: Annotated[Quantity("psi"), Field(gt=0)] = Field(description="upper pressure limit: the pump stops above it")
+    min_pressure: Annotated[Quantity("psi"), Field(ge=0)] = 0.0
+    no_host_watchdog: Literal["accepted"] = Field(description=(
+        "this pump has no host watchdog: if quenchlab dies it keeps pumping; write 'accepted' to run it"))
+
+
+PumpConfig = Annotated[SyringePumpConfig | HplcPumpConfig, Field(discriminator="model")]
+
+
+class CollectorConfig(Strict):
+    """A Zaber XY stage carrying the plate; one of its digital outputs drives the shutter."""
+
+    model: Literal["zaber-ascii"]
+    address: str
+    baudrate: Literal[9600, 19200, 38400, 57600, 115200] = 115200
+    device: Annotated[int, Field(ge=1, le=99)] = 1
+    microstep: Annotated[Quantity("um"), Field(gt=0)] = Field(description="the stage's microstep size")
+    travel: Point = Field(description="the stage's travel in x and y")
+    speed: Annotated[Quantity("mm/s"), Field(gt=0)]
+    acceleration: Annotated[Quantity("mm/s^2"), Field(gt=0)]
+    shutter_output: Annotated[int, Field(ge=1, le=16)] = 1
+    move_timeout: Annotated[Seconds, Field(gt=0, le=300)] = 30.0
 
 
 class FlamePyrometerConfig(PyrometerConfig):
@@ -63,6 +110,7 @@ class FlamePyrometerConfig(PyrometerConfig):
 class AerosolInstruments(Strict):
     valve: ValveConfig
     pump: PumpConfig
+    collector: CollectorConfig | None = None
     gases: dict[Literal["dispersion", "pilot_fuel", "pilot_oxidizer", "sheath"], FlowControllerConfig]
     filter_gauge: GaugeConfig
     pyrometer: FlamePyrometerConfig
@@ -71,7 +119,7 @@ class AerosolInstruments(Strict):
 class Reservoir(Strict):
     precursor: str
     volume: Annotated[Millilitres, Field(gt=0)]
-    solids: Annotated[float, Field(ge=0, le=1)] = 0.02  # g/mL, for the twin's filter model
+    solids: Annotated[float, Field(ge=0, le=1)] = 0.02  # g of solids per mL: a sample's powder
     flame_offset: Annotated[float, Field(ge=-500, le=500)] = 0.0  # K, for the twin's flame model
 
 
@@ -82,6 +130,7 @@ class LineConfig(Strict):
     flame_band: Annotated[Quantity("K"), Field(gt=0)] = 15.0
     flame_window: Annotated[Seconds, Field(gt=0)] = 10.0
     min_flame: Kelvin = 1200.0
+    capture: Annotated[float, Field(gt=0, le=1)] = 0.6  # share of the solids that lands on the plate
 
 
 class SampleDefaults(Strict):
@@ -98,6 +147,7 @@ class AerosolConfig(Strict):
     instruments: AerosolInstruments
     reservoirs: dict[int, Reservoir]
     line: LineConfig
+    plate: PlateConfig | None = None
     defaults: SampleDefaults = SampleDefaults()
     log_period: Annotated[Seconds, Field(gt=0, le=1)] = 1.0
     min_liquid_flow: Annotated[MlPerMin, Field(gt=0)] = 0.5
@@ -113,15 +163,38 @@ class AerosolConfig(Strict):
         if valve.safe_port not in self.reservoirs:
             raise ValueError(f"instruments.valve.safe_port {valve.safe_port} must be one of the reservoirs' ports "
                              f"({', '.join(map(str, sorted(self.reservoirs)))})")
+        if (self.plate is None) != (self.instruments.collector is None):
+            raise ValueError("a plate needs instruments.collector to carry it, and a collector needs a plate: give both "
+                             "or neither")
+        if self.plate is not None:
+            self._plate_fits(self.plate, self.instruments.collector)
+        pump = self.instruments.pump
+        if pump.model == "ssi-hplc" and self.max_liquid_flow > pump.max_flow:
+            raise ValueError(f"max_liquid_flow {self.max_liquid_flow:g} mL/min is above the pump head's max_flow "
+                             f"{pump.max_flow:g} mL/min")
         if not self.min_liquid_flow <= self.defaults.liquid_flow <= self.max_liquid_flow:
             raise ValueError(f"defaults.liquid_flow {self.defaults.liquid_flow:g} mL/min is outside the allowed band "
                              f"{self.min_liquid_flow:g}-{self.max_liquid_flow:g} mL/min (min_liquid_flow, max_liquid_flow)")
         return self
 
+    @staticmethod
+    def _plate_fits(plate: PlateConfig, collector: CollectorConfig) -> None:
+        x0, y0, x1, y1 = plate.extent()
+        if x0 < 0 or y0 < 0 or x1 > collector.travel[0] or y1 > collector.travel[1]:
+            raise ValueError(f"plate {plate.id}: its positions and waste span x {x0:g}-{x1:g} mm, y {y0:g}-{y1:g} mm, "
+                             f"beyond the collector's travel of {collector.travel[0]:g} x {collector.travel[1]:g} mm")
+
+    @property
+    def dead_volume(self) -> float:
+        """mL between the pump and the nozzle the liquid must cross (an HPLC pump's head and
+        damper count; a syringe's outlet line only)."""
+        return self.line.dead_volume + getattr(self.instruments.pump, "head_volume", 0.0)
+
     @property
     def simulated(self) -> bool:
         i = self.instruments
         addresses = [i.valve.address, i.pump.address, i.filter_gauge.address, i.pyrometer.address]
+        addresses += [i.collector.address] if i.collector else []
         return all(a == TWIN for a in addresses + [g.address for g in i.gases.values()])
 
 

@@ -1,29 +1,41 @@
-"""An aerosol (flame spray) line assembled from its config: valve, pump, gases, gauge, flame.
+"""An aerosol (flame spray) line assembled from its config: valve, pump (a syringe or an HPLC
+pump), gases, gauge, flame and, if configured, the collector carrying the plate.
 
 With `simulate=True` its twins are started (on a clock `speed` times faster than the wall)
 and the very same drivers connect to them. As a library line it offers `prepare()` (gases to
-their setpoints, the pump running on the solvent port), `plan(slot, md)` (one valve-switched
-sample) and `safe()` (pump stopped, valve on the solvent port).
+their setpoints, the collector homed and parked on waste behind its closed shutter, an HPLC
+pump spraying the solvent), `place(sample, ...)` (the sample's plate position, from the
+plate's ledger), `plan(slot, md)` (one valve-switched sample) and `safe()` (pump stopped,
+valve on the solvent port, shutter closed, the collector on waste).
 """
-import bluesky.plan_stubs as bps
+from functools import partial
+from pathlib import Path
+from types import SimpleNamespace
 
 from quenchlab.devices.alicat_device import MassFlowController, PressureGauge
 from quenchlab.devices.alicat_driver import DIFFERENTIAL_PRESSURE, AlicatUnit
+from quenchlab.devices.impac_device import ImpacPyrometer
 from quenchlab.devices.impac_driver import Impac
 from quenchlab.devices.ne1000_device import SyringePump
 from quenchlab.devices.ne1000_driver import NE1000, PumpAlarm
-from quenchlab.devices.phase_marker import PhaseMarker
+from quenchlab.devices.phase_marker import CollectionRecord, PhaseMarker
 from quenchlab.devices.process_logger import ProcessLogger
+from quenchlab.devices.ssi_device import HplcPump
+from quenchlab.devices.ssi_driver import SsiPump
 from quenchlab.devices.transport import run_together
 from quenchlab.devices.vici_device import SelectorValve
 from quenchlab.devices.vici_driver import ViciValve
-from quenchlab.plans.sequences import aerosol_sample
+from quenchlab.devices.zaber_device import Collector
+from quenchlab.devices.zaber_driver import ZaberStage
+from quenchlab.plans.liquid import syringe_changeover
+from quenchlab.plans.sequences import Flame, SlotSteps, aerosol_sample
 
 from .aerosol_config import AerosolConfig
 from .clock import ReactorClock
 from .assembly import Assembly
 from .interlock import Interlock, Watch
 from .errors import ConfigError, InstrumentError
+from .plate import PlateLedger
 
 STALE_PERIODS = 5  # process data this many log periods old trip (before the pump's safe mode stops it)
 
@@ -43,6 +55,8 @@ class AerosolReactor(Assembly):
         i = config.instruments
         addresses = {"valve": i.valve.address, "pump": i.pump.address, "pyrometer": i.pyrometer.address,
                      **{role: g.address for role, g in i.gases.items()}, "filter_gauge": i.filter_gauge.address}
+        if i.collector:
+            addresses["collector"] = i.collector.address
         if simulate or config.simulated:
             from quenchlab.sim.aerosol_twins import AerosolTwins
             from quenchlab.sim.twin_process import TwinProcess
@@ -59,10 +73,21 @@ class AerosolReactor(Assembly):
         if self.valve_driver.positions() != i.valve.positions:
             raise ConfigError(f"instruments.valve.positions is {i.valve.positions} but the valve reports "
                               f"{self.valve_driver.positions()}")
-        self.pump_driver = self._open(NE1000(addresses["pump"], i.pump.pump_address, baudrate=i.pump.baudrate,
-                                             safe_mode=0))
-        self.pump_driver.stop()
-        self.pump_driver.set_diameter(i.pump.diameter)
+        self.syringe = i.pump.model == "ne1000"
+        if self.syringe:
+            self.pump_driver = self._open(NE1000(addresses["pump"], i.pump.pump_address, baudrate=i.pump.baudrate,
+                                                 safe_mode=0))
+            self.pump_driver.stop()
+            if abs(self.pump_driver.diameter() - i.pump.diameter) > 0.01:  # DIA clears the counters: set it only if wrong
+                self.pump_driver.set_diameter(i.pump.diameter)
+        else:
+            self.pump_driver = self._open(SsiPump(addresses["pump"], baudrate=i.pump.baudrate,
+                                                  head_max_flow=i.pump.max_flow))
+            self.pump_driver.stop()
+            self.pump_driver.set_limits(round(i.pump.max_pressure), round(i.pump.min_pressure))
+        if i.collector:
+            c = i.collector
+            self.collector_driver = self._open(ZaberStage(addresses["collector"], device=c.device, baudrate=c.baudrate))
         self.gas_drivers = {role: self._open(AlicatUnit(addresses[role], g.unit, name=f"mfc-{role}"))
                             for role, g in i.gases.items()}
         for role, g in i.gases.items():
@@ -77,51 +102,77 @@ class AerosolReactor(Assembly):
         self.pyrometer_driver.set_response_time(p.response_time)
         self.pyrometer_driver.set_measuring_range(p.range_begin, p.range_end)
         self.valve = SelectorValve(self.valve_driver, name="valve", move_timeout=i.valve.move_timeout)
-        self.pump = SyringePump(self.pump_driver, name="pump")
+        self.pump = SyringePump(self.pump_driver, name="pump", capacity=i.pump.capacity, clock=self.clock) \
+            if self.syringe else HplcPump(self.pump_driver, name="pump")
+        self.collector = Collector(self.collector_driver, name="collector", microstep_um=i.collector.microstep,
+                                   shutter_output=i.collector.shutter_output, move_timeout=i.collector.move_timeout) \
+            if i.collector else None
         self.gases = {role: MassFlowController(d, name=f"mfc_{role}") for role, d in self.gas_drivers.items()}
         self.filter_gauge = PressureGauge(self.gauge_driver, name="filter_gauge")
+        self.pyrometer = ImpacPyrometer(self.pyrometer_driver, name="flame_pyrometer")
         self.marker = PhaseMarker(self.clock)
-        self.logger = ProcessLogger([self._read_lines], self._units(), self.clock, self.config.log_period)
+        self.collection = CollectionRecord(name="collection")
+        self.logger = ProcessLogger([self._read_lines], self._units(), self.clock, self.config.log_period,
+                                    hinted=("flame_temperature",))
 
     def _read_lines(self) -> dict[str, float | str]:
         """One row of process data: every line read at the same time (the gas bus's units,
         which share a line, one after another)."""
         gauge, valve, pump, flame = self.gauge_driver, self.valve_driver, self.pump_driver, self.pyrometer_driver
-        *frames, filter_frame, port, (infused, _), reading = run_together(
+        pumped = pump.dispensed_steps() if self.syringe else pump.conditions_steps()
+        *frames, filter_frame, port, pumping, reading = run_together(
             [(d.io, d.poll_steps()) for d in self.gas_drivers.values()]
             + [(gauge.io, gauge.poll_steps()), (valve.io, valve.position_steps()),
-               (pump.io, pump.dispensed_steps()), (flame.io, flame.temperature_steps())])
+               (pump.io, pumped), (flame.io, flame.temperature_steps())])
         row = {}
         for role, frame in zip(self.gas_drivers, frames):
             row[f"{role}_flow"], row[f"{role}_setpoint"] = frame.mass_flow, frame.setpoint
-        row.update(filter_pressure=filter_frame.pressure, valve_port=port, pump_infused=infused,
-                   pump_status=pump.last_status, flame_temperature=reading.kelvin)
+        row.update(filter_pressure=filter_frame.pressure, valve_port=port, flame_temperature=reading.kelvin)
+        if self.syringe:  # the syringe's content, from its counters: withdrawn minus infused
+            row.update(pump_infused=pumping[0], pump_content=pumping[1] - pumping[0], pump_status=pump.last_status)
+        else:
+            row.update(pump_pressure=pumping[0], pump_flow=pumping[1])
         return row
 
     def _units(self) -> dict[str, str]:
-        units = {"pump_infused": "mL", "filter_pressure": "kPa", "flame_temperature": "K"}
+        units = {"filter_pressure": "kPa", "flame_temperature": "K"}
+        units.update({"pump_infused": "mL", "pump_content": "mL"} if self.syringe else
+                     {"pump_pressure": "psi", "pump_flow": "mL/min"})
         for role in self.gas_drivers:
             units[f"{role}_flow"] = units[f"{role}_setpoint"] = "L/min"
         return units
 
     # --- as a library line ------------------------------------------------------------
     def prepare(self) -> None:
-        """Gases to their setpoints, the valve on the solvent port, the pump infusing in safe
-        mode (it stops by itself if the host falls silent), the process logger running (it
-        keeps the pump fed, from before its safe mode is on)."""
+        """Gases to their setpoints, the valve on the solvent port, the collector homed if it
+        has no reference (shutter closed first) and parked on waste, the process logger running;
+        a syringe pump in safe mode (it stops by itself if the host falls silent; the logger
+        keeps it fed), an HPLC pump spraying the solvent (it has no such mode)."""
         i = self.config.instruments
         for role, g in i.gases.items():
             self.gas_drivers[role].set_setpoint(g.setpoint)
         self.valve_driver.move(i.valve.safe_port, i.valve.move_timeout)
+        if self.collector:
+            self._park()
         self._wait_for_flows(settle=30.0)
         self.logger.start()  # before the safe mode's timer: from then on the pump hears from the host every period
+        if not self.syringe:
+            self.pump_driver.set_flow(self.config.defaults.liquid_flow)
+            self.pump_driver.run()
+            return
         self.pump_driver.enable_safe_mode(round(i.pump.safe_mode))
         if (held := self.pump_driver.safe_mode_timeout()) != round(i.pump.safe_mode):
             raise ConfigError(f"instruments.pump.safe_mode is {round(i.pump.safe_mode)} s but the pump reports "
                               f"{held} s after it was programmed: refusing to run unattended")
-        self.pump_driver.set_direction("INF")
-        self.pump_driver.set_rate(self.config.defaults.liquid_flow)
-        self.pump_driver.run()
+
+    def _park(self) -> None:
+        """Shutter closed, then the collector homed (if it has no reference) and on waste."""
+        stage, collector = self.collector_driver, self.config.instruments.collector
+        stage.set_output(collector.shutter_output, False)
+        if "WR" in stage.warnings():
+            stage.home()
+            stage.wait_idle(timeout=collector.move_timeout)
+        self.collector.set(self.config.plate.waste).wait(collector.move_timeout + 5)
 
     def _wait_for_flows(self, settle: float) -> None:
         """Wait (reactor time) until every controller flows within 5 % of its setpoint."""
@@ -138,20 +189,44 @@ class AerosolReactor(Assembly):
                                       f"{settle:g} s: " + ", ".join(f"{r} {q:g} L/min" for r, q in off.items()))
             self.clock.sleep(0.5)
 
-    def plan(self, slot, md: dict):
-        line = self.config.line
-        reservoir = self.config.reservoirs[slot.row.port]
-        md = {"precursor": slot.row.precursor or reservoir.precursor, "liquid_flow": slot.liquid_flow,
-              "reactor": self.config.reactor, "speed": self.clock.speed, **md}
-        plan = aerosol_sample(self.valve, self.logger, self.marker, self.clock, port=slot.row.port,
-                              dwell=slot.dwell, flush=slot.flush, flame_field="flame_temperature",
-                              band=line.flame_band, window=line.flame_window, minimum=line.min_flame,
-                              allowance=line.settle_allowance, md=md)
+    def place(self, slot, data_dir: Path, library: Path, attempt: int) -> dict:
+        """The sample's plate position, taken in the plate's ledger before the stage goes there:
+        the row's own on a first attempt, else the next free one (a retry gets a new one)."""
+        plate = self.config.plate
+        if plate is None:
+            return {}
+        ledger = PlateLedger(data_dir, plate)
+        wanted = slot.row.position if attempt == 1 and slot.row.position not in ledger.used else None
+        free = ledger.free()
+        if wanted is None and not free:
+            raise ConfigError(f"plate {plate.id} has no free position left for sample {slot.sample_id}: load a new "
+                              "plate (plate.id)")
+        position = wanted or free[0]
+        ledger.take(position, sample_id=slot.sample_id, library=str(library.resolve()), attempt=attempt)
+        return {"position": position, "plate": plate.id}
 
-        def with_rate():
-            yield from bps.mv(self.pump.rate, slot.liquid_flow)
-            return (yield from plan)
-        return with_rate()
+    def plan(self, slot, md: dict):
+        """One slot: on its plate position (md["position"], or the one pre-flight gave)."""
+        line, pump, reservoir = self.config.line, self.config.instruments.pump, self.config.reservoirs[slot.row.port]
+        position = md.get("position") or slot.position
+        md = {"precursor": slot.row.precursor or reservoir.precursor, "liquid_flow": slot.liquid_flow,
+              "reactor": self.config.reactor, "speed": self.clock.speed, "position": position,
+              "plate": self.config.plate.id if self.config.plate else None, **md}
+        changeover = partial(syringe_changeover, self._line(), flow=slot.liquid_flow, prime=pump.prime,
+                             charge=slot.budget.charge, withdraw_rate=pump.withdraw_rate) if self.syringe else None
+        steps = SlotSteps(slot.row.port, slot.dwell, slot.flush, slot.liquid_flow,
+                          self.config.plate.xy(position) if position else None,
+                          reservoir.solids * line.capture * 1e3, changeover)
+        flame = Flame("flame_temperature", line.flame_band, line.flame_window, line.min_flame, line.settle_allowance)
+        return aerosol_sample(self._line(), steps, flame, md)
+
+    def _line(self) -> SimpleNamespace:
+        """What the plans drive: devices, the logger, the marker, the clock, the waste point."""
+        return SimpleNamespace(valve=self.valve, pump=self.pump, collector=self.collector, logger=self.logger,
+                               marker=self.marker, collection=self.collection, clock=self.clock,
+                               instruments=[d for d in (self.valve, self.pump, self.collector, *self.gases.values(),
+                                                        self.filter_gauge, self.pyrometer) if d is not None],
+                               waste=self.config.plate.waste if self.config.plate else None)
 
     def interlock(self) -> Interlock:
         """Flame below min_flame or a flow off its setpoint by more than its tolerance suspends
@@ -177,15 +252,17 @@ class AerosolReactor(Assembly):
         return interlock
 
     def safe(self) -> list[str]:
-        """Logger halted, pump stopped, valve on the solvent port: each step is tried even if
-        another fails; returns what went wrong (an alarm reply means the pump is stopped). The
-        pump stays in safe mode: should the stop have failed, its timeout still stops it."""
+        """Logger halted, pump stopped, valve on the solvent port, shutter closed and the
+        collector on waste: each step is tried even if another fails; returns what went wrong
+        (an alarm reply means the pump is stopped). A syringe pump stays in safe mode: should
+        the stop have failed, its timeout still stops it (an HPLC pump has no such mode)."""
         if not hasattr(self, "logger"):  # connecting failed before the line was assembled
             return []
         problems = []
-        for step in (self.logger.halt, self._stop_pump,
-                     lambda: self.valve_driver.move(self.config.instruments.valve.safe_port,
-                                                    self.config.instruments.valve.move_timeout)):
+        steps = [self.logger.halt, self._stop_pump,
+                 lambda: self.valve_driver.move(self.config.instruments.valve.safe_port,
+                                                self.config.instruments.valve.move_timeout)]
+        for step in steps + ([self._park] if self.collector else []):
             try:
                 step()
             except Exception as error:  # the next step must still run
@@ -193,10 +270,19 @@ class AerosolReactor(Assembly):
         return problems
 
     def _readbacks(self) -> dict:
-        """The pump's status (its prompt: stopped, or an alarm) and the valve's port."""
+        """The pump's status (a syringe's prompt: stopped, or an alarm; an HPLC pump's run
+        flag), the valve's port, the shutter and the collector's position (mm)."""
         if not hasattr(self, "logger"):
             return {}
-        return {"pump": self.pump_driver.status, "valve_port": self.valve_driver.position}
+        pump = self.pump_driver.status if self.syringe else \
+            lambda: "running" if self.pump_driver.running() else "stopped"
+        readbacks = {"pump": pump, "valve_port": self.valve_driver.position}
+        if self.collector:
+            shutter = self.config.instruments.collector.shutter_output
+            readbacks["shutter"] = lambda: "open" if self.collector_driver.output(shutter) else "closed"
+            readbacks["collector"] = lambda: "{:.2f} mm, {:.2f} mm".format(
+                *(self.collector.to_mm(steps) for steps in self.collector_driver.positions()))
+        return readbacks
 
     def _stop_pump(self) -> None:
         try:

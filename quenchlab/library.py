@@ -1,7 +1,8 @@
 """Sample libraries: one row per sample, from a CSV (header row) or YAML file.
 
 Required columns: `sample_id`, and `port` (aerosol) or `recipe` (FJH). Optional: `precursor`,
-`composition`, `dwell`, `flush`, `liquid_flow`, `notes`. Values carry units ("5 min", "40 s",
+`composition`, `dwell`, `flush`, `liquid_flow`, `position` (a plate position such as B7; by
+default the next free one), `notes`. Values carry units ("5 min", "40 s",
 "5 mL/min"); an empty cell takes the config's default. Every row is checked and every problem
 reported at once, naming the file, the row and the field.
 """
@@ -34,6 +35,7 @@ class AerosolRow(Row):
     dwell: Annotated[Seconds, Field(gt=0)] | None = None
     flush: Annotated[Seconds, Field(ge=0)] | None = None
     liquid_flow: Annotated[MlPerMin, Field(gt=0)] | None = None
+    position: Annotated[str, Field(pattern=r"^[A-Z][1-9][0-9]?$", description="a plate position, e.g. B7")] | None = None
 
 
 class RecipeRow(Row):

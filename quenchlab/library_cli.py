@@ -15,16 +15,22 @@ from .interrupts import Interrupts
 from .journal import FAILED, PENDING
 from .library_run import Progress as Report
 from .library_run import library_directory, open_journal, run_library, select
+from .plate import PlateLedger
 from .preflight import Forecast, aerosol_forecast, aerosol_slots, fjh_forecast, fjh_shots
 from .reactor_config import load_reactor_config
 
 
-def check(config_path: Path, library_path: Path):
+def check(config_path: Path, library_path: Path, data_dir: Path | None = None):
     """(config, config text, samples, forecast): everything checked, no instrument touched."""
     config, text = load_reactor_config(config_path)
     rows = load_library(library_path, config.kind)
     if isinstance(config, AerosolConfig):
-        samples = aerosol_slots(rows, config, str(library_path))
+        placed, used = {}, set()
+        if config.plate:  # the positions this plate gave already, to this library and to others
+            ledger = PlateLedger(data_dir or Path(config.data_dir), config.plate)
+            used = set(ledger.used)
+            placed = {e["sample_id"]: p for p, e in ledger.used.items() if e.get("library") == str(library_path.resolve())}
+        samples = aerosol_slots(rows, config, str(library_path), placed, used)
         return config, text, samples, aerosol_forecast(samples, config, str(library_path))
     samples = fjh_shots(rows, config, library_path)
     return config, text, samples, fjh_forecast(samples)
@@ -49,6 +55,16 @@ def show_forecast(console: Console, samples: list, forecast: Forecast, config) -
         for role, litres in forecast.gas.items():
             table.add_row(role, config.instruments.gases[role].gas, f"{litres / 1000:.2f}")
         console.print(table)
+    if config.kind == "aerosol" and config.plate:
+        positions = [s.position for s in samples]
+        powder = [s.budget.powder * 1e3 for s in samples]
+        console.print(f"plate {config.plate.id}: positions {positions[0]} to {positions[-1]} ({len(positions)}); "
+                      f"powder {min(powder):.0f}-{max(powder):.0f} mg a position at most "
+                      f"(capacity {config.plate.capacity:g} mg); stage moves {forecast.moves / 60:.1f} min",
+                      highlight=False)
+    if forecast.refills:
+        console.print(f"syringe: {forecast.refills} refills, {forecast.refill_time / 60:.1f} min emptying, priming "
+                      "and refilling", highlight=False)
     for warning in forecast.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
@@ -58,7 +74,7 @@ def run_library_command(config_path: Path, library_path: Path, *, preflight: boo
                         data_dir: Path | None, console: Console) -> int:
     """Pre-flight, then the run; returns the exit code: 0 every sample done, 1 the library ran
     to its end with some samples failed. A library that stopped early raises LibraryStopped."""
-    config, text, samples, forecast = check(config_path, library_path)
+    config, text, samples, forecast = check(config_path, library_path, data_dir)
     show_forecast(console, samples, forecast, config)
     if preflight:
         console.print("pre-flight passed: no instrument was touched", highlight=False)

@@ -172,7 +172,9 @@ class _Night:
         return self.stopped_by_signal() if self.interrupts.received else ""  # after the last sample's data
 
     def run_one(self, sample, md: dict) -> Outcome:
-        sample_md = {"sample": sample.sample_id, **sample.row.model_dump(exclude_none=True), **md,
+        attempt = len(self.journal.attempts.get(sample.sample_id, [])) + 1
+        placed = self.reactor.place(sample, self.journal.directory.parent, Path(self.journal.library), attempt)
+        sample_md = {"sample": sample.sample_id, **sample.row.model_dump(exclude_none=True), **md, **placed,
                      "quenchlab_version": __version__}
         return run_once(self.engine, self.reactor.plan(sample, sample_md), self.interrupts, self.interlock, self.writer)
 

@@ -8,8 +8,9 @@ is `pending`: nothing of it happened.
 A failure is the sample's or the line's (`Outcome.line`); a library goes on after the sample's
 (quenchlab.library_run), and stops after the line's:
 - the sample's: the plan refused this sample's program (a ConfigError or LimitError: a learned
-  pulse over the limits for the sample it calibrated), or a pump alarm that belongs to the
-  liquid being pumped (`PumpAlarm.liquid`: a stall, a rate out of range), whether the plan or
+  pulse over the limits for the sample it calibrated), or an instrument error that belongs to
+  the liquid being pumped (its `liquid` is true: a syringe pump's stall or rate out of range, a
+  syringe that would run empty or draw air, an HPLC pump's pressure fault), whether the plan or
   the interlock met it first;
 - the line's: every other interlock trip (a filter pressure over its limit, stale process
   data), an instrument that stopped answering, a record that could not be written, and
@@ -19,8 +20,6 @@ from dataclasses import dataclass
 
 from bluesky import RunEngine
 from bluesky.utils import FailedStatus, RunEngineInterrupted
-
-from quenchlab.devices.ne1000_driver import PumpAlarm
 
 from .engine import abort_run, failure_error
 from .errors import ConfigError, QuenchlabError
@@ -37,9 +36,7 @@ class Outcome:
 
 def belongs_to_sample(error: BaseException | None) -> bool:
     """Whether a failure is the sample's own (see the module's docstring)."""
-    if isinstance(error, PumpAlarm):
-        return error.liquid
-    return isinstance(error, ConfigError)
+    return isinstance(error, ConfigError) or getattr(error, "liquid", False) is True
 
 
 def run_once(engine: RunEngine, plan, interrupts: Interrupts, interlock=None, writer=None) -> Outcome:

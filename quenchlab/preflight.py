@@ -15,16 +15,20 @@ from .errors import ConfigError
 from .library import AerosolRow, RecipeRow
 from .recipe import load_recipe
 from .recipe_plan import RecipePlan, checked_plan, pulses_fired
+from .slot_budget import Budget, budget
 
 
 @dataclass(frozen=True)
 class Slot:
-    """One aerosol sample with the config's defaults filled in (times in s, flow in mL/min)."""
+    """One aerosol sample with the config's defaults filled in (times in s, flow in mL/min), its
+    plate position as forecast (None without a collector) and its budget."""
 
     row: AerosolRow
     dwell: float
     flush: float
     liquid_flow: float
+    position: str | None = None
+    budget: Budget | None = None
 
     @property
     def sample_id(self) -> str:
@@ -51,12 +55,19 @@ class Forecast:
     duration: float = 0.0  # s of reactor time
     liquid: dict[int, float] = field(default_factory=lambda: defaultdict(float))  # mL per port
     gas: dict[str, float] = field(default_factory=dict)  # L per gas role
+    refills: int = 0  # syringe refills
+    refill_time: float = 0.0  # s spent emptying, priming and refilling
+    moves: float = 0.0  # s of stage moves
     warnings: list[str] = field(default_factory=list)
 
 
-def aerosol_slots(rows: list[AerosolRow], config: AerosolConfig, source: str) -> list[Slot]:
+def aerosol_slots(rows: list[AerosolRow], config: AerosolConfig, source: str,
+                  placed: dict[str, str] | None = None, used: set[str] = frozenset()) -> list[Slot]:
+    """Every row checked and budgeted; `placed`: positions this library's samples already hold
+    on the plate, `used`: every position already used (both from its ledger)."""
     slots, problems = [], []
     defaults, line = config.defaults, config.line
+    positions = _positions(rows, config, placed or {}, set(used), problems)
     for row in rows:
         where = f"sample {row.sample_id}"
         if row.port not in config.reservoirs:
@@ -71,21 +82,69 @@ def aerosol_slots(rows: list[AerosolRow], config: AerosolConfig, source: str) ->
             continue
         dwell = row.dwell or defaults.dwell
         flush = row.flush if row.flush is not None else (
-            defaults.flush if defaults.flush is not None else line.flush_volumes * line.dead_volume / flow * 60)
-        if flush + line.settle_allowance >= dwell:
-            problems.append(f"{where}: field dwell: {dwell:g} s leaves no time to collect after the "
-                            f"{flush:.3g} s flush and the {line.settle_allowance:g} s settling allowance")
+            defaults.flush if defaults.flush is not None else line.flush_volumes * config.dead_volume / flow * 60)
+        position = positions.get(row.sample_id)
+        try:
+            slot_budget = budget(config, dwell, flush, flow, row.port, position)
+        except ValueError as error:
+            problems.append(f"{where}: {error}")
             continue
-        slots.append(Slot(row, dwell, flush, flow))
+        if flush + line.settle_allowance + slot_budget.moves / 2 >= dwell:
+            problems.append(f"{where}: field dwell: {dwell:g} s leaves no time to collect after the "
+                            f"{flush:.3g} s flush, the {line.settle_allowance:g} s settling allowance and the "
+                            f"{slot_budget.moves / 2:.3g} s move to its position")
+            continue
+        if config.plate and slot_budget.powder * 1e3 > config.plate.capacity:
+            problems.append(f"{where}: about {slot_budget.powder * 1e3:.3g} mg of powder would land on position "
+                            f"{position}, which holds {config.plate.capacity:g} mg (plate.capacity): shorten the "
+                            "dwell or lower the liquid_flow")
+            continue
+        slots.append(Slot(row, dwell, flush, flow, position, slot_budget))
     _refuse(problems, source)
     return slots
+
+
+def _positions(rows: list[AerosolRow], config: AerosolConfig, placed: dict[str, str], used: set[str],
+               problems: list[str]) -> dict[str, str]:
+    """sample id -> plate position: the one it holds already, the row's own, or the next free."""
+    plate = config.plate
+    if plate is None:
+        return {}
+    positions = {}
+    for row in rows:
+        if row.sample_id in placed:
+            positions[row.sample_id] = placed[row.sample_id]
+        elif row.position:
+            try:
+                plate.xy(row.position)
+            except ValueError as error:
+                problems.append(f"sample {row.sample_id}: field position: {error}")
+                continue
+            if row.position in used:
+                problems.append(f"sample {row.sample_id}: field position: {row.position} of plate {plate.id} is "
+                                "already used (each position takes one sample, once)")
+                continue
+            positions[row.sample_id] = row.position
+            used.add(row.position)
+    free = [p for p in plate.positions() if p not in used]
+    wanting = [row.sample_id for row in rows if row.sample_id not in positions and not row.position]
+    if len(wanting) > len(free):
+        problems.append(f"the library needs {len(wanting)} new positions; plate {plate.id} has {len(free)} free of "
+                        f"{len(plate.positions())}: load a new plate (plate.id) or split the library")
+    positions.update(zip(wanting, free))
+    return positions
 
 
 def aerosol_forecast(slots: list[Slot], config: AerosolConfig, source: str) -> Forecast:
     forecast = Forecast()
     for slot in slots:
-        forecast.duration += slot.dwell
-        forecast.liquid[slot.row.port] += slot.liquid_flow * slot.dwell / 60
+        changeover, moves = slot.budget.changeover, slot.budget.moves
+        forecast.duration += changeover + slot.dwell + moves / 2
+        forecast.liquid[slot.row.port] += slot.liquid_flow * slot.dwell / 60 + slot.budget.prime
+        forecast.moves += moves
+        if slot.budget.charge:
+            forecast.refills += 1
+            forecast.refill_time += changeover
     forecast.gas = {role: gas.setpoint * forecast.duration / 60
                     for role, gas in config.instruments.gases.items()}
     problems = []

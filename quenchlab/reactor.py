@@ -99,6 +99,10 @@ class FJHReactor(Assembly):
         """Which supply fires the pulses and what times them, for each run's start document."""
         return {"supply_model": self.config.instruments.supply.model, "pulse_timing": self.builder.timing}
 
+    def place(self, shot, data_dir, library, attempt: int) -> dict:
+        """Nothing to place: an FJH sample sits between the electrodes."""
+        return {}
+
     def plan(self, shot, md: dict):
         """One library row: its recipe's pulses, recorded as one run."""
         md = {**md, **self.supply_metadata, "recipe": shot.recipe_text,

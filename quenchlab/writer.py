@@ -273,6 +273,9 @@ class HDF5Writer:
             sample = entry.create_group("sample")
             sample.attrs["NX_class"] = "NXsample"
             _write_value(sample, "name", str(doc["sample"]))
+            for key in ("precursor", "composition", "port", "plate", "position"):  # where it came from, where it lies
+                if doc.get(key) not in (None, ""):
+                    _write_value(sample, key, doc[key])
         self._instrument = entry.create_group("instrument")
         self._instrument.attrs["NX_class"] = "NXinstrument"
         for key, name in (("reactor", "name"), ("supply_model", "supply_model"), ("pulse_timing", "pulse_timing")):

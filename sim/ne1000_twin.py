@@ -21,8 +21,12 @@ publication 1200-01), chapter 10 "RS-232 communications":
   STP stops and clears the phase), PUR (maximum rate until STP), SAF; no command = status query.
 - Specifications: at most 1699 mL/h with a 60 mL syringe (26.59 mm) and at least 0.73 uL/h
   with a 1 mL syringe (4.699 mm), i.e. fixed limits on the plunger speed.
+- 10.3 alarm S, motor stalled: infusing, the plunger stalls at the end of the syringe's travel
+  (the twin holds `content` mL in the barrel), registered once the pusher has pressed
+  TRAVEL_SLACK past it (a target that ends within it completes); withdrawing has no such end the pump knows of:
+  past the syringe's capacity the plunger draws air (the world's liquid path, sim/liquid_path.py).
 Not modelled: multi-phase programs, keypad, TTL I/O, `*` system commands, and the auto-alarm
-packets of safe mode (the serial server only answers). Withdrawing pushes nothing into the line.
+packets of safe mode (the serial server only answers).
 """
 import binascii
 import math
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 
 STX, ETX = b"\x02", b"\x03"
 BYTE_GAP = 0.5  # s between two bytes of a packet before it is dropped
+TRAVEL_SLACK = 0.02  # mL of travel the pusher presses past the syringe's end before the stall registers
 RATE_UNITS = {"UM": 1e-3, "MM": 1.0, "UH": 1 / 60000, "MH": 1 / 60}  # mL/min per unit
 VOLUME_UNITS = {"UL": 1e-3, "ML": 1.0}
 
@@ -85,6 +90,7 @@ class _Run:
     direction: str
     purge: bool
     end: float  # when the volume target is reached (inf without one)
+    empty: float = math.inf  # when an infusing plunger meets the end of the syringe's travel
 
 
 class NE1000Twin:
@@ -92,9 +98,11 @@ class NE1000Twin:
 
     terminator = b"\r"
 
-    def __init__(self, world, address: int = 0, baudrate: int = 9600, diameter: float = 26.59):
+    def __init__(self, world, address: int = 0, baudrate: int = 9600, diameter: float = 26.59,
+                 content: float = 0.0):
         self.world, self.address, self.baudrate = world, address, baudrate
         self.diameter = diameter
+        self.content = content  # mL in the barrel (the plunger's position), up to the present run
         self.volume_units = "UL" if diameter <= 14.0 else "ML"
         self.rate_value, self.rate_units = 0.0, "MM"  # RUN answers ?OOR until a rate is set
         self.direction = "INF"
@@ -119,15 +127,18 @@ class NE1000Twin:
         return self._heard + self.safe if self.safe and self._heard is not None else math.inf
 
     def flow_at(self, t: float) -> float:
-        """mL/min pushed into the line at reactor time t."""
+        """mL/min at reactor time t: pushed out (> 0) or drawn in (< 0)."""
         run = self._run
-        if run is None or run.direction != "INF" or not run.start <= t < min(run.end, self._deadline()):
+        if run is None or not run.start <= t < min(run.end, run.empty, self._deadline()):
             return 0.0
-        return run.rate
+        return run.rate if run.direction == "INF" else -run.rate
 
     def _settle(self, now: float) -> None:
         """Apply what happened by itself up to `now`: volume target reached, host silent."""
         deadline = self._deadline()
+        if self._run and self._run.empty <= min(now, deadline, self._run.end):
+            self._halt(self._run.empty, "S")
+            self.alarm = "S"  # the end of the syringe's travel
         if self._run and self._run.end <= min(now, deadline):
             self._halt(self._run.end, "S")
         if deadline <= now:
@@ -141,7 +152,8 @@ class NE1000Twin:
         if remaining <= 0:
             self._state, self.phase_done = "S", 0.0
             return
-        self._run = _Run(now, rate, self.direction, purge, now + remaining * 60 / rate)
+        empty = now + (self.content + TRAVEL_SLACK) * 60 / rate if self.direction == "INF" else math.inf
+        self._run = _Run(now, rate, self.direction, purge, now + remaining * 60 / rate, empty)
 
     def _halt(self, t: float, state: str) -> None:
         """Stop the motor at t, into state P (phase kept) or S (phase cleared)."""
@@ -149,8 +161,10 @@ class NE1000Twin:
         volume = run.rate * (t - run.start) / 60
         if run.direction == "INF":
             self.infused += volume
+            self.content = max(0.0, self.content - volume)
         else:
             self.withdrawn += volume
+            self.content += volume
         if not run.purge:
             self.phase_done = self.phase_done + volume if state == "P" else 0.0
 

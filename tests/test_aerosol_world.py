@@ -64,15 +64,17 @@ def test_switch_reaches_the_nozzle_after_the_dead_volume_then_mixes():
     assert w.nozzle_fraction(2) > 0.99
 
 
-def test_reservoirs_empty_and_a_dry_one_delivers_nothing():
+def test_reservoirs_empty_and_a_dry_one_gives_air_that_burns_and_deposits_nothing():
     w, clock = world(volume=1.0)
-    run_to(w, clock, 6)  # 0.5 mL
-    assert w.reservoirs[1] == pytest.approx(0.5, abs=0.03)
+    run_to(w, clock, 9)  # 0.75 mL
+    assert w.reservoirs[1] == pytest.approx(0.25, abs=0.03)
+    assert w.flame > w.line.flame_base + 100  # the solution burns
     run_to(w, clock, 60)
     assert w.reservoirs[1] == 0.0
-    pumped = w.pumped
+    collected = w.collected
     run_to(w, clock, 120)
-    assert w.pumped == pumped
+    assert w.nozzle.get("air", 0.0) > 0.99 and w.collected == pytest.approx(collected, rel=1e-3)
+    assert w.flame == pytest.approx(w.line.flame_base, abs=5.0)  # the pilot flame alone
 
 
 def test_filter_pressure_climbs_and_flame_follows_the_precursor():

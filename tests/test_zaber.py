@@ -1,0 +1,201 @@
+"""Zaber sample collector: driver, device and the official zaber-motion library against the
+twin over a pseudo-terminal, on a reactor clock 100 times faster than the wall."""
+import time
+
+import pytest
+
+from quenchlab.clock import ReactorClock
+from quenchlab.devices.zaber_device import Collector
+from quenchlab.devices.zaber_driver import ZaberStage, lrc
+from quenchlab.errors import InstrumentError
+from quenchlab.sim.servers import LinkFault
+from quenchlab.sim.zaber_twin import ZaberTwin
+
+
+@pytest.fixture
+def clock():
+    return ReactorClock(speed=100)
+
+
+@pytest.fixture
+def twin(clock):
+    return ZaberTwin(clock)
+
+
+@pytest.fixture
+def stage(server):
+    driver = ZaberStage(server.path, timeout=0.2)
+    yield driver
+    driver.close()
+
+
+@pytest.fixture
+def collector(stage, twin):
+    return Collector(stage, name="collector", microstep_um=twin.microstep_um, positions={"waste": (5.0, 5.0)})
+
+
+def homed(stage: ZaberStage) -> ZaberStage:
+    stage.home()
+    stage.wait_idle(timeout=5)
+    return stage
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.002)
+
+
+def raw(stage: ZaberStage, message: str) -> bytes:
+    """One try of `message` as written, and the reply as received."""
+    return stage.io.exchange(message.encode("ascii"), lambda got: got.endswith(b"\r\n"), message,
+                             tried=stage.io.retries)
+
+
+def test_axes_must_be_homed_and_homing_takes_time(stage, twin, clock):
+    assert stage.get("system.axiscount") == "2"
+    assert stage.warnings() == {"WR"}
+    with pytest.raises(InstrumentError, match=r"not homed: home the collector first \(command '/1 1 \d+ move abs 1000'\)"):
+        stage.move_absolute(1, 1000)
+    start = clock.now()
+    homed(stage)  # from 75 mm at 10 mm/s
+    assert clock.now() - start > 7.5
+    assert 0 < twin.where(start + 3.7)[0] < 75
+    assert stage.positions() == (0, 0) and stage.warnings() == set()
+    assert twin.where(clock.now()) == (0.0, 0.0, False)
+
+
+def test_a_move_lasts_what_maxspeed_and_accel_give(stage, twin, clock):
+    homed(stage)
+    speed = stage.maxspeed(1) / 1.6384  # microsteps/s ("Physical units")
+    accel = stage.accel(1) * 10000 / 1.6384  # microsteps/s^2
+    target = 100_000
+    lasts = target / speed + speed / accel  # trapezoid: it reaches full speed
+    before = clock.now()
+    stage.move_absolute(1, target)
+    after = clock.now()  # the move started in between
+    assert twin.where(before + lasts - 0.01)[0] < twin.where(after + lasts)[0] == target * twin.microstep_um / 1000
+    assert stage.busy(1)
+    stage.wait_idle(1, timeout=5)
+    assert clock.now() - before > lasts - 0.01
+    assert stage.position(1) == target
+
+
+def test_waiting_longer_than_the_timeout_fails_naming_the_position(stage):
+    homed(stage)
+    stage.move_absolute(1, stage.travel(1))
+    with pytest.raises(InstrumentError, match=r"still moving after 0.001 s, at \d+ microsteps"):
+        stage.wait_idle(1, timeout=0.001)
+
+
+def test_shutter_output_opens_and_closes(stage, twin, clock):
+    stage.set_output(1, True)
+    assert stage.output(1) and twin.where(clock.now())[2]
+    stage.set_output(1, False)
+    assert not stage.output(1) and not twin.where(clock.now())[2]
+
+
+def test_a_stall_fails_the_wait_and_latches_until_cleared(stage, twin, clock):
+    homed(stage)
+    stage.move_absolute(1, stage.travel(1))
+    wait_for(lambda: stage.position(1) > 0)
+    twin.inject("stall")
+    stopped = twin.where(clock.now())[0]
+    with pytest.raises(InstrumentError, match=r"stalled \(FS\): the axis stopped itself"):
+        stage.wait_idle(1, timeout=5)
+    assert twin.where(clock.now())[0] == stopped
+    with pytest.raises(InstrumentError, match=r"stalled \(FS\)"):
+        stage.move_absolute(1, 0)  # latched: no move starts
+    assert "FS" in stage.warnings(1)
+    stage.clear_warnings()
+    stage.move_absolute(1, 0)
+    stage.wait_idle(1, timeout=5)
+    assert stage.position(1) == 0
+
+
+def test_a_move_beyond_travel_is_refused(stage, collector, twin):
+    homed(stage)
+    with pytest.raises(InstrumentError, match=r"rejected it: BADDATA \(a value out of range"):
+        stage.move_absolute(2, stage.travel(2) + 1)
+    received = twin.received
+    with pytest.raises(ValueError, match=r"x = 151 mm is outside the travel 0-150 mm"):
+        collector.set((151, 0))
+    assert twin.received == received  # refused before sending
+
+
+def test_message_ids_and_checksums(stage, twin, server):
+    homed(stage)
+    assert raw(stage, f"/1 1 42 get pos:{lrc('1 1 42 get pos')}\n") == b"@01 1 42 OK IDLE -- 0\r\n"
+    assert raw(stage, "/1 1 123 get pos\n") == b"@01 1 RJ IDLE -- BADMESSAGEID\r\n"
+    with pytest.raises(InstrumentError, match="no complete reply"):
+        raw(stage, "/1 1 43 move abs 1000:00\n")  # a corrupted checksum: ignored
+    assert not stage.busy(1) and stage.position(1) == 0
+    stage.command("set comm.checksum 1")
+    assert raw(stage, "/1 1 44 get pos\n") == f"@01 1 44 OK IDLE -- 0:{lrc('01 1 44 OK IDLE -- 0')}\r\n".encode()
+    server.faults.add(LinkFault("garbage"))
+    assert stage.position(1) == 0  # the garbled reply is discarded and the command resent
+    assert any("resent" in event.what for event in stage.io.take_events())
+
+
+def test_device_moves_both_axes_with_the_shutter_closed(stage, collector, twin, clock):
+    homed(stage)
+    collector.shutter.set(True).wait(timeout=5)
+    assert twin.where(clock.now())[2]
+    assert collector.read()["collector_shutter"]["value"] is True
+    status = collector.set((20.0, 30.0))
+    status.wait(timeout=5)
+    x, y, shutter = twin.where(clock.now())
+    assert (x, y, shutter) == (pytest.approx(20.0, abs=1e-3), pytest.approx(30.0, abs=1e-3), False)
+    reading = collector.read()
+    assert reading["collector_x"]["value"] == pytest.approx(20.0, abs=1e-3)
+    assert reading["collector_shutter"]["value"] is False
+    assert collector.describe()["collector_y"]["units"] == "mm"
+    assert collector.read_configuration()["collector_travel_x"]["value"] == pytest.approx(150.0)
+    collector.set("waste").wait(timeout=5)
+    assert twin.where(clock.now())[:2] == (pytest.approx(5.0, abs=1e-3), pytest.approx(5.0, abs=1e-3))
+
+
+def test_device_set_fails_before_homing_and_on_a_stall(collector, stage, twin, clock):
+    with pytest.raises(InstrumentError, match="not homed"):
+        collector.set((10.0, 10.0)).wait(timeout=5)
+    homed(stage)
+    status = collector.set((140.0, 140.0))
+    wait_for(lambda: twin.where(clock.now())[0] > 1)
+    twin.inject("stall")
+    with pytest.raises(InstrumentError, match=r"stalled \(FS\)"):
+        status.wait(timeout=5)
+    assert not status.success
+
+
+def test_device_stop_halts_both_axes_short_of_the_target(collector, stage, twin, clock):
+    homed(stage)
+    status = collector.set((140.0, 140.0))
+    wait_for(lambda: twin.where(clock.now())[0] > 1)
+    collector.stop()
+    with pytest.raises(InstrumentError, match="not at the target"):
+        status.wait(timeout=5)
+    x, y, _ = twin.where(clock.now())
+    assert 1 < x < 140 and 1 < y < 140
+    assert stage.warnings() == {"NI"}  # the stop interrupted the moves
+
+
+def test_the_official_library_drives_the_twin_offline(server, twin, clock, tmp_path):
+    zaber_motion = pytest.importorskip("zaber_motion")
+    from zaber_motion.ascii import Connection, DigitalOutputAction
+
+    # never the web device database: identification is off, and the only source is a local file
+    zaber_motion.Library.set_device_db_source(zaber_motion.DeviceDbSourceType.FILE, str(tmp_path / "none.sqlite"))
+    with Connection.open_serial_port(server.path) as connection:
+        (device,) = connection.detect_devices(identify_devices=False)
+        assert device.device_address == 1
+        for number, target in ((1, 20_000), (2, 40_000)):
+            axis = device.get_axis(number)
+            axis.home()  # waits until idle
+            assert axis.get_position(zaber_motion.Units.NATIVE) == 0
+            axis.move_absolute(target, zaber_motion.Units.NATIVE)
+            assert axis.get_position(zaber_motion.Units.NATIVE) == target
+        device.io.set_digital_output(1, DigitalOutputAction.ON)
+        assert device.io.get_digital_output(1)
+    mm = twin.microstep_um / 1000
+    assert twin.where(clock.now()) == (pytest.approx(20_000 * mm), pytest.approx(40_000 * mm), True)
