@@ -126,7 +126,7 @@ def aerosol_round(rng: random.Random, samples: int, directory: Path, report: Rep
     """One library on the line's twins at --speed 100, query faults and flame dropouts."""
     config = load_aerosol_config(CONFIGS / "aerosol-sim.yaml")[0]
     library = directory / f"soak-{len(report.resources)}.csv"
-    library.write_text("sample_id,port,dwell\n" + "".join(f"L{i:03d},{i % 9 + 1},70 s\n" for i in range(samples)))
+    library.write_text("sample_id,port,dwell\n" + "".join(f"L{i:03d},{i % 9 + 1},90 s\n" for i in range(samples)))
     slots = aerosol_slots(load_library(library, "aerosol"), config, str(library))
     with AerosolReactor(config, simulate=True, speed=100.0, twins_in_process=True) as reactor:
         start, span = reactor.clock.now() + 60, samples * 70.0

@@ -108,17 +108,20 @@ class Flame:
 
 @dataclass(frozen=True)
 class SlotSteps:
-    """What one slot does: spray `flow` mL/min from `port` for `dwell` s (the first `flush` s to
-    waste); collect on `target` (x, y mm of the plate position; None: no collector); `changeover`
-    is the plan run between the switch and the spray (a syringe's prime and refill). What it
-    collected is reckoned from what was logged: `flow` x the shutter's open time (between the
-    `collect` and `close` marks) x `powder_per_ml`."""
+    """What one slot does in its `dwell` s from the switch: `changeover` (the plan between the
+    switch and the spray: a syringe's prime and refill), then spray `flow` mL/min from `port`
+    for at most `spray` s (the first `flush` s to waste), collecting on `target` (x, y mm of
+    the plate position; None: no collector) until `back` s before the slot's end, the move back
+    to waste. What it collected is reckoned from what was logged: `flow` x the shutter's open
+    time (between the `collect` and `close` marks) x `powder_per_ml`."""
 
     port: int
     dwell: float
     flush: float
     flow: float
+    spray: float
     target: tuple[float, float] | None
+    back: float
     powder_per_ml: float  # mg of powder on the plate per mL sprayed (solids x capture)
     changeover: Callable[[], object] | None = None
 
@@ -143,12 +146,13 @@ def aerosol_sample(line, steps: SlotSteps, flame: Flame, md: dict):
             yield from bps.mv(collector.shutter, 0)
             yield from bps.mv(collector, line.waste)
         yield from mark(marker, "switch")
+        start = marker.reactor_time.get()  # the dwell runs from the switch
         yield from bps.mv(line.pump.spray, 0)
         yield from bps.mv(line.valve, steps.port)
         if steps.changeover:
             yield from steps.changeover()
         yield from mark(marker, "flush")
-        start = marker.reactor_time.get()  # the dwell runs from the spray's start
+        stop = min(start + steps.dwell - steps.back, marker.reactor_time.get() + steps.spray)
         yield from bps.mv(line.pump.spray, steps.flow)
         yield from wait_until(clock, logger, clock.now() + steps.flush)
         settled_from = clock.now()
@@ -161,7 +165,7 @@ def aerosol_sample(line, steps: SlotSteps, flame: Flame, md: dict):
             yield from bps.mv(collector.shutter, 1)
         yield from mark(marker, "collect", note or "")
         opened = marker.reactor_time.get()
-        yield from wait_until(clock, logger, start + steps.dwell)
+        yield from wait_until(clock, logger, stop)
         if collector is not None:
             yield from bps.mv(collector.shutter, 0)
             yield from mark(marker, "close")

@@ -8,6 +8,7 @@ pump spraying the solvent), `place(sample, ...)` (the sample's plate position, f
 plate's ledger), `plan(slot, md)` (one valve-switched sample) and `safe()` (pump stopped,
 valve on the solvent port, shutter closed, the collector on waste).
 """
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,6 +37,7 @@ from .assembly import Assembly
 from .interlock import Interlock, Watch
 from .errors import ConfigError, InstrumentError
 from .plate import PlateLedger
+from .slot_budget import round_trip
 
 STALE_PERIODS = 5  # process data this many log periods old trip (before the pump's safe mode stops it)
 
@@ -214,8 +216,10 @@ class AerosolReactor(Assembly):
               "plate": self.config.plate.id if self.config.plate else None, **md}
         changeover = partial(syringe_changeover, self._line(), flow=slot.liquid_flow, prime=pump.prime,
                              charge=slot.budget.charge, withdraw_rate=pump.withdraw_rate) if self.syringe else None
-        steps = SlotSteps(slot.row.port, slot.dwell, slot.flush, slot.liquid_flow,
-                          self.config.plate.xy(position) if position else None,
+        budget = slot.budget if position == slot.position else replace(
+            slot.budget, **dict(zip(("to_position", "back"), round_trip(self.config, position))))
+        steps = SlotSteps(slot.row.port, slot.dwell, slot.flush, slot.liquid_flow, budget.spray,
+                          self.config.plate.xy(position) if position else None, budget.back,
                           reservoir.solids * line.capture * 1e3, changeover)
         flame = Flame("flame_temperature", line.flame_band, line.flame_window, line.min_flame, line.settle_allowance)
         return aerosol_sample(self._line(), steps, flame, md)

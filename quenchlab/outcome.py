@@ -74,8 +74,8 @@ def _outcome(engine, plan, interrupts, interlock, writer, opened) -> Outcome:
             return Outcome(FAILED, f"the run ended with {result.exit_status}: {result.reason}", line=True)
         return Outcome(DONE, result.plan_result or "")
     said = str(error) if isinstance(error, QuenchlabError) else f"{type(error).__name__}: {error}"
-    if trip := _trip(interlock):
-        return _tripped(trip, f"{trip}; then {said}", writer, opened)
+    if trip := _trip(interlock):  # the error itself, met by the plan too, is said once
+        return _tripped(trip, str(trip) if said in str(trip) else f"{trip}; then {said}", writer, opened)
     if interrupts.received:
         return Outcome(INTERRUPTED, f"{interrupts.reason}; then {said}")
     return Outcome(FAILED, said, line=not belongs_to_sample(error))

@@ -89,10 +89,10 @@ def aerosol_slots(rows: list[AerosolRow], config: AerosolConfig, source: str,
         except ValueError as error:
             problems.append(f"{where}: {error}")
             continue
-        if flush + line.settle_allowance + slot_budget.moves / 2 >= dwell:
-            problems.append(f"{where}: field dwell: {dwell:g} s leaves no time to collect after the "
-                            f"{flush:.3g} s flush, the {line.settle_allowance:g} s settling allowance and the "
-                            f"{slot_budget.moves / 2:.3g} s move to its position")
+        if flush + line.settle_allowance + slot_budget.moves >= slot_budget.spray:
+            problems.append(f"{where}: field dwell: {dwell:g} s leaves no time to collect: it sprays for "
+                            f"{slot_budget.spray:.3g} s, and the {flush:.3g} s flush, the {line.settle_allowance:g} s "
+                            f"settling allowance and {slot_budget.moves:.3g} s of stage moves come first")
             continue
         if config.plate and slot_budget.powder * 1e3 > config.plate.capacity:
             problems.append(f"{where}: about {slot_budget.powder * 1e3:.3g} mg of powder would land on position "
@@ -138,13 +138,12 @@ def _positions(rows: list[AerosolRow], config: AerosolConfig, placed: dict[str, 
 def aerosol_forecast(slots: list[Slot], config: AerosolConfig, source: str) -> Forecast:
     forecast = Forecast()
     for slot in slots:
-        changeover, moves = slot.budget.changeover, slot.budget.moves
-        forecast.duration += changeover + slot.dwell + moves / 2
-        forecast.liquid[slot.row.port] += slot.liquid_flow * slot.dwell / 60 + slot.budget.prime
-        forecast.moves += moves
+        forecast.duration += slot.dwell
+        forecast.liquid[slot.row.port] += slot.liquid_flow * slot.budget.spray / 60 + slot.budget.prime
+        forecast.moves += slot.budget.moves
         if slot.budget.charge:
             forecast.refills += 1
-            forecast.refill_time += changeover
+            forecast.refill_time += slot.budget.changeover
     forecast.gas = {role: gas.setpoint * forecast.duration / 60
                     for role, gas in config.instruments.gases.items()}
     problems = []

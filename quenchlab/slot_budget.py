@@ -1,12 +1,14 @@
 """An aerosol slot's budget, before anything runs: its times, its liquid, its plate position and
 its powder (quenchlab.preflight refuses what does not fit; the plan spends it).
 
-A slot sprays for its `dwell`: the flush, the settling, the move to its position and the
-collection. A syringe line first changes over: it sprays the syringe's remainder and a prime
-of `prime_volumes` inlet volumes to waste, then withdraws the slot's charge (dwell x flow +
-margin) at `withdraw_rate`, spray stopped; prime and charge must fit the syringe. A piston
-pump just stops while the selector turns. The stage moves (trapezoidal profile at the
-collector's speed and acceleration) go to the sample's position and back to waste.
+A slot lasts its `dwell`, from the valve's switch to its end back on waste, so that 288 slots
+of 5 minutes make a day. A piston pump stops while the selector turns (VALVE_TURN), then
+sprays for the rest of the slot. A syringe line first changes over: it sprays the syringe's
+remainder and a prime of `prime_volumes` inlet volumes to waste, then withdraws the slot's
+charge at `withdraw_rate`, spray stopped; the charge is what it sprays for the rest of the
+slot, plus `margin`, and prime and charge must fit the syringe. Spraying: the flush, the
+settling, the move to the sample's position, the collection and the move back to waste
+(trapezoidal moves at the collector's speed and acceleration).
 """
 import math
 from dataclasses import dataclass
@@ -18,11 +20,17 @@ VALVE_TURN = 1.0  # s allowed for the selector to turn (a 10-position VICI: 0.14
 
 @dataclass(frozen=True)
 class Budget:
-    changeover: float  # s before the flush: emptying, priming and refilling a syringe (0: a piston pump)
+    changeover: float  # s from the switch to the spray: the valve turning; a syringe emptied, primed, refilled
+    spray: float  # s of spraying: the rest of the dwell
     charge: float  # mL withdrawn into the syringe for the slot (0: a piston pump)
     prime: float  # mL primed to waste
-    moves: float  # s of stage moves: to the position and back to waste
+    to_position: float  # s of the stage's move from waste to the position
+    back: float  # s of its move back
     powder: float  # g at most on the position (the flame settling at once)
+
+    @property
+    def moves(self) -> float:
+        return self.to_position + self.back
 
 
 def move_time(distance: float, speed: float, acceleration: float) -> float:
@@ -47,18 +55,19 @@ def budget(config: AerosolConfig, dwell: float, flush: float, flow: float, port:
            position: str | None) -> Budget:
     """The slot's budget, or ValueError naming what does not fit."""
     to_position, back = round_trip(config, position)
-    collect = dwell - flush - to_position
-    powder = max(collect, 0.0) * flow / 60 * config.reservoirs[port].solids * config.line.capture
     pump = config.instruments.pump
-    if pump.model != "ne1000":
-        return Budget(VALVE_TURN, 0.0, 0.0, to_position + back, powder)
-    charge = dwell * flow / 60 + pump.margin
-    if pump.prime + charge > pump.capacity:
-        raise ValueError(f"the slot needs {pump.prime:.3g} mL to prime and {charge:.3g} mL to spray ({dwell:g} s at "
-                         f"{flow:g} mL/min, with a {pump.margin:g} mL margin): {pump.prime + charge:.3g} mL, more "
-                         f"than the {pump.capacity:g} mL syringe (instruments.pump.capacity) holds: shorten the dwell "
-                         "or lower the liquid_flow")
-    empty = pump.margin * 60 / flow  # the last slot's remainder, sprayed to waste
-    prime = pump.prime * 60 / pump.withdraw_rate + pump.prime * 60 / flow
-    changeover = VALVE_TURN + empty + prime + charge * 60 / pump.withdraw_rate
-    return Budget(changeover, charge, pump.prime, to_position + back, powder)
+    charge = prime = 0.0
+    spray = dwell - VALVE_TURN
+    if pump.model == "ne1000":
+        prime = pump.prime
+        fixed = VALVE_TURN + pump.margin * 60 / flow + prime * 60 / pump.withdraw_rate + prime * 60 / flow
+        spray = (dwell - fixed - pump.margin * 60 / pump.withdraw_rate) / (1 + flow / pump.withdraw_rate)
+        charge = spray * flow / 60 + pump.margin
+        if prime + charge > pump.capacity:
+            raise ValueError(f"the slot needs {prime:.3g} mL to prime and {charge:.3g} mL to spray ({spray:.0f} s at "
+                             f"{flow:g} mL/min, with a {pump.margin:g} mL margin): {prime + charge:.3g} mL, more than "
+                             f"the {pump.capacity:g} mL syringe (instruments.pump.capacity) holds: shorten the dwell "
+                             "or lower the liquid_flow")
+    collect = spray - flush - to_position - back
+    powder = max(collect, 0.0) * flow / 60 * config.reservoirs[port].solids * config.line.capture
+    return Budget(dwell - spray, spray, charge, prime, to_position, back, powder)

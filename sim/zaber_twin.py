@@ -275,7 +275,8 @@ class ZaberTwin:
         return f"@{body}{':' + lrc(body) if self.checksum else ''}\r\n".encode("ascii")
 
     def _targets(self, axis: int) -> list[_Axis]:
-        return self.axes if axis == 0 else [self.axes[axis - 1]]
+        """The axis addressed; every axis for 0 (and for a bad axis number, in its RJ reply)."""
+        return [self.axes[axis - 1]] if 0 < axis <= len(self.axes) else self.axes
 
     def _command(self, axis: int, words: list[str], now: float) -> str:
         name, args = (words[0], words[1:]) if words else ("", [])

@@ -136,7 +136,7 @@ def fjh_library(tmp_path_factory):
 @pytest.fixture(scope="module")
 def aerosol_library(tmp_path_factory):
     root = tmp_path_factory.mktemp("aerosol")
-    (root / "lib.csv").write_text("sample_id,port,dwell\nA1,1,60 s\nA2,2,60 s\n")
+    (root / "lib.csv").write_text("sample_id,port,dwell\nA1,1,90 s\nA2,2,90 s\n")
     result = quenchlab("library", CONFIGS / "aerosol-sim.yaml", "lib.csv", "--sim", "--speed", "100",
                        "--data-dir", "data", cwd=root)
     assert result.returncode == 0, result.stderr

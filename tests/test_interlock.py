@@ -167,7 +167,7 @@ def test_an_action_failing_while_a_tripped_run_stops_is_pardoned_the_run_is_reco
     assert in_flight.done and [(s["exit_status"], s["reason"]) for s in stops] == [("abort", "interlock: reading failed")]
 
 
-def aerosol_run(tmp_path, fault, dwell="70 s", phase=None):
+def aerosol_run(tmp_path, fault, dwell="90 s", phase=None):
     """A two-sample library whose `fault` is injected as the first sample starts (or, given
     `phase`, as a sample's run enters it)."""
     config = load_aerosol_config(CONFIGS / "aerosol-sim.yaml")[0]

@@ -36,6 +36,10 @@ from test_exit_paths import start
 from test_library import AEROSOL, QUENCHLAB, SPEED, short_library
 
 
+SAFE = {"pump": "stopped", "valve_port": 10, "shutter": "closed", "collector": "145.00 mm, 90.00 mm"}  # on waste
+SAFE_TEXT = "the line is in its safe state (read back: " + ", ".join(f"{k} {v}" for k, v in SAFE.items()) + ")"
+
+
 class SignalAt(Interrupts):
     """Sends this process `number` once, as the RunEngine takes a message with `command`."""
 
@@ -89,12 +93,12 @@ def test_a_signal_mid_sample_interrupts_it_and_stops_the_library_safe(line, tmp_
     reactor, run = line
     before = signal.getsignal(number)
     with pytest.raises(LibraryStopped, match=rf"^{reason}: sample S01 interrupted; stopped after 0 samples completed; "
-                                             r"the line is in its safe state \(read back: pump stopped, valve_port 10\)"):
+                                             + re.escape(SAFE_TEXT)):
         run(Progress(phase=lambda phase: kill_self(number) if phase == "settle" else None))
     rows = manifest(tmp_path / "short")
     assert [(r["sample_id"], r["state"]) for r in rows] == [("S01", "interrupted"), ("S02", "pending"), ("S03", "pending")]
     assert exit_status(tmp_path / "short" / rows[0]["file"]) == ("abort", reason)
-    assert journal_entries(tmp_path / "short")[-1]["safe_state"] == {"pump": "stopped", "valve_port": 10}
+    assert journal_entries(tmp_path / "short")[-1]["safe_state"] == SAFE
     assert signal.getsignal(number) == before  # handed back
 
 
@@ -165,8 +169,8 @@ def test_ctrl_c_to_the_process_group_then_retry_into_a_new_record(tmp_path):
     stderr = process.communicate(timeout=60)[1]
     assert process.returncode == 2 and "Traceback" not in stderr, stderr
     assert stderr.startswith("error: interrupted by the user: sample S02 interrupted; stopped after 1 sample "
-                             "completed; the line is in its safe state (read back: pump stopped, valve_port 10)")
-    assert journal_entries(directory)[-1]["safe_state"] == {"pump": "stopped", "valve_port": 10}
+                             f"completed; {SAFE_TEXT}")
+    assert journal_entries(directory)[-1]["safe_state"] == SAFE
     first = {r["sample_id"]: r for r in manifest(directory)}["S02"]
     assert first["state"] == "interrupted" and exit_status(directory / first["file"]) == ("abort", "interrupted by the user")
     kept = (directory / first["file"]).read_bytes()

@@ -18,7 +18,7 @@ KILL_POINTS = int(os.environ.get("QUENCHLAB_KILL_POINTS", "20"))
 
 
 def library(path: Path) -> Path:
-    path.write_text("sample_id,port,dwell\n" + "".join(f"K{i},{i % 9 + 1},70 s\n" for i in range(1, 6)))
+    path.write_text("sample_id,port,dwell\n" + "".join(f"K{i},{i % 9 + 1},90 s\n" for i in range(1, 6)))
     return path
 
 

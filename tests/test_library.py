@@ -25,6 +25,7 @@ from conftest import CONFIGS
 
 QUENCHLAB = str(Path(sys.executable).parent / "quenchlab")
 AEROSOL = CONFIGS / "aerosol-sim.yaml"
+SYRINGE = CONFIGS / "aerosol-syringe-sim.yaml"
 SPEED = 100.0
 LATENCY = 0.05 * SPEED  # reactor seconds that 50 ms of host latency (a busy 2-core machine) become
 
@@ -37,7 +38,7 @@ def write_library(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def short_library(tmp_path: Path, count: int = 3, dwell: str = "70 s") -> Path:
+def short_library(tmp_path: Path, count: int = 3, dwell: str = "90 s") -> Path:
     return write_library(tmp_path / "short.csv", [{"sample_id": f"S{i:02d}", "port": str(i % 9 + 1), "dwell": dwell}
                                                   for i in range(1, count + 1)])
 
@@ -45,6 +46,11 @@ def short_library(tmp_path: Path, count: int = 3, dwell: str = "70 s") -> Path:
 @pytest.fixture
 def config():
     return load_aerosol_config(AEROSOL)[0]
+
+
+@pytest.fixture
+def syringe_config():
+    return load_aerosol_config(SYRINGE)[0]
 
 
 # --- files and pre-flight ----------------------------------------------------------------
@@ -79,9 +85,11 @@ def test_preflight_forecasts_duration_liquid_and_gas(config, tmp_path):
     slots = aerosol_slots(rows, config, "day")
     forecast = aerosol_forecast(slots, config, "day")
     assert len(slots) == 288 and forecast.duration == pytest.approx(24 * 3600)
-    assert forecast.liquid[1] == pytest.approx(32 * 25.0)  # 32 slots x 5 min x 5 mL/min
+    assert forecast.liquid[1] == pytest.approx(32 * 299 / 60 * 5)  # 32 slots spraying all but the valve's turn
     assert sum(forecast.gas.values()) == pytest.approx((5 + 1.5 + 3.2 + 5) * 24 * 60)
-    assert slots[0].flush == pytest.approx(4 * 0.2 / 5 * 60)  # 4 dead volumes at 5 mL/min
+    assert slots[0].flush == pytest.approx(4 * (0.2 + 0.3) / 5 * 60)  # 4 dead volumes (line, head, damper)
+    assert [s.position for s in slots[:3]] == ["A1", "A2", "A3"] and slots[-1].position == "L24"
+    assert forecast.moves == pytest.approx(sum(s.budget.moves for s in slots)) and 0 < forecast.moves / 288 < 10
 
 
 @pytest.mark.parametrize("rows, expected", [
@@ -90,9 +98,10 @@ def test_preflight_forecasts_duration_liquid_and_gas(config, tmp_path):
     ([{"sample_id": "A", "port": "1", "liquid_flow": "0.1 mL/min"}], r"liquid_flow: 0.1 mL/min is outside the allowed band"),
     ([{"sample_id": "A", "port": "1", "dwell": "30 s"}], r"field dwell: 30 s leaves no time to collect"),
     ([{"sample_id": f"A{i}", "port": "1", "dwell": "60 min"} for i in range(4)],
-     r"reservoir 1 \(Fe\(NO3\)3 .*\) would run dry: the library needs 1200.0 mL, it holds 1000.0 mL"),
+     r"reservoir 1 \(Fe\(NO3\)3 .*\) would run dry: the library needs 1199.7 mL, it holds 1000.0 mL"),
 ])
 def test_preflight_refuses_a_library_that_cannot_run(config, tmp_path, rows, expected):
+    config = config.model_copy(update={"plate": config.plate.model_copy(update={"capacity": 1e6})})  # checked apart
     path = write_library(tmp_path / "bad.csv", rows)
     with pytest.raises(ConfigError, match=expected):
         slots = aerosol_slots(load_library(path, "aerosol"), config, str(path))
@@ -121,8 +130,8 @@ def test_valve_switched_library_records_every_sample(config, tmp_path):
     reactor, slots, library = run_short(config, tmp_path, twins_in_process=False)
     with reactor:
         result = run_library(reactor, slots, library=library, data_dir=tmp_path, resume=False, md={})
-        assert reactor.pump_driver.status() == "stopped"
-        assert reactor.valve_driver.position() == config.instruments.valve.safe_port
+        assert reactor.safe_readback() == {"pump": "stopped", "valve_port": config.instruments.valve.safe_port,
+                                           "shutter": "closed", "collector": "145.00 mm, 90.00 mm"}
     assert set(result.states.values()) == {"done"}
     files = sorted(result.directory.glob("*.h5"))
     assert len(files) == 3
@@ -133,17 +142,24 @@ def test_valve_switched_library_records_every_sample(config, tmp_path):
             metadata = json.loads(entry["metadata"][()])
             assert metadata["port"] == slot.row.port and metadata["speed"] == SPEED
             phases = [p.decode() for p in entry["phases/marker_phase"][()]]
-            assert phases == ["switch", "flush", "settle", "collect", "end"]
-            marks = entry["phases/marker_reactor_time"][()]
-            assert marks[1] - marks[0] < LATENCY  # the valve moved and was confirmed
-            assert marks[2] - marks[1] == pytest.approx(slot.flush, abs=LATENCY)
-            assert marks[4] - marks[0] == pytest.approx(slot.dwell, abs=LATENCY)
+            assert phases == ["waste", "switch", "flush", "settle", "position", "collect", "close", "end"]
+            marks = dict(zip(phases, entry["phases/marker_reactor_time"][()]))
+            assert marks["flush"] - marks["switch"] < LATENCY  # the pump stopped, the valve moved and was confirmed
+            assert marks["settle"] - marks["flush"] == pytest.approx(slot.flush, abs=LATENCY)
+            assert marks["end"] - marks["switch"] == pytest.approx(slot.dwell, abs=LATENCY)
+            assert entry["sample/position"][()].decode() == slot.position and entry["sample/plate"][()] == b"sim-plate-001"
+            collected = entry["collection/collection_collected"][()][0]
+            assert collected == pytest.approx(marks["close"] - marks["collect"])
+            assert entry["collection/collection_powder"][()][0] == pytest.approx(5.0 / 60 * collected * 0.02 * 0.6 * 1e3)
+            assert {"valve", "pump", "collector", "mfc_dispersion", "filter_gauge", "flame_pyrometer"} <= set(entry["instrument"])
             process = entry["process"]
+            assert f.attrs["default"] == "entry" and entry.attrs["default"] == "process"
+            assert process.attrs["signal"] == "flame_temperature" and process.attrs["axes"] == "reactor_time"
             t = process["reactor_time"][()]
             # 1 Hz in reactor time; a host hiccup (opening a file) shows as a gap of LATENCY at most
             assert np.median(np.diff(t)) == pytest.approx(1.0, abs=0.05) and np.diff(t).max() <= LATENCY
             assert len(t) >= slot.dwell - LATENCY
-            collecting = (t > marks[3]) & (t < marks[4])
+            collecting = (t > marks["collect"]) & (t < marks["close"])
             assert np.all(process["valve_port"][()][collecting] == slot.row.port)
             assert np.all(process["flame_temperature"][()][collecting] > 1200)
             assert process["reactor_time"].attrs["units"] == "s"
@@ -170,16 +186,19 @@ def test_stuck_valve_fails_the_sample_clearly_and_leaves_the_line_safe(config, t
     assert [(m["sample_id"], m["state"]) for m in manifest] == [("S01", "failed"), ("S02", "pending")]
 
 
-def test_a_pump_stall_fails_the_sample_and_the_library_goes_on(config, tmp_path):
-    """A stall belongs to the sample's liquid: the line is made safe, prepared again, and the
-    next sample runs (quenchlab.outcome)."""
+def test_a_clogging_nozzle_fails_the_sample_and_the_library_goes_on(config, tmp_path):
+    """The HPLC pump's upper-pressure fault belongs to the sample's liquid: it stops the pump, the
+    line is made safe and prepared again (the solvent clears the nozzle), the next sample runs."""
     reactor, slots, library = run_short(config, tmp_path, count=2)
     with reactor:
-        result = fail_on_first_sample(reactor, slots, library, tmp_path, reactor.twins.pump.stall)
-        assert reactor.pump_driver.status() == "stopped"
+        progress = Progress(sample=lambda sample_id, index, total: reactor.twins.pump.clog() if index == 0 else None,
+                            done=lambda sample_id, state: reactor.twins.pump.unclog())
+        result = run_library(reactor, slots, library=library, data_dir=tmp_path, resume=False, md={},
+                             progress=progress)
+        assert reactor.safe_readback()["pump"] == "stopped"
     assert result.states == {"S01": "failed", "S02": "done"} and result.completed == 1
     manifest = {m["sample_id"]: m for m in csv.DictReader((tmp_path / "short" / "manifest.csv").open())}
-    assert re.search(r"pump at .*alarm S \(motor stall", manifest["S01"]["note"])
+    assert re.search(r"pump at .*pump fault latched: pressure above the upper limit", manifest["S01"]["note"])
 
 
 def test_a_second_run_refuses_to_overwrite(config, tmp_path):
@@ -280,9 +299,9 @@ def test_valve_switched_sequence_with_a_plain_run_engine(config, tmp_path):
     assert sorted(p.name.rsplit("_", 1)[1] for p in (tmp_path / "records").glob("*.h5")) == ["S01.h5", "S02.h5"]
 
 
-def test_a_pump_that_does_not_keep_its_safe_mode_timeout_is_refused(config):
+def test_a_pump_that_does_not_keep_its_safe_mode_timeout_is_refused(syringe_config):
     """The protection quenchlab programs is read back before the line runs unattended."""
-    with AerosolReactor(config, simulate=True, speed=SPEED, twins_in_process=True) as reactor:
+    with AerosolReactor(syringe_config, simulate=True, speed=SPEED, twins_in_process=True) as reactor:
         pump = reactor.twins.pump
         keep = pump._cmd_saf
         pump._cmd_saf = lambda argument, now: keep(argument and str(min(int(argument), 5)), now)  # caps it at 5 s

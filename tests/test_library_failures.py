@@ -1,5 +1,6 @@
 """What fails a sample and what stops the night; retries into new records, refused when asked wrongly."""
 import json
+import re
 import subprocess
 
 import pytest
@@ -15,7 +16,7 @@ from quenchlab.outcome import belongs_to_sample
 from quenchlab.preflight import aerosol_slots
 
 from conftest import CONFIGS
-from test_interrupts import manifest
+from test_interrupts import SAFE, SAFE_TEXT, manifest
 from test_library import AEROSOL, QUENCHLAB, SPEED, short_library
 
 
@@ -42,11 +43,30 @@ def states(tmp_path) -> list[tuple[str, str]]:
     return [(row["sample_id"], row["state"]) for row in manifest(tmp_path / "short")]
 
 
+def clog(reactor):
+    """The nozzle clogs: the HPLC pump's head pressure climbs past its upper limit (a sample's failure)."""
+    return lambda: reactor.twins.pump.clog()
+
+
 def test_a_sample_level_failure_fails_that_sample_and_the_rest_run(line, tmp_path):
+    """The third sample's precursor clogs the nozzle; making the line safe and spraying the solvent
+    again clears it (the twin is unclogged as the sample is recorded failed)."""
     reactor, run = line
-    result = run(at_samples({2}, lambda: reactor.twins.pump.stall()))
+    progress = Progress(sample=lambda sample_id, index, total: reactor.twins.pump.clog() if index == 2 else None,
+                        done=lambda sample_id, state: reactor.twins.pump.unclog() if state == "failed" else None)
+    result = run(progress)
     assert states(tmp_path) == [("S01", "done"), ("S02", "done"), ("S03", "failed"), ("S04", "done"), ("S05", "done")]
-    assert result.completed == 4 and result.safe_state == {"pump": "stopped", "valve_port": 10}
+    assert result.completed == 4 and result.safe_state == SAFE
+    assert "pressure above the upper limit" in manifest(tmp_path / "short")[2]["note"]
+
+
+def test_a_pump_that_stalls_stops_the_night(line, tmp_path):
+    """An HPLC pump's stall is mechanical: the line's failure (devices.ssi_driver.PumpFault)."""
+    reactor, run = line
+    with pytest.raises(LibraryStopped, match=r"^sample S02 failed: .*pump fault latched: motor stalled .*the library "
+                                             r"stops: a failure of the line"):
+        run(at_samples({1}, lambda: reactor.twins.pump.stall()))
+    assert states(tmp_path)[:3] == [("S01", "done"), ("S02", "failed"), ("S03", "pending")]
 
 
 def test_a_trip_on_the_third_sample_stops_the_night_there_with_the_line_safe(line, tmp_path):
@@ -59,22 +79,21 @@ def test_a_trip_on_the_third_sample_stops_the_night_there_with_the_line_safe(lin
     progress = Progress(sample=lambda sample_id, index, total: samples.append(sample_id), phase=clog_the_third)
     with pytest.raises(LibraryStopped, match=r"^sample S03 failed: interlock: filter_pressure = \S+ \(above its limit "
                                              r"of 50 kPa\) at reactor time \S+ s; the library stops: a failure of the "
-                                             r"line, not of the sample; the line is in its safe state \(read back: "
-                                             r"pump stopped, valve_port 10\); continue with --resume, run S03 again "
-                                             r"with --retry S03"):
+                                             r"line, not of the sample; " + re.escape(SAFE_TEXT) +
+                                             r"; continue with --resume, run S03 again with --retry S03"):
         run(progress)
     assert states(tmp_path) == [("S01", "done"), ("S02", "done"), ("S03", "failed"), ("S04", "pending"), ("S05", "pending")]
     reactor.twins.world.advance()
     assert not reactor.twins.pump.flow_at(reactor.clock.now())
     last = json.loads((tmp_path / "short" / "journal.jsonl").read_text().splitlines()[-1])
-    assert last["sample_id"] == "S03" and last["safe_state"] == {"pump": "stopped", "valve_port": 10}
+    assert last["sample_id"] == "S03" and last["safe_state"] == SAFE
 
 
 def test_failures_in_a_row_stop_the_night(line, tmp_path):
     reactor, run = line
     with pytest.raises(LibraryStopped, match=r"^3 samples failed in a row \(S02, S03, S04; library.stop_after_failures "
-                                             r"is 3\); the last: (interlock: reading failed at reactor time \S+ s: )?pump at .*alarm S"):
-        run(at_samples({1, 2, 3, 4}, lambda: reactor.twins.pump.stall()))
+                                             r"is 3\); the last: .*pump fault latched: pressure above the upper limit"):
+        run(at_samples({1}, clog(reactor)))  # and it stays clogged
     assert states(tmp_path) == [("S01", "done"), ("S02", "failed"), ("S03", "failed"), ("S04", "failed"),
                                 ("S05", "pending")]
 
@@ -90,9 +109,9 @@ def test_a_line_that_cannot_be_prepared_again_stops_the_night(line, tmp_path, mo
         prepare()
     monkeypatch.setattr(reactor, "prepare", prepare_once)
     with pytest.raises(LibraryStopped, match=r"^preparing the line again after sample S02 failed: gases at COM3: flows "
-                                             r"did not reach .*; the line is in its safe state \(read back: pump "
-                                             r"stopped, valve_port 10\); continue with --resume, run S02 again"):
-        run(at_samples({1}, lambda: reactor.twins.pump.stall()))
+                                             r"did not reach .*; " + re.escape(SAFE_TEXT) +
+                                             r"; continue with --resume, run S02 again"):
+        run(at_samples({1}, clog(reactor)))
     assert states(tmp_path) == [("S01", "done"), ("S02", "failed"), ("S03", "pending"), ("S04", "pending"),
                                 ("S05", "pending")]
 

@@ -128,6 +128,7 @@ def test_message_ids_and_checksums(stage, twin, server):
     homed(stage)
     assert raw(stage, f"/1 1 42 get pos:{lrc('1 1 42 get pos')}\n") == b"@01 1 42 OK IDLE -- 0\r\n"
     assert raw(stage, "/1 1 123 get pos\n") == b"@01 1 RJ IDLE -- BADMESSAGEID\r\n"
+    assert raw(stage, "/1 3 45 get pos\n") == b"@01 3 45 RJ IDLE -- BADAXIS\r\n"
     with pytest.raises(InstrumentError, match="no complete reply"):
         raw(stage, "/1 1 43 move abs 1000:00\n")  # a corrupted checksum: ignored
     assert not stage.busy(1) and stage.position(1) == 0
