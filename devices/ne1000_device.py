@@ -14,7 +14,7 @@ from quenchlab.clock import ReactorClock
 from quenchlab.errors import InstrumentError
 
 from .driver_device import DriverDevice, DriverSignal, run_in_thread
-from .ne1000_driver import NE1000, RUNNING
+from .ne1000_driver import NE1000, RUNNING, PumpAlarm
 
 EMPTY = "all"  # a dispense of everything the syringe holds
 
@@ -104,6 +104,21 @@ class SyringePump(DriverDevice):
         moved = abs(self.content() - held)
         if moved < volume - 0.01 * volume - 1e-3:
             self._refuse(direction, f"moved {moved:.3g} mL of the {volume:.3g} mL asked")
+
+    def empty_to_end(self, rate: float) -> None:
+        """Infuse until the plunger meets the end of the syringe's travel (the pump stalls, alarm
+        S, here expected and acknowledged), whatever the counters say (a leak or a stall leaves
+        them wrong); then clear them: the syringe is empty."""
+        try:
+            self._move("INF", self.capacity, rate, self.content())
+        except PumpAlarm as alarm:
+            if alarm.alarm != "S":
+                raise
+        except SyringeShortfall:  # moved less than the capacity: that is the point
+            pass
+        else:
+            self._refuse("INF", f"infused the syringe's whole {self.capacity:g} mL without meeting the end of its travel")
+        self.driver.clear_dispensed()
 
     def _refuse(self, direction: str, problem: str) -> None:
         raise SyringeShortfall(self.driver.name, self.driver.address, f"DIR{direction}", problem)

@@ -83,7 +83,7 @@ class ProcessLogger(Device):
                                      "check the instruments' lines")
             return
         self._stop.clear()
-        self._error = None
+        self._error, self.latest = None, {}  # the age of its data counts from this start
         self._started = self.clock.now()
         self.clock.run_fast_until(self._started)  # paced from now: the first row is on time
         self._thread = threading.Thread(target=self._run, args=(self._started,), daemon=True, name="process-logger")

@@ -20,6 +20,7 @@ import bluesky.preprocessors as bpp
 from bluesky import Msg
 
 from quenchlab.clock import ReactorClock
+from quenchlab.errors import QuenchlabError
 from quenchlab.devices.phase_marker import PhaseMarker
 from quenchlab.devices.process_logger import ProcessLogger
 
@@ -76,10 +77,22 @@ def wait_until(clock: ReactorClock, logger: ProcessLogger, end: float):
         yield from reactor_sleep(clock, min(end - clock.now(), (COLLECT_EVERY - age) * clock.speed))
 
 
+def sprayed(logger: ProcessLogger, flame: "Flame", settled: float | None, since: float) -> None:
+    """Raise SprayLost if the flame, settled at `settled` K, fell more than Flame.LOST bands below
+    it in the readings since `since` (the collection)."""
+    if settled is None:
+        return
+    low = min((row[flame.field] for row in logger.since(since)), default=settled)
+    if low < settled - flame.LOST * flame.band:
+        raise SprayLost(f"the flame fell to {low:.0f} K while collecting, from the {settled:.0f} K it had settled "
+                        "at: the nozzle sprayed no liquid (a dry reservoir, or air drawn into the syringe)")
+
+
 def wait_for_stable_flame(clock, logger, flame: "Flame", since: float):
     """Wait until every reading of the flame's field in its last window (after `since`) lies
     within its band of their mean and above its minimum; give up after its allowance. Returns
-    whether the flame settled. Looked at first once a window can be full, then every log period."""
+    that mean, or None if the flame did not settle. Looked at first once a window can be full,
+    then every log period."""
     give_up = clock.now() + flame.allowance
     full = since + flame.window - logger.period
     while clock.now() < give_up:
@@ -90,20 +103,30 @@ def wait_for_stable_flame(clock, logger, flame: "Flame", since: float):
         if span >= flame.window - logger.period and values:
             mean = sum(values) / len(values)
             if mean >= flame.minimum and all(abs(v - mean) <= flame.band for v in values):
-                return True
-    return False
+                return mean
+    return None
 
 
 @dataclass(frozen=True)
 class Flame:
     """When the flame counts as settled: `field` of the process data within `band` K of its mean
-    over `window` s and above `minimum` K, looked for up to `allowance` s."""
+    over `window` s and above `minimum` K, looked for up to `allowance` s. A settled flame that
+    falls more than LOST bands below that mean while collecting has lost its liquid."""
 
     field: str
     band: float
     window: float
     minimum: float
     allowance: float
+
+    LOST = 4
+
+
+class SprayLost(QuenchlabError):
+    """The flame fell while collecting: the nozzle sprayed no liquid (a dry reservoir, air drawn
+    into a syringe), so the sample is not what was asked; the sample's own failure."""
+
+    liquid = True
 
 
 @dataclass(frozen=True)
@@ -157,15 +180,17 @@ def aerosol_sample(line, steps: SlotSteps, flame: Flame, md: dict):
         yield from wait_until(clock, logger, clock.now() + steps.flush)
         settled_from = clock.now()
         yield from mark(marker, "settle")
-        stable = yield from wait_for_stable_flame(clock, logger, flame, settled_from)
-        note = None if stable else f"flame not stable within {flame.band:g} K after {flame.allowance:g} s: collected anyway"
+        settled = yield from wait_for_stable_flame(clock, logger, flame, settled_from)
+        note = None if settled else f"flame not stable within {flame.band:g} K after {flame.allowance:g} s: collected anyway"
         if collector is not None:
             yield from mark(marker, "position")
             yield from bps.mv(collector, steps.target)
+        yield from mark(marker, "collect", note or "")  # stamped before the shutter opens, "close" once it is shut:
+        opened = marker.reactor_time.get()              # the marks hold the whole time it was open
+        if collector is not None:
             yield from bps.mv(collector.shutter, 1)
-        yield from mark(marker, "collect", note or "")
-        opened = marker.reactor_time.get()
         yield from wait_until(clock, logger, stop)
+        sprayed(logger, flame, settled, opened)
         if collector is not None:
             yield from bps.mv(collector.shutter, 0)
             yield from mark(marker, "close")

@@ -148,8 +148,9 @@ class AerosolReactor(Assembly):
     def prepare(self) -> None:
         """Gases to their setpoints, the valve on the solvent port, the collector homed if it
         has no reference (shutter closed first) and parked on waste, the process logger running;
-        a syringe pump in safe mode (it stops by itself if the host falls silent; the logger
-        keeps it fed), an HPLC pump spraying the solvent (it has no such mode)."""
+        a syringe emptied to the end of its travel (its counters start from there) and its pump
+        in safe mode (it stops by itself if the host falls silent; the logger keeps it fed), an
+        HPLC pump spraying the solvent (it has no such mode)."""
         i = self.config.instruments
         for role, g in i.gases.items():
             self.gas_drivers[role].set_setpoint(g.setpoint)
@@ -157,11 +158,12 @@ class AerosolReactor(Assembly):
         if self.collector:
             self._park()
         self._wait_for_flows(settle=30.0)
-        self.logger.start()  # before the safe mode's timer: from then on the pump hears from the host every period
-        if not self.syringe:
-            self.pump_driver.set_flow(self.config.defaults.liquid_flow)
-            self.pump_driver.run()
+        if not self.syringe:  # RU clears a fault latched before: then the logger reads the pump
+            self.pump_driver.spray(self.config.defaults.liquid_flow)
+            self.logger.start()
             return
+        self.pump.empty_to_end(self.config.defaults.liquid_flow)  # known empty before anything is drawn
+        self.logger.start()  # before the safe mode's timer: from then on the pump hears from the host every period
         self.pump_driver.enable_safe_mode(round(i.pump.safe_mode))
         if (held := self.pump_driver.safe_mode_timeout()) != round(i.pump.safe_mode):
             raise ConfigError(f"instruments.pump.safe_mode is {round(i.pump.safe_mode)} s but the pump reports "

@@ -21,10 +21,10 @@ from .engine import link_faults_recorded, run_engine
 from .errors import ConfigError, QuenchlabError
 from .files import writable_directory
 from .interrupts import Interrupts
-from .journal import DONE, FAILED, INTERRUPTED, PENDING, Journal
+from .journal import DONE, FAILED, INTERRUPTED, PENDING, RUNNING, Journal
 from .library import safe_name
 from .outcome import Outcome, run_once
-from .writer import HDF5Writer
+from .writer import HDF5Writer, file_stem
 
 RETRY_STATES = (FAILED, INTERRUPTED)
 
@@ -94,13 +94,14 @@ def run_library(reactor, samples: list, *, library: Path, data_dir: Path, resume
     """Run the selected samples of `samples` (`select`) on `reactor` (already connected). Returns
     when the library ran to its end (some samples may have failed); raises LibraryStopped when
     it stopped early. The manifest shows every state when it returns or raises."""
+    own = journal is None  # opened here: closed here, so that the library can be run again
     journal = journal or open_journal(samples, library=library, data_dir=data_dir, resume=resume or bool(retry))
-    todo = select(samples, journal, resume=resume, retry=retry, retry_states=retry_states)
     try:
+        todo = select(samples, journal, resume=resume, retry=retry, retry_states=retry_states)
         with interrupts or Interrupts() as signals:
             result, stopped = _run(reactor, todo, journal, md, progress, signals)
     finally:
-        journal.flush()
+        journal.close() if own else journal.flush()
     result.states = {s.sample_id: journal.state(s.sample_id) for s in samples}
     if stopped:
         raise LibraryStopped(stopped, result)
@@ -114,8 +115,9 @@ def _run(reactor, todo: list, journal: Journal, md: dict, progress: Progress,
     writer = HDF5Writer(journal.directory)
     with run_engine() as engine, interrupts.running(engine):
         engine.md["scan_id"] = journal.last_scan_id()  # numbers go on across resumes and retries
-        engine.subscribe(writer)
         current: dict[str, str] = {}
+        engine.subscribe(lambda name, doc: _begin(doc, journal, current), "start")  # before its file exists
+        engine.subscribe(writer)
         engine.subscribe(lambda name, doc: _follow(name, doc, journal, writer, current, progress))
         interlock = reactor.interlock()
         if interlock:
@@ -251,11 +253,18 @@ def _stop(interlock, reactor) -> list[str]:
     return reactor.safe()
 
 
+def _begin(start: dict, journal: Journal, current: dict) -> None:
+    """A new attempt in the journal as its run opens, with the file its record is about to
+    take and its scan number: durable before the file exists (a kill in between leaves an
+    attempt `running`, then `interrupted`, never a record the journal does not know)."""
+    current["file"] = f"{file_stem(start)}.h5"
+    journal.begin(current["sample_id"], file=current["file"], scan_id=start.get("scan_id"))
+
+
 def _follow(name: str, doc: dict, journal: Journal, writer: HDF5Writer, current: dict, progress: Progress) -> None:
-    """A new attempt in the journal as soon as its run opens, with its file and scan number
-    (durable before the plan goes on: before the first pulse or switch); report phases."""
-    if name == "start" and writer.path is not None:
-        journal.begin(current["sample_id"], file=writer.path.name, scan_id=doc.get("scan_id"))
+    """The record's file, should its name have had to differ (a name taken already); phases."""
+    if name == "start" and writer.path is not None and writer.path.name != current["file"]:
+        journal.record(current["sample_id"], RUNNING, file=writer.path.name)
     elif name in ("event", "event_page") and "marker_phase" in doc.get("data", {}):
         phases = doc["data"]["marker_phase"]
         progress.phase(phases[-1] if isinstance(phases, list) else phases)

@@ -193,11 +193,22 @@ class NE1000Twin:
                 self._halt(now, "S")
             self.alarm = "S"
 
-    FAULTS = ("stall",)
+    def slip(self, volume: float = 5.0) -> None:
+        """The plunger slips `volume` mL toward the end of its travel (a worn half-nut), its liquid
+        spilled: the counters no longer tell what the syringe holds."""
+        with self.world.lock:
+            self.world.advance()
+            now = self.world.clock.now()
+            self._settle(now)
+            self._rebase(now, lambda: setattr(self, "content", max(0.0, self.content - volume)))
+            path = self.world.path
+            path.content = max(0.0, getattr(path, "content", 0.0) - volume)
+
+    FAULTS = ("stall", "slip")
 
     def inject(self, fault: str) -> None:
-        """Fault injection: "stall" (the motor stalls, alarm S)."""
-        {"stall": self.stall}[fault]()
+        """Fault injection: "stall" (the motor stalls, alarm S), "slip" (5 mL of plunger travel lost)."""
+        {"stall": self.stall, "slip": self.slip}[fault]()
 
     @property
     def status(self) -> str:
