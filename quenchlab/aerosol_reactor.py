@@ -213,9 +213,9 @@ class AerosolReactor(Assembly):
         """One slot: on its plate position (md["position"], or the one pre-flight gave)."""
         line, pump, reservoir = self.config.line, self.config.instruments.pump, self.config.reservoirs[slot.row.port]
         position = md.get("position") or slot.position
-        md = {"precursor": slot.row.precursor or reservoir.precursor, "liquid_flow": slot.liquid_flow,
-              "reactor": self.config.reactor, "speed": self.clock.speed, "position": position,
-              "plate": self.config.plate.id if self.config.plate else None, **md}
+        md = {"liquid_flow": slot.liquid_flow, "reactor": self.config.reactor, "speed": self.clock.speed,
+              "position": position, "plate": self.config.plate.id if self.config.plate else None, **md,
+              "precursor": slot.row.precursor or reservoir.precursor}  # the row's name for it, or the reservoir's
         changeover = partial(syringe_changeover, self._line(), flow=slot.liquid_flow, prime=pump.prime,
                              charge=slot.budget.charge, withdraw_rate=pump.withdraw_rate) if self.syringe else None
         budget = slot.budget if position == slot.position else replace(

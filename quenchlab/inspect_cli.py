@@ -68,7 +68,8 @@ def show_library(console: Console, path: Path, png: Path | None = None) -> None:
                                    collection_note(record) if record else "") if n)
              for entry, (record, problem) in zip(entries, opened)]
     states = [entry.state for entry in entries]
-    labels = [entry.label for entry in entries]
+    labels = [entry.label + (f" ({record.label.split(' (', 1)[1]}" if record and " (" in record.label else "")
+              for entry, record in zip(entries, records)]  # with its precursor and plate position
     columns = {"attempt": [e.attempt for e in entries], "current": [e.current for e in entries], "state": states}
     if not any(states):  # a plain directory of records: name them by their samples
         labels = unique_labels([r.sample if r else "" for r in records], labels)

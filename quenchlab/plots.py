@@ -21,10 +21,6 @@ SHOWN = {
     "flame_temperature": ("mean flame temperature (K)", 1.0),
     "filter_pressure_rise": ("filter pressure rise (kPa)", 1.0),
 }
-PROCESS_PANELS = {"flame_temperature": "flame temperature (K)", "filter_pressure": "filter pressure (kPa)",
-                  "valve_port": "valve port"}
-
-
 def save(figure, png: str | Path) -> Path:
     png = Path(png)
     figure.savefig(png, dpi=120)
@@ -61,15 +57,28 @@ def plot_run(record: RunRecord, png: str | Path) -> Path:
 
 
 def plot_process(record: RunRecord, png: str | Path) -> Path:
-    """An aerosol sample's process data over reactor time, its phases marked."""
-    names = ([n for n in PROCESS_PANELS if n in record.process]
-             or [n for n in record.process if n != "reactor_time"][:3] or ["reactor_time"])
-    figure, axes = plt.subplots(len(names), 1, sharex=True, figsize=(8, 2.4 * len(names) + 1),
+    """An aerosol sample's process data over reactor time, its phases marked: the flame, the gas
+    flows, the liquid flow (an HPLC pump's, or a syringe's from its counters: negative while it
+    refills), the filter pressure and the valve's port."""
+    process, time = record.process, record.process["reactor_time"]
+    panels = [(label, {name: process[name] for name in names if name in process})
+              for label, names in (("flame temperature (K)", ["flame_temperature"]),
+                                   ("gas flow (L/min)", [n for n in process if n.endswith("_flow") and n != "pump_flow"]),
+                                   ("filter pressure (kPa)", ["filter_pressure"]), ("valve port", ["valve_port"]))]
+    liquid = process.get("pump_flow")
+    if liquid is None and "pump_content" in process and time.size > 1:
+        liquid = -np.gradient(process["pump_content"], time) * 60
+    if liquid is not None:
+        panels.insert(2, ("liquid flow (mL/min)", {"liquid": liquid}))
+    panels = [panel for panel in panels if panel[1]] or [("reactor time (s)", {"reactor_time": time})]
+    figure, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(8, 2.1 * len(panels) + 1),
                                 constrained_layout=True, squeeze=False)
-    time = record.process["reactor_time"]
-    for axis, name in zip(axes[:, 0], names):
-        axis.plot(time, record.process[name], lw=1)
-        axis.set_ylabel(PROCESS_PANELS.get(name, name))
+    for axis, (label, curves) in zip(axes[:, 0], panels):
+        for name, values in curves.items():
+            axis.plot(time, values, lw=1, label=name.removesuffix("_flow"))
+        if len(curves) > 1:
+            axis.legend(fontsize=7, ncol=len(curves), loc="lower right")
+        axis.set_ylabel(label, fontsize=8)
         for _, when, _ in record.phases:
             axis.axvline(when, color="grey", lw=0.8, ls=":")
     for phase, when, _ in record.phases:

@@ -45,6 +45,13 @@ class RunRecord:
     pulses: list[PulseTrace]
     process: dict[str, np.ndarray] = field(default_factory=dict)  # the process table's numeric columns
     phases: list[tuple[str, float, str]] = field(default_factory=list)  # (phase, reactor time s, note)
+    about: dict[str, str] = field(default_factory=dict)  # the sample's precursor, plate and position, if recorded
+
+    @property
+    def label(self) -> str:
+        """The sample, with its precursor and plate position where the record has them."""
+        extra = " @ ".join(v for v in (self.about.get("precursor"), self.about.get("position")) if v)
+        return f"{self.sample} ({extra})" if extra else self.sample
 
 
 def _text(group, name: str, default: str = "") -> str:
@@ -73,9 +80,11 @@ def read_run(path: str | Path, traces: bool = True) -> RunRecord:
         figures = {name: np.asarray(table[name]) for name in {**FIGURES, **TRACKING} if name in table}
         names = sorted(k for k in entry if k.startswith(PULSE_STREAM + "_"))
         pulses = [_pulse(path, entry[name]) for name in names] if traces else []
-        return RunRecord(path, _text(entry, "title"), _text(entry["sample"], "name") if "sample" in entry else "",
+        sample = entry.get("sample", {})
+        about = {key: _text(sample, key) for key in ("precursor", "plate", "position") if key in sample}
+        return RunRecord(path, _text(entry, "title"), _text(sample, "name") if sample else "",
                          _text(entry, "exit_status", "incomplete"), figures, pulses,
-                         _process(entry.get("process")), _phases(entry.get("phases")))
+                         _process(entry.get("process")), _phases(entry.get("phases")), about)
 
 
 def _pulse(path: Path, group) -> PulseTrace:
