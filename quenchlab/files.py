@@ -42,13 +42,13 @@ def validate(model: type[Model], data: dict, source: str) -> Model:
 
 
 def describe_error(model: type[BaseModel], error: dict) -> str:
-    loc, siblings, tags = _follow(model, error["loc"])
+    loc, siblings, tags, about = _follow(model, error["loc"])
     field = ".".join(str(p) for p in loc) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = f"unknown key; allowed keys: {', '.join(siblings)}" if siblings else "unknown key"
     elif error["type"] == "missing":
-        message = "missing (required)"
+        message = "missing (required)" + (f": {about}" if about else "")
     elif error["type"] in ("union_tag_invalid", "union_tag_not_found"):  # a discriminated union's key
         context = error["ctx"]
         field += "." + context["discriminator"].strip("'")
@@ -57,10 +57,11 @@ def describe_error(model: type[BaseModel], error: dict) -> str:
     return f"field {field}: {message}"
 
 
-def _follow(model: type[BaseModel], loc: tuple) -> tuple[list, list[str], list[str]]:
+def _follow(model: type[BaseModel], loc: tuple) -> tuple[list, list[str], list[str], str]:
     """Follow `loc` through the models: (loc without the member tags pydantic puts after the
     name of a discriminated union, the keys allowed beside its last part, the tags allowed at
-    its end if that is a discriminated union). A list index or dict key keeps the model."""
+    its end if that is a discriminated union, its field's description). A list index or dict
+    key keeps the model."""
     path, current, siblings, field = [], model, [], None
     parts = list(loc)
     while parts:
@@ -75,7 +76,7 @@ def _follow(model: type[BaseModel], loc: tuple) -> tuple[list, list[str], list[s
             current = members[parts.pop(0)]
         else:
             current = _model_of(getattr(field, "annotation", None))
-    return path, siblings, list(_tagged(field))
+    return path, siblings, list(_tagged(field)), getattr(field, "description", None) or ""
 
 
 def _model_of(annotation) -> type[BaseModel] | None:
