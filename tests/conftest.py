@@ -5,6 +5,7 @@ serial twin (a test module's `twin` fixture) served on a pseudo-terminal.
 CI machine: a test that fails only then has found a race."""
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,14 @@ CONFIGS = ROOT / "configs"
 # (host-timed steps, a closed loop's ticks) runs again, up to twice, if it fails: a shared
 # machine can stop a process for tens of ms. A fault in quenchlab fails all three runs.
 wall_timed = pytest.mark.flaky(reruns=2)
+
+
+def wait_until(condition, wall_seconds: float = 3.0) -> None:
+    """Poll `condition` until it holds; fail the test if it does not within `wall_seconds`."""
+    deadline = time.monotonic() + wall_seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.002)
 
 
 def pytest_addoption(parser):

@@ -16,6 +16,8 @@ from quenchlab.sim.infiniivision_twin import InfiniiVisionTwin
 from quenchlab.sim.samples import PRESETS
 from quenchlab.sim.servers import LinkFault, PtyServer
 
+from conftest import wait_until
+
 SPEED = 10  # reactor seconds per wall second
 C, VSAFE, ICHG, RDUMP, RBLEED = 0.06, 10.0, 3.0, 10.0, 50e3  # the twin's default Rating
 
@@ -65,12 +67,6 @@ def line(bench):
     yield client
     client.port.close()
 
-
-def wait_until(condition, wall_seconds=3.0):
-    deadline = time.monotonic() + wall_seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.002)
 
 
 # --- conformance: plain pyserial against the protocol document -----------------------------

@@ -185,11 +185,12 @@ def test_ctrl_c_to_the_process_group_then_retry_into_a_new_record(tmp_path):
     assert (directory / first["file"]).read_bytes() == kept
     resumed = subprocess.run(command + ["--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0 and "3 done" in resumed.stdout, resumed.stderr
-    shown = subprocess.run([QUENCHLAB, "inspect", directory], capture_output=True, text=True, timeout=60).stdout
-    shown = " ".join(shown.split())  # the table's title wraps to the table's width
+    wide = {**os.environ, "COLUMNS": "250"}  # a terminal wide enough that no cell wraps
+    shown = subprocess.run([QUENCHLAB, "inspect", directory], capture_output=True, text=True, timeout=60, env=wide).stdout
+    shown = " ".join(shown.split())
     assert "3 samples, 4 attempts (3 done, 1 interrupted)" in shown
-    assert re.search(r"S02 │ 1 │ no │ interrupted │.*│ interrupted by the user", shown)
-    assert "S02 #2 │ 2 │ yes │ done │" in shown
+    assert re.search(r"S02 \(.* @ A2\) │ 1 │ no │ interrupted │.*│ interrupted by the user", shown), shown
+    assert re.search(r"S02 #2 \(.* @ A3\) │ 2 │ yes │ done │", shown), shown
 
 
 def _entries(directory: Path) -> list[dict]:

@@ -14,6 +14,8 @@ from quenchlab.sim.ne1000_twin import NE1000Twin
 from quenchlab.sim.ne1000_twin import _crc as twin_crc
 from quenchlab.sim.servers import PtyServer
 
+from conftest import wait_until
+
 SPEED = 50  # reactor seconds per wall second
 MAX_RATE = 1699 / 60  # mL/min with a 60 mL syringe (26.59 mm), from the manual's specifications
 
@@ -33,12 +35,6 @@ def pump(bench):
     yield driver
     driver.close()
 
-
-def wait_until(condition, wall_seconds=2.0):
-    deadline = time.monotonic() + wall_seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.005)
 
 
 def diameter_whose_crc_holds(byte: int, template: str) -> float:

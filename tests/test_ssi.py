@@ -17,6 +17,8 @@ from quenchlab.sim.servers import PtyServer
 from quenchlab.sim.ssi_twin import SsiTwin
 from quenchlab.sim.vici_twin import ViciTwin
 
+from conftest import wait_until
+
 SPEED = 50  # reactor seconds per wall second
 RESISTANCE = 60.0  # psi per mL/min: 300 psi at 5 mL/min
 
@@ -46,12 +48,6 @@ def pump(bench):
     yield driver
     driver.close()
 
-
-def wait_until(condition, wall_seconds=2.0):
-    deadline = time.monotonic() + wall_seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.005)
 
 
 def pumping(world, twin) -> float:

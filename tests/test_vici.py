@@ -1,5 +1,4 @@
 """VICI selector valve: driver and device against the twin over a pseudo-terminal."""
-import time
 
 import pytest
 
@@ -10,6 +9,8 @@ from quenchlab.errors import InstrumentError
 from quenchlab.sim.aerosol_world import AerosolWorld, Precursor
 from quenchlab.sim.servers import PtyServer
 from quenchlab.sim.vici_twin import ViciTwin
+
+from conftest import wait_until
 
 
 def make_world() -> AerosolWorld:
@@ -35,12 +36,6 @@ def valve(server):
     driver.close()
 
 
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.002)
-
 
 def test_identifies_and_reports_positions(valve, twin):
     assert valve.identify() == "VICI Valco Universal Actuator"
@@ -57,7 +52,7 @@ def test_move_takes_reactor_time_and_the_twin_reports_the_old_position_meanwhile
     valve.go(6)  # five steps: 0.62 s of reactor time
     assert valve.position() == 1
     assert twin.port_at(world.clock.now()) is None  # between ports
-    wait_for(lambda: valve.position() == 6)
+    wait_until(lambda: valve.position() == 6)
     assert twin.port_at(world.clock.now()) == 6
     assert twin.port_at(before) == 1  # the world can still ask about the time before the move
 
@@ -118,11 +113,11 @@ def test_stuck_valve_times_out_naming_the_port_and_the_last_position(valve, twin
 def test_valve_stuck_mid_move_stays_between_ports(valve, twin, world):
     start = world.clock.now()
     valve.go(6)
-    wait_for(lambda: valve.position() == 2)
+    wait_until(lambda: valve.position() == 2)
     twin.stick()
     reached = valve.position()
     assert 2 <= reached < 6
-    wait_for(lambda: world.clock.now() > start + 1.0)  # longer than the whole move would take
+    wait_until(lambda: world.clock.now() > start + 1.0)  # longer than the whole move would take
     assert valve.position() == reached
     assert twin.port_at(world.clock.now()) is None
 
@@ -151,11 +146,11 @@ def test_device_set_on_a_stuck_valve_fails(valve, twin):
 
 def test_motion_replies_follow_ifm(valve, world):
     assert valve.io.query("GO3") == "CP01"  # IFM1: answered at once with where it is now
-    wait_for(lambda: valve.position() == 3)
+    wait_until(lambda: valve.position() == 3)
     valve.io.write("IFM0")
     with pytest.raises(InstrumentError, match="no complete reply"):
         valve.io.query("GO5")
-    wait_for(lambda: valve.position() == 5)
+    wait_until(lambda: valve.position() == 5)
 
 
 def test_unknown_command_is_an_error_naming_it(valve):

@@ -1,6 +1,5 @@
 """Zaber sample collector: driver, device and the official zaber-motion library against the
 twin over a pseudo-terminal, on a reactor clock 100 times faster than the wall."""
-import time
 
 import pytest
 
@@ -10,6 +9,8 @@ from quenchlab.devices.zaber_driver import ZaberStage, lrc
 from quenchlab.errors import InstrumentError
 from quenchlab.sim.servers import LinkFault
 from quenchlab.sim.zaber_twin import ZaberTwin
+
+from conftest import wait_until
 
 
 @pytest.fixture
@@ -39,12 +40,6 @@ def homed(stage: ZaberStage) -> ZaberStage:
     stage.wait_idle(timeout=5)
     return stage
 
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.002)
 
 
 def raw(stage: ZaberStage, message: str) -> bytes:
@@ -99,7 +94,7 @@ def test_shutter_output_opens_and_closes(stage, twin, clock):
 def test_a_stall_fails_the_wait_and_latches_until_cleared(stage, twin, clock):
     homed(stage)
     stage.move_absolute(1, stage.travel(1))
-    wait_for(lambda: stage.position(1) > 0)
+    wait_until(lambda: stage.position(1) > 0)
     twin.inject("stall")
     stopped = twin.where(clock.now())[0]
     with pytest.raises(InstrumentError, match=r"stalled \(FS\): the axis stopped itself"):
@@ -162,7 +157,7 @@ def test_device_set_fails_before_homing_and_on_a_stall(collector, stage, twin, c
         collector.set((10.0, 10.0)).wait(timeout=5)
     homed(stage)
     status = collector.set((140.0, 140.0))
-    wait_for(lambda: twin.where(clock.now())[0] > 1)
+    wait_until(lambda: twin.where(clock.now())[0] > 1)
     twin.inject("stall")
     with pytest.raises(InstrumentError, match=r"stalled \(FS\)"):
         status.wait(timeout=5)
@@ -172,7 +167,7 @@ def test_device_set_fails_before_homing_and_on_a_stall(collector, stage, twin, c
 def test_device_stop_halts_both_axes_short_of_the_target(collector, stage, twin, clock):
     homed(stage)
     status = collector.set((140.0, 140.0))
-    wait_for(lambda: twin.where(clock.now())[0] > 1)
+    wait_until(lambda: twin.where(clock.now())[0] > 1)
     collector.stop()
     with pytest.raises(InstrumentError, match="not at the target"):
         status.wait(timeout=5)
