@@ -1,4 +1,5 @@
-"""Soft devices of a sample: its phases marked in reactor time, and what it collected."""
+"""Soft devices of a sample: its phases marked in reactor time, what it collected, and the
+instruments' settings as its record keeps them."""
 from ophyd import Component as Cpt
 from ophyd import Device, Kind, Signal
 from ophyd.status import Status
@@ -53,3 +54,25 @@ class CollectionRecord(SoftRecord):
     def set(self, value) -> Status:
         position, seconds, milligrams = value
         return self._put(spot=position or "", collected=seconds, powder=milligrams)
+
+
+class SettingsOf:
+    """`device` as the "settings" stream reads it: its configuration (what the record's
+    instrument group keeps), none of its readings."""
+
+    parent = None
+
+    def __init__(self, device):
+        self.device, self.name = device, device.name
+
+    def read(self) -> dict:
+        return {}
+
+    def describe(self) -> dict:
+        return {}
+
+    def read_configuration(self) -> dict:
+        return self.device.read_configuration()
+
+    def describe_configuration(self) -> dict:
+        return self.device.describe_configuration()

@@ -191,16 +191,24 @@ class SsiPump:
         flags = yield from self._numbers_steps("RF", len(FAULTS))
         return {fault for fault, flag in zip(FAULTS, flags) if flag}
 
-    def conditions(self) -> tuple[float, float]:
-        """(psi, mL/min): what the process logger records each row."""
-        return self.io.run(self.conditions_steps())
+    def check(self) -> None:
+        """Raise PumpFault if a fault is latched (RF)."""
+        self.io.run(self._check_steps())
 
-    def conditions_steps(self) -> Steps:
-        """RF, then CC: raises PumpFault if a fault is latched (CC alone cannot tell a stopped
-        pump), else returns (psi, set flow in mL/min)."""
+    def _check_steps(self) -> Steps:
         latched = yield from self._faults_steps()
         if latched:
             raise PumpFault(self.name, self.address, "RF", latched)
+
+    def conditions(self, check: bool = True) -> tuple[float, float]:
+        """(psi, mL/min): what the process logger records each row."""
+        return self.io.run(self.conditions_steps(check))
+
+    def conditions_steps(self, check: bool = True) -> Steps:
+        """With `check`, RF first: raises PumpFault if a fault is latched (CC alone cannot tell a
+        stopped pump); then CC: returns (psi, set flow in mL/min)."""
+        if check:
+            yield from self._check_steps()
         psi, flow = yield from self._numbers_steps("CC", 2)
         return psi, flow
 

@@ -21,7 +21,7 @@ from bluesky import Msg
 
 from quenchlab.clock import ReactorClock
 from quenchlab.errors import QuenchlabError
-from quenchlab.devices.phase_marker import PhaseMarker
+from quenchlab.devices.phase_marker import PhaseMarker, SettingsOf
 from quenchlab.devices.process_logger import ProcessLogger
 
 COLLECT_EVERY = 60.0  # s of wall time between pages of process data: at speed N a page holds N minutes
@@ -57,10 +57,11 @@ def mark(marker: PhaseMarker, phase: str, note: str = ""):
 
 def settings(devices):
     """The devices' settings as they last read them (no instrument is asked): one event of the
-    "settings" stream, whose description carries every device's configuration."""
+    "settings" stream, whose description carries every device's configuration (its readings are
+    the process data's)."""
     yield Msg("create", None, name="settings")
     for device in devices:
-        yield Msg("read", device)
+        yield Msg("read", SettingsOf(device))
     yield Msg("save")
 
 
@@ -162,12 +163,11 @@ def aerosol_sample(line, steps: SlotSteps, flame: Flame, md: dict):
     @bpp.run_decorator(md=md)
     def inner():
         yield from bps.kickoff(logger, wait=True)
-        clock.release()
         yield from settings(line.instruments)
         if collector is not None:
             yield from mark(marker, "waste")
-            yield from bps.mv(collector.shutter, 0)
-            yield from bps.mv(collector, line.waste)
+            yield from bps.mv(collector, line.waste)  # the shutter closed first
+        clock.release()
         yield from mark(marker, "switch")
         start = marker.reactor_time.get()  # the dwell runs from the switch
         yield from bps.mv(line.pump.spray, 0)
@@ -191,6 +191,7 @@ def aerosol_sample(line, steps: SlotSteps, flame: Flame, md: dict):
             yield from bps.mv(collector.shutter, 1)
         yield from wait_until(clock, logger, stop)
         sprayed(logger, flame, settled, opened)
+        yield from bps.trigger(line.pump, wait=True)  # a pump fault since the logger last looked is this sample's
         if collector is not None:
             yield from bps.mv(collector.shutter, 0)
             yield from mark(marker, "close")

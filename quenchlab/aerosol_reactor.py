@@ -40,6 +40,7 @@ from .plate import PlateLedger
 from .slot_budget import round_trip
 
 STALE_PERIODS = 5  # process data this many log periods old trip (before the pump's safe mode stops it)
+PUMP_CHECK_ROWS = 5  # an HPLC pump's faults (RF) are read every this many rows, and as collecting ends
 
 
 class AerosolReactor(Assembly):
@@ -116,12 +117,16 @@ class AerosolReactor(Assembly):
         self.collection = CollectionRecord(name="collection")
         self.logger = ProcessLogger([self._read_lines], self._units(), self.clock, self.config.log_period,
                                     hinted=("flame_temperature",))
+        self._rows = 0
 
     def _read_lines(self) -> dict[str, float | str]:
         """One row of process data: every line read at the same time (the gas bus's units,
-        which share a line, one after another)."""
+        which share a line, one after another). A syringe pump's reply carries its alarms; an
+        HPLC pump's faults take a query of their own, made every PUMP_CHECK_ROWS rows."""
         gauge, valve, pump, flame = self.gauge_driver, self.valve_driver, self.pump_driver, self.pyrometer_driver
-        pumped = pump.dispensed_steps() if self.syringe else pump.conditions_steps()
+        self._rows += 1
+        pumped = pump.dispensed_steps() if self.syringe else \
+            pump.conditions_steps(check=self._rows % PUMP_CHECK_ROWS == 1)
         *frames, filter_frame, port, pumping, reading = run_together(
             [(d.io, d.poll_steps()) for d in self.gas_drivers.values()]
             + [(gauge.io, gauge.poll_steps()), (valve.io, valve.position_steps()),

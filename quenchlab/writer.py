@@ -306,7 +306,7 @@ class HDF5Writer:
             if stream.arrays:
                 self._write_traces(stream, page)
             self._file.flush()
-        elif self._buffered_since is None:  # the first buffered rows: the flush thread starts its clock
+        elif self._buffered and self._buffered_since is None:  # the first buffered rows: the flush thread starts its clock
             self._buffered_since = time.monotonic()
             self._lock.notify()
 

@@ -125,16 +125,21 @@ def test_a_syringe_is_never_asked_to_draw_air_or_give_what_it_does_not_hold(tmp_
         assert reactor.pump_driver.dispensed() == before  # nothing moved
 
 
-def test_a_collector_that_stalls_stops_the_night_with_the_shutter_closed(tmp_path):
+@pytest.mark.parametrize("when, safe_state", [
+    ("collect", r"reaching the safe state failed: .*check the line by hand \(read back: pump stopped, valve_port 10, "
+                r"shutter closed"),  # stalled on the sample's position: the stage cannot go back to waste
+    ("position", r"the line is in its safe state \(read back: pump stopped, valve_port 10, shutter closed, "
+                 r"collector 145.00 mm, 90.00 mm\)"),  # stalled before it left waste: it is where it parks
+])
+def test_a_collector_that_stalls_stops_the_night_with_the_shutter_closed(tmp_path, when, safe_state):
     def stall(phase):
-        if phase == "position":
+        if phase == when:
             reactor.twins.collector.stall()
     library = short_library(tmp_path, 2)
     reactor, slots = line(AEROSOL, library)
     with reactor:
         with pytest.raises(LibraryStopped, match=r"^sample S01 failed: collector at \S+: stalled .*the library stops: a "
-                                                 r"failure of the line.*reaching the safe state failed: .*check the line "
-                                                 r"by hand \(read back: pump stopped, valve_port 10, shutter closed"):
+                                                 r"failure of the line.*" + safe_state):
             run(reactor, slots, library, tmp_path, Progress(phase=stall))
         assert not reactor.twins.collector.where(reactor.clock.now())[2]  # the shutter is closed
 

@@ -404,6 +404,25 @@ def test_rows_are_written_in_blocks_in_order_and_stop_writes_the_rest(tmp_path, 
         assert f["entry/num_events/primary"][()] == n
 
 
+def test_a_stream_of_configuration_alone_is_kept_and_leaves_the_writer_free(tmp_path):
+    """A stream whose objects carry configuration and no data (the aerosol record's settings)."""
+    writer = HDF5Writer(tmp_path)
+    run = event_model.compose_run(metadata={"plan_name": "count"})
+    writer("start", run.start_doc)
+    key = {"source": "hand", "dtype": "string", "shape": []}
+    configuration = {"valve": {"data": {"firmware": "1.2"}, "timestamps": {"firmware": 0.0}, "data_keys": {"firmware": key}}}
+    bundle = run.compose_descriptor(name="settings", data_keys={}, configuration=configuration)
+    writer("descriptor", bundle.descriptor_doc)
+    writer("event", bundle.compose_event(data={}, timestamps={}))
+    time.sleep(2 * writer_module.ROWS_MAX_AGE)  # nothing was buffered: the flush thread has nothing to do
+    assert writer._lock.acquire(timeout=5), "the flush thread holds the writer"
+    writer._lock.release()
+    writer("stop", run.compose_stop())
+    with h5py.File(writer.path, "r") as f:
+        assert text(f["entry/instrument/valve/firmware"]) == "1.2" and "settings" not in f["entry"]
+        assert f["entry/num_events/settings"][()] == 1
+
+
 def test_buffered_rows_are_flushed_within_the_bound_when_no_document_follows(tmp_path):
     writer = HDF5Writer(tmp_path / "runs")
     run, descriptor = _start_scalar_run(writer)
