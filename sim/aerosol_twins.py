@@ -1,4 +1,6 @@
 """The twins of an aerosol (flame spray) line, sharing one world and one clock, on loopback."""
+from functools import cache
+
 from quenchlab.aerosol_config import AerosolConfig
 from quenchlab.clock import ReactorClock
 
@@ -47,7 +49,7 @@ class AerosolTwins(TwinGroup):
             self.collector = ZaberTwin(self.world.clock, microstep_um=c.microstep, travel_mm=c.travel,
                                        maxspeed_mm_s=c.speed, accel_mm_s2=c.acceleration,
                                        shutter_output=c.shutter_output, address=c.device, baudrate=c.baudrate)
-            self.world.collector, self.world.locate = self.collector, config.plate.locate
+            self.world.collector, self.world.locate = self.collector, cache(config.plate.locate)
             twins["collector"], self.models["collector"] = self.collector, c.model
         self.lines = SerialLines()
         self.servers = {name: PtyServer(twin, self.lines) for name, twin in twins.items()}

@@ -47,6 +47,7 @@ import math
 import re
 import threading
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from quenchlab.clock import ReactorClock
 
@@ -106,7 +107,7 @@ class Segment:
     home: bool = False
     halted: float = math.inf
 
-    @property
+    @cached_property
     def arrival(self) -> float:
         return self.start + sum(phase[0] for phase in self.phases)
 
@@ -202,14 +203,24 @@ class ZaberTwin:
         self.checksum = False  # comm.checksum
         self.received = 0  # messages that reached the controller at its baud rate
         self._shutter: list[tuple[float, bool]] = []  # (reactor time, open) at each change
+        self._still: tuple | None = None  # (the last commands, when their motion ended, where)
         self._lock = threading.RLock()
 
     # --- the physics world's view ------------------------------------------------------------
     def where(self, t: float) -> tuple[float, float, bool]:
-        """(x mm, y mm, shutter open) at reactor time t."""
+        """(x mm, y mm, shutter open) at reactor time t. The world asks at each of its steps:
+        once the last command's motion is over, the answer is kept until the next command."""
         with self._lock:
+            motions = [axis.segments[-1] for axis in self.axes if axis.segments]
+            commands = (self._shutter[-1:], motions)
+            kept = self._still
+            if kept and kept[0] == commands and t >= kept[1]:
+                return kept[2]
             x, y = (axis.physical(t) * self.microstep_um / 1000 for axis in self.axes)
             shutter = next((state for when, state in reversed(self._shutter) if when <= t), False)
+            still_from = max([when for when, _ in self._shutter[-1:]] + [motion.end for motion in motions], default=0.0)
+            if t >= still_from:
+                self._still = (commands, still_from, (x, y, shutter))
             return x, y, shutter
 
     # --- fault hooks -------------------------------------------------------------------------
