@@ -172,10 +172,12 @@ class SsiPump:
         self._command("ST")
 
     def spray(self, ml_per_min: float) -> None:
-        """Pump `ml_per_min` (0: stop): the flow set and confirmed, then RU."""
+        """Pump `ml_per_min` (0: stop): the flow set and confirmed, then RU; refused (PumpFault)
+        while a fault is latched, which RU would clear unseen."""
         if not ml_per_min:
             self.stop()
             return
+        self.check()
         self.set_flow(ml_per_min)
         self.run()
 

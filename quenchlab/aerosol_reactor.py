@@ -163,8 +163,9 @@ class AerosolReactor(Assembly):
         if self.collector:
             self._park()
         self._wait_for_flows(settle=30.0)
-        if not self.syringe:  # RU clears a fault latched before: then the logger reads the pump
-            self.pump_driver.spray(self.config.defaults.liquid_flow)
+        if not self.syringe:  # RU clears a fault latched before (the line was made safe after it)
+            self.pump_driver.set_flow(self.config.defaults.liquid_flow)
+            self.pump_driver.run()
             self.logger.start()
             return
         self.pump.empty_to_end(self.config.defaults.liquid_flow)  # known empty before anything is drawn

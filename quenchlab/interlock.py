@@ -172,6 +172,6 @@ class Interlock:
     def _trip(self, trip: Trip) -> None:
         self.trips.append(trip)
         self.safe()
-        if self.engine is not None:
+        if self.engine is not None and not self.engine.loop.is_closed():  # closed: the engine's block is over
             with suppress(TransitionError):  # the run already ended (an action failed first): nothing to stop
                 self.engine.request_pause(defer=False)

@@ -204,6 +204,9 @@ def test_a_stall_stops_the_pump_until_run_clears_it(bench, pump):
     assert not raised.value.liquid
     pump.stop()
     assert pump.faults() == {"stall"}  # ST does not clear it
+    with pytest.raises(PumpFault, match=r"motor stalled"):
+        pump.spray(5.0)  # a spray never clears a fault unseen
+    assert pump.faults() == {"stall"} and pumping(world, twin) == 0.0
     pump.run()
     assert pump.faults() == set() and pumping(world, twin) == 5.0
 
