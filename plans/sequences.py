@@ -152,10 +152,11 @@ class SlotSteps:
 
 def aerosol_sample(line, steps: SlotSteps, flame: Flame, md: dict):
     """One slot on `line` (valve, pump, collector or None, its `waste` point, logger, marker,
-    collection record, clock, and the `instruments` whose settings the record keeps); returns a note if the flame did not settle (the sample is collected all the same and
-    flagged). The clock is held (ReactorClock.hold) from the slot's end to the next slot's
-    switch: a dry run's host work between two samples takes the reactor time it takes on the
-    wall, as on a real reactor."""
+    collection record, clock, and the `instruments` whose settings the record keeps); returns
+    a note if the flame did not settle (the sample is collected all the same and flagged). The
+    clock is held (ReactorClock.hold) from the slot's end to the next slot's switch, and from
+    the end of the collection until it is recorded: a dry run's host work there takes the
+    reactor time it takes on the wall, as on a real reactor."""
     md = {"plan_name": "aerosol_sample", "port": steps.port, "dwell": steps.dwell, "flush": steps.flush, **md}
     clock, logger, marker, collector = line.clock, line.logger, line.marker, line.collector
     notes = []
@@ -190,14 +191,19 @@ def aerosol_sample(line, steps: SlotSteps, flame: Flame, md: dict):
         if collector is not None:
             yield from bps.mv(collector.shutter, 1)
         yield from wait_until(clock, logger, stop)
-        sprayed(logger, flame, settled, opened)
-        yield from bps.trigger(line.pump, wait=True)  # a pump fault since the logger last looked is this sample's
-        if collector is not None:
-            yield from bps.mv(collector.shutter, 0)
-            yield from mark(marker, "close")
-        seconds = marker.reactor_time.get() - opened
-        yield from bps.mv(line.collection, (md.get("position"), seconds, steps.flow * seconds / 60 * steps.powder_per_ml))
-        yield from bps.trigger_and_read([line.collection], name="collection")
+        clock.hold()  # the host's steps that end the collection take the reactor time they take on the wall
+        try:
+            sprayed(logger, flame, settled, opened)
+            yield from bps.trigger(line.pump, wait=True)  # a pump fault since the logger last looked is this sample's
+            if collector is not None:
+                yield from bps.mv(collector.shutter, 0)
+                yield from mark(marker, "close")
+            seconds = marker.reactor_time.get() - opened
+            yield from bps.mv(line.collection, (md.get("position"), seconds,
+                                                steps.flow * seconds / 60 * steps.powder_per_ml))
+            yield from bps.trigger_and_read([line.collection], name="collection")
+        finally:
+            clock.release()
         if collector is not None:
             yield from bps.mv(collector, line.waste)
         if steps.changeover:  # a syringe stops: its remainder goes to waste at the next switch
