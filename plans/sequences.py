@@ -163,12 +163,14 @@ def aerosol_sample(line, steps: SlotSteps, flame: Flame, md: dict):
 
     @bpp.run_decorator(md=md)
     def inner():
-        yield from bps.kickoff(logger, wait=True)
-        yield from settings(line.instruments)
-        if collector is not None:
-            yield from mark(marker, "waste")
-            yield from bps.mv(collector, line.waste)  # the shutter closed first
-        clock.release()
+        try:  # still held from the slot before: the host's steps until the switch
+            yield from bps.kickoff(logger, wait=True)
+            yield from settings(line.instruments)
+            if collector is not None:
+                yield from mark(marker, "waste")
+                yield from bps.mv(collector, line.waste)  # the shutter closed first
+        finally:
+            clock.release()
         yield from mark(marker, "switch")
         start = marker.reactor_time.get()  # the dwell runs from the switch
         yield from bps.mv(line.pump.spray, 0)
