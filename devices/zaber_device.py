@@ -3,8 +3,8 @@ axis 2 = y) under the exhaust, and a shutter on one of the controller's digital 
 
 `set((x_mm, y_mm))`, or `set(name)` of a configured position, closes the shutter, moves both
 axes (unless they already read the target) and finishes once they are idle and read back the
-target within a microstep; it fails
-with the driver's InstrumentError on a stall, a move before homing or a timeout. The shutter
+target within a microstep; it fails with the driver's InstrumentError on a stall, a move
+before homing or a timeout. The shutter
 stays closed: the plan opens it to collect ("Samples must be kept apart", domain.md).
 `microstep_um` (from the config: the stage model's microstep size) converts mm <-> microsteps.
 """
@@ -77,15 +77,18 @@ class Collector(DriverDevice):
 
         def work():
             self.shutter.put(False)
+            def away(reached):  # more than a microstep from the target
+                return any(abs(at - goal) > 1 for at, goal in zip(reached, steps))
+
             reached = self.driver.positions()
-            if any(abs(at - goal) > 1 for at, goal in zip(reached, steps)):  # not there yet
+            if away(reached):
                 for axis, goal in zip(AXES, steps):
                     self.driver.move_absolute(axis, goal)
                 self.driver.wait_idle(timeout=self.move_timeout)
                 reached = self.driver.positions()
             for signal, at in zip((self.x, self.y), reached):
                 signal.put(self.to_mm(at))
-            if any(abs(at - goal) > 1 for at, goal in zip(reached, steps)):
+            if away(reached):
                 raise InstrumentError(self.driver.name, self.driver.address, "get pos",
                                       f"stopped at {reached} microsteps, not at the target {steps}")
 

@@ -193,8 +193,7 @@ def aerosol_sample(line, steps: SlotSteps, flame: Flame, md: dict):
         if collector is not None:
             yield from bps.mv(collector.shutter, 1)
         yield from wait_until(clock, logger, stop)
-        clock.hold()  # the host's steps that end the collection take the reactor time they take on the wall
-        try:
+        with clock.held():  # the host's steps that end the collection take the reactor time they take on the wall
             sprayed(logger, flame, settled, opened)
             yield from bps.trigger(line.pump, wait=True)  # a pump fault since the logger last looked is this sample's
             if collector is not None:
@@ -204,8 +203,6 @@ def aerosol_sample(line, steps: SlotSteps, flame: Flame, md: dict):
             yield from bps.mv(line.collection, (md.get("position"), seconds,
                                                 steps.flow * seconds / 60 * steps.powder_per_ml))
             yield from bps.trigger_and_read([line.collection], name="collection")
-        finally:
-            clock.release()
         if collector is not None:
             yield from bps.mv(collector, line.waste)
         if steps.changeover:  # a syringe stops: its remainder goes to waste at the next switch

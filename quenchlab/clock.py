@@ -76,6 +76,15 @@ class ReactorClock:
         """Run as the pacer last asked (`run_fast_until`) again."""
         self._pace(held=False)
 
+    @contextmanager
+    def held(self):
+        """Run at real time within the block, released however it ends."""
+        self.hold()
+        try:
+            yield
+        finally:
+            self.release()
+
     def _pace(self, requested: float | None = None, held: bool | None = None) -> None:
         with self._writer:
             self._requested = self._requested if requested is None else requested

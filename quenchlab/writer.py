@@ -306,8 +306,8 @@ class HDF5Writer:
             if stream.arrays:
                 self._write_traces(stream, page)
             self._file.flush()
-        elif self._buffered and self._buffered_since is None:  # the first buffered rows: the flush thread starts its clock
-            self._buffered_since = time.monotonic()
+        elif self._buffered and self._buffered_since is None:
+            self._buffered_since = time.monotonic()  # the first buffered rows: the flush thread starts its clock
             self._lock.notify()
 
     def _stop(self, doc: dict) -> None:
