@@ -56,23 +56,14 @@ class CollectionRecord(SoftRecord):
         return self._put(spot=position or "", collected=seconds, powder=milligrams)
 
 
-class SettingsOf:
-    """`device` as the "settings" stream reads it: its configuration (what the record's
-    instrument group keeps), none of its readings."""
-
-    parent = None
-
-    def __init__(self, device):
-        self.device, self.name = device, device.name
-
-    def read(self) -> dict:
-        return {}
-
-    def describe(self) -> dict:
-        return {}
-
-    def read_configuration(self) -> dict:
-        return self.device.read_configuration()
-
-    def describe_configuration(self) -> dict:
-        return self.device.describe_configuration()
+def settings_of(devices) -> dict:
+    """The devices' configuration as they last read it (no instrument is asked), shaped as a
+    descriptor's `configuration` (data, timestamps, data_keys per device): a record keeps it in
+    its start document, where a catalogue can search it, and in its instrument group."""
+    settings = {}
+    for device in devices:
+        readings = device.read_configuration()
+        settings[device.name] = {"data": {key: reading["value"] for key, reading in readings.items()},
+                                 "timestamps": {key: reading["timestamp"] for key, reading in readings.items()},
+                                 "data_keys": device.describe_configuration()}
+    return settings

@@ -21,7 +21,7 @@ from bluesky import Msg
 
 from quenchlab.clock import ReactorClock
 from quenchlab.errors import QuenchlabError
-from quenchlab.devices.phase_marker import PhaseMarker, SettingsOf
+from quenchlab.devices.phase_marker import PhaseMarker, settings_of
 from quenchlab.devices.process_logger import ProcessLogger
 
 COLLECT_EVERY = 60.0  # s of wall time between pages of process data: at speed N a page holds N minutes
@@ -52,16 +52,6 @@ def mark(marker: PhaseMarker, phase: str, note: str = ""):
     yield Msg("set", marker, phase, group=None, note=note)
     yield Msg("create", None, name="phases")
     yield Msg("read", marker)
-    yield Msg("save")
-
-
-def settings(devices):
-    """The devices' settings as they last read them (no instrument is asked): one event of the
-    "settings" stream, whose description carries every device's configuration (its readings are
-    the process data's)."""
-    yield Msg("create", None, name="settings")
-    for device in devices:
-        yield Msg("read", SettingsOf(device))
     yield Msg("save")
 
 
@@ -157,7 +147,8 @@ def aerosol_sample(line, steps: SlotSteps, flame: Flame, md: dict):
     clock is held (ReactorClock.hold) from the slot's end to the next slot's switch, and from
     the end of the collection until it is recorded: a dry run's host work there takes the
     reactor time it takes on the wall, as on a real reactor."""
-    md = {"plan_name": "aerosol_sample", "port": steps.port, "dwell": steps.dwell, "flush": steps.flush, **md}
+    md = {"plan_name": "aerosol_sample", "port": steps.port, "dwell": steps.dwell, "flush": steps.flush,
+          "settings": settings_of(line.instruments), **md}
     clock, logger, marker, collector = line.clock, line.logger, line.marker, line.collector
     notes = []
 
@@ -165,7 +156,6 @@ def aerosol_sample(line, steps: SlotSteps, flame: Flame, md: dict):
     def inner():
         try:  # still held from the slot before: the host's steps until the switch
             yield from bps.kickoff(logger, wait=True)
-            yield from settings(line.instruments)
             if collector is not None:
                 yield from mark(marker, "waste")
                 yield from bps.mv(collector, line.waste)  # the shutter closed first

@@ -405,7 +405,7 @@ def test_rows_are_written_in_blocks_in_order_and_stop_writes_the_rest(tmp_path, 
 
 
 def test_a_stream_of_configuration_alone_is_kept_and_leaves_the_writer_free(tmp_path):
-    """A stream whose objects carry configuration and no data (the aerosol record's settings)."""
+    """A stream whose objects carry configuration and no data."""
     writer = HDF5Writer(tmp_path)
     run = event_model.compose_run(metadata={"plan_name": "count"})
     writer("start", run.start_doc)
@@ -421,6 +421,22 @@ def test_a_stream_of_configuration_alone_is_kept_and_leaves_the_writer_free(tmp_
     with h5py.File(writer.path, "r") as f:
         assert text(f["entry/instrument/valve/firmware"]) == "1.2" and "settings" not in f["entry"]
         assert f["entry/num_events/settings"][()] == 1
+
+
+def test_settings_in_the_start_document_are_kept_as_the_instrument_groups(tmp_path):
+    """A plan's `settings` (shaped as a descriptor's configuration) land where a descriptor's would."""
+    writer = HDF5Writer(tmp_path)
+    number = {"source": "hand", "dtype": "number", "shape": [], "units": "mm"}
+    settings = {"stage": {"data": {"travel": 150.0, "model": "X-LSM"}, "timestamps": {"travel": 12.5, "model": 12.0},
+                          "data_keys": {"travel": number, "model": {"source": "hand", "dtype": "string", "shape": []}}}}
+    run = event_model.compose_run(metadata={"plan_name": "count", "settings": settings})
+    writer("start", run.start_doc)
+    writer("stop", run.compose_stop())
+    with h5py.File(writer.path, "r") as f:
+        stage = f["entry/instrument/stage"]
+        assert stage.attrs["NX_class"] == "NXcollection"
+        assert stage["travel"][()] == 150.0 and stage["travel"].attrs["units"] == "mm"
+        assert stage["travel"].attrs["timestamp"] == 12.5 and text(stage["model"]) == "X-LSM"
 
 
 def test_buffered_rows_are_flushed_within_the_bound_when_no_document_follows(tmp_path):
