@@ -1,11 +1,11 @@
 """ophyd device for the sample collector: a filter plate on a Zaber XY stage (axis 1 = x,
 axis 2 = y) under the exhaust, and a shutter on one of the controller's digital outputs.
 
-`set((x_mm, y_mm))`, or `set(name)` of a configured position, closes the shutter, moves both
-axes (unless they already read the target) and finishes once they are idle and read back the
-target within a microstep; it fails with the driver's InstrumentError on a stall, a move
-before homing or a timeout. The shutter
-stays closed: the plan opens it to collect ("Samples must be kept apart", domain.md).
+`set((x_mm, y_mm))`, or `set(name)` of a configured position, closes the shutter (unless it
+reads closed), moves both axes (unless they already read the target) and finishes once they
+are idle and read back the target within a microstep; it fails with the driver's
+InstrumentError on a stall, a move before homing or a timeout. The shutter stays closed: the
+plan opens it to collect ("Samples must be kept apart", domain.md).
 `microstep_um` (from the config: the stage model's microstep size) converts mm <-> microsteps.
 """
 from ophyd import Component as Cpt
@@ -75,11 +75,13 @@ class Collector(DriverDevice):
     def set(self, target) -> Status:
         steps = self._target(target)
 
-        def work():
-            self.shutter.put(False)
-            def away(reached):  # more than a microstep from the target
-                return any(abs(at - goal) > 1 for at, goal in zip(reached, steps))
+        def away(reached):  # more than a microstep from the target
+            return any(abs(at - goal) > 1 for at, goal in zip(reached, steps))
 
+        def work():
+            self.shutter.refresh()
+            if self.shutter.get():  # closed, and read back, before anything moves
+                self.shutter.put(False)
             reached = self.driver.positions()
             if away(reached):
                 for axis, goal in zip(AXES, steps):

@@ -364,7 +364,7 @@ class HDF5Writer:
             if not config.get("data") or obj_name in self._instrument:
                 continue
             group = self._instrument.create_group(obj_name)
-            group.attrs["NX_class"] = "NXcollection"
+            _set_text_attrs(group, NX_class="NXcollection")
             data_keys, stamps = config.get("data_keys", {}), config.get("timestamps", {})
             for field, value in config["data"].items():
                 dataset = _write_value(group, field, value, data_keys.get(field))
