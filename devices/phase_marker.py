@@ -58,12 +58,15 @@ class CollectionRecord(SoftRecord):
 
 def settings_of(devices) -> dict:
     """The devices' configuration as they last read it (no instrument is asked), shaped as a
-    descriptor's `configuration` (data, timestamps, data_keys per device): a record keeps it in
-    its start document, where a catalogue can search it, and in its instrument group."""
+    descriptor's `configuration` (data, timestamps, data_keys per device) with each data key
+    cut to the units the record keeps: a record carries it in its start document, where a
+    catalogue can search it, and writes it as its instrument groups."""
     settings = {}
     for device in devices:
         readings = device.read_configuration()
-        settings[device.name] = {"data": {key: reading["value"] for key, reading in readings.items()},
-                                 "timestamps": {key: reading["timestamp"] for key, reading in readings.items()},
-                                 "data_keys": device.describe_configuration()}
+        settings[device.name] = {
+            "data": {key: reading["value"] for key, reading in readings.items()},
+            "timestamps": {key: reading["timestamp"] for key, reading in readings.items()},
+            "data_keys": {key: {"units": described["units"]}
+                          for key, described in device.describe_configuration().items() if described.get("units")}}
     return settings
