@@ -45,13 +45,19 @@ class ReactorClock:
         self._waiters: dict[object, tuple[float, Callable[[], None]]] = {}  # this process's sleepers: end, wake
         self._pacer = os.getpid()  # the process that paces the clock: only its sleepers are notified
 
-    def _anchors(self) -> tuple[float, float, float]:
+    def _read(self) -> tuple[float, tuple[float, float, float]]:
+        """The wall time now and the anchors in force at it. The wall is read inside the
+        seqlock's window, and a writer reads its own inside its (odd) one: a reader preempted
+        between the two reads would otherwise pair a wall time from before a change of pacing
+        with the anchors after it, and its reactor time would run backwards by the preemption
+        times the speed (a twin would answer from before a command it had just taken)."""
         state = self._state
         while True:
             version = state[0]
             wall, reactor, fast_until = state[1:4]
+            now = time.monotonic()
             if version == state[0] and not version % 2:
-                return wall, reactor, fast_until
+                return now, (wall, reactor, fast_until)
 
     def _at(self, now: float, anchors: tuple[float, float, float]) -> float:
         wall, reactor, fast_until = anchors
@@ -61,7 +67,7 @@ class ReactorClock:
         return fast_until + (now - wall) - (fast_until - reactor) / self.speed
 
     def now(self) -> float:
-        return self._at(time.monotonic(), self._anchors())
+        return self._at(*self._read())
 
     def run_fast_until(self, limit: float = math.inf) -> None:
         """Run at `speed` up to reactor time `limit` (not before now), at real time after it;
@@ -89,14 +95,15 @@ class ReactorClock:
         with self._writer:
             self._requested = self._requested if requested is None else requested
             self._held = self._held if held is None else held
-            wall = time.monotonic()
-            anchors = self._anchors()
-            reactor = self._at(wall, anchors)
-            old, new = anchors[2], reactor if self._held else max(self._requested, reactor)
             state = self._state
-            state[0] += 1
-            state[1:4] = [wall, reactor, new]
-            state[0] += 1
+            state[0] += 1  # odd: readers wait for the new anchors
+            try:
+                wall = time.monotonic()
+                reactor = self._at(wall, tuple(state[1:4]))
+                old, new = state[3], reactor if self._held else max(self._requested, reactor)
+                state[1:4] = [wall, reactor, new]
+            finally:
+                state[0] += 1
             # A sleeper waits for the wall time its end takes at the pacing it last saw: too long once
             # the fast stretch has grown. It is woken when its end comes within the stretch (its wait is
             # exact from then on), and when the stretch stops growing short of its end (it ends now, or
@@ -127,9 +134,8 @@ class ReactorClock:
 
     def _wall_until(self, end: float) -> float:
         """Wall seconds until reactor time `end` (0 once it has passed), should the pacing stay as it is."""
-        anchors = self._anchors()
-        now = self._at(time.monotonic(), anchors)
-        fast_until = anchors[2]
+        wall, anchors = self._read()
+        now, fast_until = self._at(wall, anchors), anchors[2]
         return max(0.0, min(end, fast_until) - now) / self.speed + max(0.0, end - max(fast_until, now))
 
     def sleep(self, seconds: float, stop: threading.Event | None = None, keep_up: bool = True) -> None:

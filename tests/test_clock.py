@@ -45,6 +45,28 @@ def test_pacing_never_moves_the_clock_back_or_makes_it_jump():
         before, last = time.monotonic(), clock.now()
 
 
+def test_a_reader_preempted_while_the_pacing_changes_never_reads_the_clock_backwards(monkeypatch):
+    """A reader that reads the wall, is preempted while the pacer re-anchors the clock, then reads
+    the anchors, would mix the two: a twin answered from before a move it had just taken."""
+    clock = ReactorClock(5000.0)
+    clock.run_fast_until(clock.now() + 0.5)  # fast briefly, then at real time
+    time.sleep(0.01)
+    before = clock.now()
+    wall, preempted = time.monotonic, []
+
+    def monotonic():
+        now = wall()
+        if not preempted:  # the reader's wall is read; the pacer runs the clock fast meanwhile
+            preempted.append(now)
+            time.sleep(0.005)
+            clock.run_fast_until()
+        return now
+
+    monkeypatch.setattr("quenchlab.clock.time.monotonic", monotonic)
+    after = clock.now()
+    assert preempted and after >= before
+
+
 def test_a_reactor_sleep_never_ends_early_and_follows_the_clock_when_paced():
     clock = ReactorClock(1000)
     start = clock.now()
