@@ -1,48 +1,138 @@
 """The heat/quench pulse on a Keysight N6900: the supply's list, the digitizer and the pyrometer together.
 
-kickoff uploads the list, arms both digitizers and fires; complete waits for the list to
-end, switches the output off and fetches the traces (the pyrometer's from the digitizer, V/I
-from the supply's own digitizer); collect returns one page per pulse (devices/pulse_capture.py).
-Staging, unstaging and stop always leave the output off; the supply's watchdog is the last
-line of defence if this process dies.
+A train of pulses is one list, the pulse's steps and an off step at 0 run `pulses` times
+(LIST:COUNt), the trigger out marking each pulse: the cadence is the supply's, not the host's.
+kickoff uploads the list, arms both digitizers and fires; complete waits for the list to end
+(its queries keep the supply's watchdog fed while the output stays on through the off
+steps), switches the output off and fetches the traces: the pyrometer's one segment per pulse
+from a scope with segmented memory (what re-arming between pulses allows without it), V/I of
+the whole train from one acquisition of the supply's own digitizer, at the coarsest interval
+its 512 K points need. Each pulse's start is where the supply's digitizer saw it begin; collect
+returns one page per pulse taken (devices/pulse_capture.py), also after a stop. Staging,
+unstaging and stop always leave the output off; the supply's watchdog is the last line of
+defence if this process dies.
 """
 import math
+import threading
 import time as wallclock
 
 import numpy as np
+from bluesky.utils import NoReplayAllowed
+from ophyd import Component as Cpt
+from ophyd import Kind, Signal
+from ophyd.status import Status
 
 from quenchlab.errors import InstrumentError
 
 from .impac_driver import Impac
-from .infiniivision_driver import InfiniiVision
-from .n6900_driver import N6900
+from .infiniivision_driver import InfiniiVision, Trace
+from .n6900_driver import MAX_LIST_COUNT, N6900
+from .phase_marker import SoftRecord
 from .pulse_capture import ProgrammedPulse
 
 MAX_SUPPLY_POINTS = 512 * 1024
+MAX_SEGMENTS = 1000  # :ACQuire:SEGMented:COUNt
 WATCHDOG_ONLY = 2048
+TRAIN_FIELDS = {"pulse_index": ("integer", ""), "pulse_start": ("number", "s"), "off_time": ("number", "s"),
+                "trace_time_tag": ("number", "s"), "has_trace": ("boolean", "")}
 
 
 class PulseFlyer(ProgrammedPulse):
-    """One programmed pulse from the supply's list: fire, wait, collect. The loaded list is its
-    configuration."""
+    """A train of the loaded program (`train(pulses, off_time)`; one pulse by default): fire,
+    wait, collect. The loaded list is its configuration."""
 
     def __init__(self, supply: N6900, pyrometer: Impac, digitizer: InfiniiVision, *, supply_interval: float,
-                 **capture):
+                 segmented: bool = False, **capture):
         super().__init__(supply, pyrometer, digitizer, **capture)
-        self.supply_interval = supply_interval
+        self.supply_interval, self.segmented = supply_interval, segmented
+        self.pulses, self.off_time = 1, 0.0
+        self._live = threading.Event()  # a train fired and not yet finished
+        self._taken = threading.Event()  # no complete() is making pages
+        self._taken.set()
+        self._fired_at = self._stopped_at = math.nan  # wall times of the train's trigger and of a stop
+        self.last_train: dict = {}  # the run's train as timed so far (see _timing)
+        self._origin, self._starts = math.nan, []  # the run's first trigger (wall), its pulses' starts from it
+
+    # --- the train -------------------------------------------------------------------------
+    def load(self, program, target=None) -> None:
+        """As ProgrammedPulse.load; the next kickoff fires one pulse unless `train` says more."""
+        super().load(program, target)
+        self.pulses, self.off_time = 1, 0.0
+
+    def train(self, pulses: int, off_time: float, continued: bool = False) -> None:
+        """The next kickoff fires `pulses` pulses of the loaded program, `off_time` s apart;
+        `continued`: as the next part of the run's train (one too long for one list), its
+        pulses numbered and timed on from the part before (the gap between the parts shows in
+        their start times)."""
+        if not 1 <= pulses <= self.max_train:
+            raise ValueError(f"one list holds 1-{self.max_train} pulses (LIST:COUNt"
+                             f"{', :ACQuire:SEGMented:COUNt' if self.segmented else ''})")
+        if pulses > 1 and off_time + self.program.duration < self.record + self.pre_trigger:
+            raise ValueError(f"pulses {off_time + self.program.duration:g} s apart overlap the digitizer's "
+                             f"{self.record:g} s record: lengthen off_time or shorten digitizer.record")
+        self.pulses, self.off_time = pulses, off_time if pulses > 1 else 0.0
+        if not continued:
+            self._origin, self._starts = math.nan, []
+
+    @property
+    def max_train(self) -> int:
+        return min(MAX_LIST_COUNT, MAX_SEGMENTS) if self.segmented else MAX_LIST_COUNT
+
+    @property
+    def period(self) -> float:
+        return self.program.duration + self.off_time
+
+    @property
+    def train_interval(self) -> float:
+        """The supply digitizer's interval for the whole train: the configured one, or a multiple
+        of it once the train needs more than its points."""
+        duration = self.pulses * self.period + self.record
+        return self.supply_interval * max(1, math.ceil(duration / self.supply_interval / MAX_SUPPLY_POINTS))
 
     @property
     def supply_points(self) -> int:
-        return min(MAX_SUPPLY_POINTS, math.ceil(self.record / self.supply_interval))
+        return math.ceil(self.record / self.train_interval)
 
+    # --- fire and finish ---------------------------------------------------------------------
     def _fire(self) -> None:
         """Under the firing lock: a stop() waits for it and cancels the shot before output on."""
         with self._firing:
+            self._stopped_at = math.nan
             self._prepare_shot()
             if self._cancel.is_set():
                 raise self._cancelled("OUTP ON")
             self.supply.output_on()
             self.supply.trigger()
+            self._fired_at = wallclock.time()
+            self._live.set()
+            if math.isnan(self._origin):
+                self._origin = self._fired_at
+
+    def complete(self):
+        self._taken.clear()
+        return super().complete()
+
+    def stop(self, *, success: bool = False) -> None:
+        """The output off, cancelling a shot being armed; a live train's digitizer is stopped
+        with it: its V/I are not fetched (the acquisition would run on to the train's end), the
+        pulses it completed are timed by the scope's time tags (or, without segments, by the list)."""
+        self._cancel.set()
+        with self._firing:
+            live = self._live.is_set()
+            if live:
+                self._stopped_at = wallclock.time()
+            self.make_safe()
+            if live:
+                self.supply.abort_acquisition()
+                if self._taken.is_set():  # no complete() to finish it: the train is over
+                    self._live.clear()
+
+    def pause(self) -> None:
+        """A pause stops a train being fired (the output off) and cannot resume it: the sample
+        has had part of it. The run is to be aborted; the pulses it completed are recorded."""
+        if self._live.is_set():
+            self.stop()
+            raise NoReplayAllowed()
 
     def check_protection(self) -> None:
         """No protection holding the output off (STAT:QUES:COND?); a watchdog trip while the
@@ -57,30 +147,153 @@ class PulseFlyer(ProgrammedPulse):
                                   "find the cause, then clear it (OUTP:PROT:CLE)")
 
     def _prepare_shot(self) -> None:
-        supply = self.supply
+        supply, interval = self.supply, self.train_interval
         supply.output_off()
         self.check_protection()
         self._read_range()
-        supply.upload_list(self.program)
-        supply.configure_digitizer(self.supply_points, self.supply_interval,
-                                   round(self.pre_trigger / self.supply_interval))
+        supply.upload_list(self.program, self.pulses, self.off_time)
+        points = math.ceil(((self.pulses - 1) * self.period + self.record) / interval) + 1  # to the last record's end
+        supply.configure_digitizer(min(points, MAX_SUPPLY_POINTS), interval, round(self.pre_trigger / interval))
+        self.digitizer.segmented(self.pulses if self.segmented and self.pulses > 1 else None)
         self.digitizer.configure_capture(self.record, self.pre_trigger, self.points)
         self.digitizer.arm()
         supply.arm_digitizer()
         supply.arm_list()
 
     def _finish(self) -> None:
-        deadline = wallclock.monotonic() + 10 * self.record + 5
         try:
-            while self.supply.list_running():
+            traces = self._run_train()
+            self._record_train(traces, *(self.supply.fetch() if math.isnan(self._stopped_at) else (None, None)))
+        finally:
+            self._live.clear()
+            self._taken.set()
+
+    def _run_train(self) -> list[tuple[float, Trace]]:
+        """Wait until the supply's digitizer has the last pulse's record (the list's last off
+        step is cut short there) or the list ends, re-arming the scope after each record
+        without segmented memory; the output off whatever happens. The pyrometer's records,
+        each with its segment's time tag, or without segments the time it was armed at (s
+        from the trigger)."""
+        deadline = wallclock.monotonic() + 2 * self.pulses * self.period + 10 * self.record + 5
+        traces, armed = [], -math.inf  # the first record was armed before the train
+        segmented = self.segmented and self.pulses > 1
+        try:
+            while all(self.supply.list_and_digitizer()):
                 if wallclock.monotonic() > deadline:
                     raise InstrumentError(self.supply.name, self.supply.address, "STAT:OPER:COND?",
                                           "the pulse list did not finish in time")
+                if not segmented and len(traces) < self.pulses and not self.digitizer.acquiring():
+                    traces.append((armed, self.digitizer.fetch(self.channel)))
+                    armed = wallclock.time() - self._fired_at
+                    self.digitizer.arm()
                 wallclock.sleep(0.005)
         finally:
             self.supply.output_off()
-        self._await_capture(deadline)
-        trace = self.digitizer.fetch(self.channel)
-        volts, amps = self.supply.fetch()
-        supply_time = (np.arange(volts.size) - round(self.pre_trigger / self.supply_interval)) * self.supply_interval
-        self._record(trace, supply_time, amps, volts)
+        if segmented:
+            if math.isnan(self._stopped_at):  # the last segment is on its way
+                self._await_capture(deadline)
+            elif self.digitizer.acquiring():  # a train stopped early leaves segments untaken
+                self.digitizer.stop()
+            return [self.digitizer.fetch_segment(self.channel, index)[::-1]
+                    for index in range(1, self.digitizer.segments_taken() + 1)]
+        if len(traces) < self.pulses:
+            if math.isnan(self._stopped_at):  # not stopped: the last record is on its way
+                self._await_capture(deadline)
+            if not self.digitizer.acquiring():
+                traces.append((armed, self.digitizer.fetch(self.channel)))
+        return traces
+
+    def _record_train(self, traces: list[tuple[float, Trace]], volts: np.ndarray | None,
+                      amps: np.ndarray | None) -> None:
+        """One page per pulse the train completed, with its trace if one was taken (and without
+        V/I after a stop)."""
+        interval, before = self.train_interval, round(self.pre_trigger / self.train_interval)
+        if volts is None:  # stopped: the pulses that ended before, as the scope (or the list) timed them
+            starts = [tag for tag, _ in traces] if self.segmented and self.pulses > 1 else \
+                [k * self.period for k in range(self.pulses)]
+            starts = [s for s in starts if self._fired_at + s + self.program.duration <= self._stopped_at]
+            volts = amps = np.full(round(starts[-1] / interval) + self.supply_points if starts else 0, math.nan)
+        else:
+            stepped = amps if self.program.control == "current" else volts
+            starts = pulse_starts(stepped, interval, before, self.period, self.pulses, max(self.program.levels))
+        owners = self._owners(traces, starts)
+        supply_time = (np.arange(volts.size) - before) * interval
+        offset, done = self._fired_at - self._origin, len(self._starts)  # a continued train's place in the run
+        for index, start in enumerate(starts):
+            first = int(round(start / interval))  # the sample pre_trigger before the pulse's start
+            window = slice(first, first + self.supply_points)
+            tag, trace = owners.get(index, (math.nan, None))
+            following = starts[index + 1] - start - self.program.duration if index + 1 < len(starts) else math.nan
+            extra = {"pulse_index": done + index + 1, "pulse_start": offset + start, "off_time": following,
+                     "trace_time_tag": tag, "has_trace": trace is not None}
+            trace = trace or Trace(time=np.full(self.points, math.nan), volts=np.full(self.points, math.nan))
+            self._record(trace, *(_fit(a[window], self.supply_points) for a in (supply_time - start, amps, volts)),
+                         **extra)
+        self._starts += [offset + start for start in starts]
+        self.last_train = self._timing(self._starts)
+
+    def _timing(self, starts: list[float]) -> dict:
+        """The train as the instruments timed it: programmed and achieved period (mean from
+        start to start), pulses taken, and the off time that strayed most from the recipe's."""
+        offs = [b - a - self.program.duration for a, b in zip(starts, starts[1:])]
+        worst = max(offs, key=lambda off: abs(off - self.off_time), default=self.off_time)
+        return {"programmed_period": self.period, "pulses_taken": len(starts),
+                "achieved_period": (starts[-1] - starts[0]) / (len(starts) - 1) if len(starts) > 1 else math.nan,
+                "off_time_deviation": (worst - self.off_time) / self.off_time if self.off_time else 0.0}
+
+    def _owners(self, traces: list[tuple[float, Trace]], starts: list[float]) -> dict[int, tuple[float, Trace]]:
+        """Pulse index -> (time tag, record): segment by segment, or without segments each record
+        to the first pulse that began after it was armed (no time tag)."""
+        if self.segmented and self.pulses > 1:
+            return dict(enumerate(traces))
+        owners = {}
+        for armed, trace in traces:
+            index = next((k for k, start in enumerate(starts) if start >= armed), None)
+            if index is not None:
+                owners.setdefault(index, (math.nan, trace))
+        return owners
+
+    def extra_keys(self) -> dict[str, dict]:
+        keys = {field: {"dtype": dtype, "shape": [], **({"units": units} if units else {})}
+                for field, (dtype, units) in TRAIN_FIELDS.items()}
+        return {**super().extra_keys(), **keys}
+
+    def collect_pages(self):
+        """The pages of the pulses taken; while a complete() runs (after a stop), once it ends."""
+        self._taken.wait(timeout=60)
+        yield from super().collect_pages()
+
+
+def pulse_starts(stepped: np.ndarray, interval: float, before: int, period: float, pulses: int,
+                 level: float) -> list[float]:
+    """Where each pulse began (s from the first), as the supply's digitizer saw it: the first
+    sample above 2 % of the pulse's highest level in each period's window."""
+    above = np.abs(stepped) > 0.02 * abs(level)
+    starts = []
+    for k in range(pulses):
+        lo = before + int((k * period - period / 2) / interval)
+        hi = before + int((k * period + period / 2) / interval)
+        hits = np.flatnonzero(above[max(lo, 0):max(hi, 0)])
+        if hits.size:
+            starts.append((max(lo, 0) + hits[0] - before) * interval)
+    return starts
+
+
+def _fit(values: np.ndarray, size: int) -> np.ndarray:
+    """`values` cut or padded with NaN to `size` samples (the last pulse of an acquisition)."""
+    out = np.full(size, math.nan)
+    out[:min(size, values.size)] = values[:size]
+    return out
+
+
+class TrainRecord(SoftRecord):
+    """What a train achieved (PulseFlyer.last_train), read into the record's "train" stream."""
+
+    programmed_period = Cpt(Signal, value=math.nan, kind=Kind.hinted)
+    achieved_period = Cpt(Signal, value=math.nan, kind=Kind.hinted)
+    pulses_taken = Cpt(Signal, value=0, kind=Kind.normal)
+    off_time_deviation = Cpt(Signal, value=0.0, kind=Kind.normal)
+    units = {"programmed_period": "s", "achieved_period": "s"}
+
+    def set(self, timing: dict) -> Status:
+        return self._put(**timing)

@@ -4,6 +4,8 @@ From the "InfiniiVision Programmer's Guide": :CHANnel<n>, :TIMebase, :TRIGger:ED
 :TRIGger:FORCe, :TER?, :WAVeform:PREamble? (format, type, points, count, xincrement, xorigin,
 xreference, yincrement, yorigin, yreference) and :WAVeform:DATA? (an IEEE 488.2 definite-length block);
 volts = (code - yreference) * yincrement + yorigin, time = (i - xreference) * xincrement + xorigin.
+Segmented memory (an option): :ACQuire:MODE SEGMented, :ACQuire:SEGMented:COUNt and :INDex,
+:WAVeform:SEGMented:COUNt? and :TTAG? (the selected segment's trigger time from the first).
 """
 from dataclasses import dataclass
 
@@ -48,8 +50,11 @@ class InfiniiVision:
         return float(self.io.query(":TIM:RANG?"))
 
     def arm(self) -> None:
+        """Arm a single acquisition, confirmed by the reply to *OPC? after it: a write alone may
+        still be on its way while the host triggers another instrument on another socket."""
         self.io.query(":TER?")  # read-and-clear a stale trigger event
         self.io.write(":SINGle")
+        self.io.query("*OPC?")
 
     def force_trigger(self) -> None:
         """Trigger the armed acquisition whatever its trigger condition (:TRIGger:FORCe); returns
@@ -65,6 +70,24 @@ class InfiniiVision:
     def acquiring(self) -> bool:
         """True while armed or still filling the record (:OPER:COND? bit 3, Run)."""
         return bool(int(self.io.query(":OPER:COND?")) & 8)
+
+    def segmented(self, count: int | None) -> None:
+        """One record per trigger for the next `count` triggers (segmented memory), or with
+        None a single record (real-time mode)."""
+        self.io.write(":ACQ:MODE RTIM" if count is None else f":ACQ:MODE SEGM;:ACQ:SEGM:COUN {count}")
+        self.io.check_errors()
+
+    def stop(self) -> None:
+        self.io.write(":STOP")
+
+    def segments_taken(self) -> int:
+        return int(self.io.query(":WAV:SEGM:COUN?"))
+
+    def fetch_segment(self, channel: int, index: int) -> tuple[Trace, float]:
+        """Segment `index` (from 1) of `channel`, and its trigger time from the first segment's (s)."""
+        self.io.write(f":ACQ:SEGM:IND {index}")
+        trace = self.fetch(channel)
+        return trace, float(self.io.query(":WAV:SEGM:TTAG?"))
 
     def fetch(self, channel: int) -> Trace:
         self.io.write(f":WAV:SOUR CHAN{channel}")

@@ -13,10 +13,12 @@ from quenchlab.errors import InstrumentError
 from .transport import VisaTransport
 
 TRAN_ACTIVE = 64  # STATus:OPERation bit 6: the transient system (a list) is initiated or running
+MEAS_ACTIVE = 32  # bit 5: the digitizer is initiated or measuring
 QUESTIONABLE_BITS = {1: "over-voltage", 2: "over-current", 4: "power fail", 16: "over-temperature",
                      512: "inhibit", 2048: "watchdog"}
 MAX_LIST_STEPS = 512
 MAX_DWELL = 262.144  # s
+MAX_LIST_COUNT = 4096  # LIST:COUNt, 1-4096 (or INFinity)
 
 
 @dataclass(frozen=True)
@@ -111,20 +113,26 @@ class N6900:
         self.io.write("OUTP:PROT:CLE")
 
     # --- lists -----------------------------------------------------------------------------
-    def upload_list(self, program: ListProgram) -> None:
-        """Load a list, to start on a bus trigger; the output returns to 0 when it ends."""
-        if not 1 <= len(program.levels) <= MAX_LIST_STEPS or len(program.dwells) != len(program.levels):
+    def upload_list(self, program: ListProgram, count: int = 1, off_time: float = 0.0) -> None:
+        """Load a list, to start on a bus trigger: the program's steps, then (with `off_time`)
+        a step at 0 for the off time, run `count` times (LIST:COUNt), the trigger out marking
+        the first step of each run (LIST:TOUTput:BOSTep). The output returns to 0 when it ends
+        and stays on, at 0, through the off steps."""
+        levels, dwells = list(program.levels), list(program.dwells)
+        if off_time:
+            levels, dwells = levels + [0.0], dwells + [off_time]
+        if not 1 <= len(levels) <= MAX_LIST_STEPS or len(program.dwells) != len(program.levels):
             raise ValueError(f"a list holds 1-{MAX_LIST_STEPS} steps with one dwell each")
-        if any(not 0 <= d <= MAX_DWELL for d in program.dwells):
+        if any(not 0 <= d <= MAX_DWELL for d in dwells):
             raise ValueError(f"list dwells must be within 0-{MAX_DWELL} s")
+        if not 1 <= count <= MAX_LIST_COUNT:
+            raise ValueError(f"a list runs 1-{MAX_LIST_COUNT} times")
         stepped, fixed = ("CURR", "VOLT") if program.control == "current" else ("VOLT", "CURR")
-        levels = ",".join(f"{v:.6g}" for v in program.levels)
-        dwells = ",".join(f"{d:.7g}" for d in program.dwells)
         self.io.write(f"ABOR:TRAN;:{fixed}:MODE FIX;:{stepped}:MODE FIX;:{stepped} 0;:{fixed} {program.limit:.6g}")
-        self.io.write(f"LIST:{stepped} {levels}")
+        self.io.write(f"LIST:{stepped} {','.join(f'{v:.6g}' for v in levels)}")
         self.io.write(f"LIST:{fixed} {program.limit:.6g}")
-        self.io.write(f"LIST:DWEL {dwells};:LIST:COUN 1;:LIST:TERM:LAST OFF")
-        first_step = ",".join(["1"] + ["0"] * (len(program.levels) - 1))  # trigger out as the pulse starts
+        self.io.write(f"LIST:DWEL {','.join(f'{d:.7g}' for d in dwells)};:LIST:COUN {count};:LIST:TERM:LAST OFF")
+        first_step = ",".join(["1"] + ["0"] * (len(levels) - 1))  # trigger out as each pulse starts
         self.io.write(f"LIST:TOUT:BOST {first_step};:LIST:TOUT:EOST {first_step.replace('1', '0')}")
         self.io.write(f"{stepped}:MODE LIST;:TRIG:TRAN:SOUR BUS;:DIG:PIN1:FUNC TOUT")
         self.io.check_errors()
@@ -139,11 +147,17 @@ class N6900:
     def list_running(self) -> bool:
         return bool(int(self.io.query("STAT:OPER:COND?")) & TRAN_ACTIVE)
 
+    def list_and_digitizer(self) -> tuple[bool, bool]:
+        """Whether the list runs and whether the digitizer still measures (STAT:OPER:COND? bits
+        6 and 5, one query)."""
+        bits = int(self.io.query("STAT:OPER:COND?"))
+        return bool(bits & TRAN_ACTIVE), bool(bits & MEAS_ACTIVE)
+
     # --- built-in digitizer ----------------------------------------------------------------
     def configure_digitizer(self, points: int, interval: float, pre_trigger: int = 0) -> None:
         """Acquire `points` samples every `interval` s, starting with the list (TRAN1)."""
         self.io.write(f"SENS:SWE:POIN {points};:SENS:SWE:TINT {interval:.6g};"
-                      f":SENS:SWE:OFFS:POIN {-pre_trigger};:TRIG:ACQ:SOUR TRAN1")
+                      f":SENS:SWE:OFFS:POIN {-pre_trigger};:TRIG:ACQ:SOUR TRAN1;:FORM REAL;:FORM:BORD NORM")
         self.io.check_errors()
 
     def fixed_output(self, points: int = 64, interval: float = 20.48e-6) -> None:
@@ -157,11 +171,14 @@ class N6900:
     def arm_digitizer(self) -> None:
         self.io.write("INIT:ACQ")
 
+    def abort_acquisition(self) -> None:
+        self.io.write("ABOR:ACQ")
+
     def fetch(self) -> tuple[np.ndarray, np.ndarray]:
-        """(volts, amps) of the last acquisition; waits for it to complete."""
-        volts = np.array(self.io.query("FETC:ARR:VOLT?").split(","), dtype=float)
-        amps = np.array(self.io.query("FETC:ARR:CURR?").split(","), dtype=float)
-        return volts, amps
+        """(volts, amps) of the last acquisition, as binary blocks of singles (FORMat REAL, set
+        with the digitizer: a whole train's half million points each); waits for it to complete."""
+        return tuple(self.io.query_block(f"FETC:ARR:{what}?", datatype="f", big_endian=True).astype(float)
+                     for what in ("VOLT", "CURR"))
 
     def close(self) -> None:
         self.io.close()

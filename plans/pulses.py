@@ -1,41 +1,68 @@
 """Heat/quench pulse plans: one programmed pulse, or a train of them, each recorded.
 
-A checkpoint precedes each pulse; once the last pulse is taken the plan clears it: a run
-paused after that point is not resumed, and quenchlab's own Ctrl-C lets it complete
-(quenchlab.interrupts)."""
+A train on the N6900 is timed by the supply's list (devices/fjh_pulse.py): one kickoff fires
+every pulse, so the off time is the recipe's, not the host's work between pulses; a train
+longer than one list holds is fired list after list, the gaps showing in the pulses' starts. A checkpoint
+precedes the train; once its pulses are taken the plan clears it: a run paused after that
+point is not resumed, and quenchlab's own Ctrl-C lets it complete (quenchlab.interrupts). A
+train stopped early (an abort, a trip) still records the pulses it completed.
+"""
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
+from bluesky import Msg
 
-from quenchlab.devices.fjh_pulse import PulseFlyer
+from quenchlab.devices.fjh_pulse import PulseFlyer, TrainRecord
 from quenchlab.devices.n6900_driver import ListProgram
 
 
-def pulse_train(flyer: PulseFlyer, program: ListProgram, pulses: int, off_time: float,
-                detectors=(), md: dict | None = None):
-    """Fire `program` `pulses` times, `off_time` s apart (host-timed; each pulse is
-    hardware-timed by the supply's list). Before each pulse the `detectors` (e.g. the
-    pyrometer and the supply) are read into the primary stream; each pulse's traces and
-    figures become one event of the "pulse" stream. The supply output is off at the end,
-    whatever happens."""
+def pulse_train(flyer, program: ListProgram, pulses: int, off_time: float, detectors=(), md: dict | None = None):
+    """Fire `program` `pulses` times, `off_time` s apart: as one hardware-timed list on a
+    PulseFlyer (N6900), whose "train" stream then holds the programmed and achieved period;
+    pulse by pulse, `off_time` slept between them, on the host-timed supplies. The `detectors`
+    (e.g. the pyrometer and the supply) are read into the primary stream before each firing;
+    each pulse's traces and figures become one event of the "pulse" stream. The supply output
+    is off at the end, whatever happens."""
     flyer.load(program)
-    md = {"plan_name": "pulse_train", "pulses": pulses, "off_time": off_time,
-          "pulse_duration": program.duration, **(md or {})}
+    timed = isinstance(flyer, PulseFlyer)
+    parts = _parts(pulses, flyer.max_train) if timed else [pulses]
+    if timed:
+        flyer.train(parts[0], off_time)  # refused now, before the run, if the pulses overlap the record
+    md = {"plan_name": "pulse_train", "pulses": pulses, "off_time": off_time, "pulse_duration": program.duration,
+          "programmed_period": program.duration + off_time, **(md or {})}
+
+    def keep_what_was_taken():
+        yield from bps.stop(flyer)
+        if timed:
+            yield from bps.collect(flyer)  # the pulses a stopped train completed
 
     @bpp.stage_decorator([flyer, *detectors])
     @bpp.run_decorator(md=md)
-    @bpp.finalize_decorator(lambda: bps.stop(flyer))
+    @bpp.finalize_decorator(keep_what_was_taken)
     def inner():
-        for index in range(pulses):
+        if timed:
+            for index, part in enumerate(parts):
+                flyer.train(part, off_time, continued=index > 0)
+                yield from fire(flyer, detectors)
+        for index in range(0 if timed else pulses):
             yield from fire(flyer, detectors)
             if index < pulses - 1:
                 yield from bps.sleep(off_time)
         yield from bps.clear_checkpoint()  # every pulse is taken: what is left is closing up
+        if timed:
+            timing = TrainRecord(name="train")
+            yield Msg("set", timing, flyer.last_train, group=None)
+            yield from bps.trigger_and_read([timing], name="train")
 
     return (yield from inner())
 
 
+def _parts(pulses: int, most: int) -> list[int]:
+    """A train of `pulses` cut into lists of at most `most`."""
+    return [most] * (pulses // most) + ([pulses % most] if pulses % most else [])
+
+
 def fire(flyer: PulseFlyer, detectors=()):
-    """One pulse of the loaded program: the detectors read, the pulse fired and collected."""
+    """The loaded program (a pulse, or a train): the detectors read, then fired and collected."""
     yield from bps.checkpoint()  # where a Ctrl-C (a deferred pause) takes effect
     if detectors:
         yield from bps.trigger_and_read(list(detectors))

@@ -32,6 +32,8 @@ EMBEDDED = files("quenchlab.configs")
 
 
 def _fail(error: Exception) -> None:
+    for number in (signal.SIGINT, signal.SIGTERM):  # ending: a second Ctrl-C must not cut the report short
+        signal.signal(number, signal.SIG_IGN)
     errors.print(Text.assemble(("error: ", "bold red"), str(error)), highlight=False)
     raise typer.Exit(2)
 

@@ -62,6 +62,8 @@ class DigitizerConfig(Strict):
     points: Annotated[int, Field(ge=100, le=62500)] = 50000
     current_channel: Annotated[int, Field(ge=1, le=4)] | None = None  # a current probe (Rogowski coil, shunt)
     current_sensitivity: Annotated[Quantity("V/A"), Field(gt=0)] | None = None  # the probe's output per ampere
+    segmented_memory: bool = Field(False, description="the scope has the segmented memory option: a pulse "
+                                   "train is captured one segment per pulse; without it, what re-arming allows")
 
     @model_validator(mode="after")
     def _check(self):

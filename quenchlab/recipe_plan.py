@@ -39,8 +39,18 @@ def checked_plan(recipe: Recipe | TemperatureRecipe | ShotRecipe, config: FJHCon
     if config.instruments.supply.model != "keysight-n6900" or isinstance(recipe, ShotRecipe):
         return supply_plan(recipe, config, source)  # the other supplies (quenchlab.supply_plans)
     pulse = compile_recipe(recipe, config.limits, source, config.record_window)
+    check_train(recipe.pulses, pulse.duration + recipe.off_time, config, source)
     return lambda reactor, md: pulse_train(reactor.flyer, pulse, recipe.pulses, recipe.off_time,
                                            reactor.detectors(), md)
+
+
+def check_train(pulses: int, period: float, config: FJHConfig, source: str) -> None:
+    """A hardware-timed train on the N6900: each pulse's record over before the next pulse begins."""
+    digitizer = config.instruments.digitizer
+    window = digitizer.record + digitizer.pre_trigger
+    if pulses > 1 and period < window:
+        raise LimitError(f"{source}: field off_time: pulses {period:g} s apart overlap the digitizer's {window:g} s "
+                         "record (instruments.digitizer.record + pre_trigger): lengthen off_time or shorten the record")
 
 
 def temperature_plan(recipe: TemperatureRecipe, config: FJHConfig, source: str) -> RecipePlan:

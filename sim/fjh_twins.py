@@ -34,7 +34,8 @@ class FJHTwins(TwinGroup):
         inputs = {digitizer.channel: lambda t: self.pyrometer.analog_current(t) * digitizer.shunt / 1000}
         if digitizer.current_channel is not None:
             inputs[digitizer.current_channel] = lambda t: self.world.sample_at(t, "amps") * digitizer.current_sensitivity
-        self.digitizer = InfiniiVisionTwin(self.world, inputs, seed=None if seed is None else seed + 1)
+        self.digitizer = InfiniiVisionTwin(self.world, inputs, seed=None if seed is None else seed + 1,
+                                           segmented=digitizer.segmented_memory)
         self.models = {"supply": instruments.supply.model, "pyrometer": "impac-upp",
                        "digitizer": "keysight-infiniivision"}
         self.servers = {"supply": server, "pyrometer": PtyServer(self.pyrometer),

@@ -7,6 +7,15 @@ POSition = trigger to reference point, REFerence LEFT/CENTer/RIGHt at 1, 5 or 9 
 :OPERegister:CONDition? (bit 3 = 8, Run), and :WAVeform (PREamble, DATA? as an IEEE 488.2
 definite-length block; volts = (code - yreference) * yincrement + yorigin,
 time = (index - xreference) * xincrement + xorigin, in seconds from the trigger).
+
+Segmented memory (an option; `segmented=False` is a scope without it, where :ACQuire:MODE
+SEGMented is refused): :ACQuire:MODE SEGMented with :ACQuire:SEGMented:COUNt (2-1000) takes one
+segment per trigger, the acquisition memory divided between them, and stops once all are
+taken; :ACQuire:SEGMented:INDex selects the segment that :WAVeform:DATA? and :PREamble? give,
+:WAVeform:SEGMented:COUNt? says how many were taken and :WAVeform:SEGMented:TTAG? the selected
+one's trigger time from the first (NR3). From the 3000T X-Series guide; not in the material
+at hand, so assumed: the *RST count (2), the memory (4 Mpts) and a re-arm time of 20 us
+(the 1000 X-Series user's guide gives about 19 us), and the refusal's error (-221).
 """
 import math
 from collections.abc import Callable
@@ -18,6 +27,9 @@ from .fjh_world import FJHWorld
 from .scpi import ScpiEngine, ScpiError, format_bool, format_number, parse_bool, parse_choice, parse_number, one_of, stored
 
 MAX_POINTS = 62500  # the measurement record in NORMal mode
+MEMORY = 4_000_000  # points of acquisition memory, divided between the segments
+MAX_SEGMENTS = 1000
+REARM = 20e-6  # s after a segment's record before the next trigger is taken
 REFERENCE_DIVISION = {"LEFT": 1, "CENT": 5, "RIGH": 9}
 FORMAT_CODE = {"BYTE": 0, "WORD": 1, "ASC": 4}
 
@@ -39,8 +51,9 @@ class InfiniiVisionTwin:
     terminator = b"\n"
 
     def __init__(self, world: FJHWorld, inputs: dict[int, Signal], model: str = "DSOX3024T",
-                 noise: float = 2e-3, seed: int | None = None):
+                 noise: float = 2e-3, seed: int | None = None, segmented: bool = True):
         self.world = world
+        self.segmented_option = segmented
         self.inputs = inputs
         self.noise = noise  # V rms of the front end
         self.rng = np.random.default_rng(seed)
@@ -59,6 +72,8 @@ class InfiniiVisionTwin:
         self.wave_source, self.wave_format, self.msb_first, self.unsigned = 1, "BYTE", True, True
         self.wave_points = 1000
         self.record: dict[int, np.ndarray] = {}
+        self.acquire_mode, self.segment_count, self.segment_index = "RTIM", 2, 1
+        self.segments: list[tuple[float, dict[int, np.ndarray]]] = []  # (trigger time, record) each
 
     # --- acquisition ---------------------------------------------------------------------
     def _span(self) -> tuple[float, float]:
@@ -67,18 +82,25 @@ class InfiniiVisionTwin:
         return self.time_position - REFERENCE_DIVISION[self.reference] * self.time_scale, length
 
     def _update(self) -> None:
-        """Find the trigger and complete the acquisition as reactor time passes."""
+        """Find the triggers and complete the records as reactor time passes: one record, or in
+        segmented mode one per trigger until every segment is taken."""
         with self.world.lock:
             self.world.advance()
             now = self.world.time
-        if self.state == "armed":
-            found = self._find_trigger(now)
-            if found is not None:
+        while True:
+            if self.state == "armed":
+                found = self._find_trigger(now)
+                if found is None:
+                    return
                 self.state, self.trigger_time, self.trigger_event = "triggered", found, True
-        if self.state == "triggered":
             start, length = self._span()
-            if now >= self.trigger_time + start + length:
-                self._capture()
+            end = self.trigger_time + start + length
+            if self.state != "triggered" or now < end:
+                return
+            self._capture()
+            if self.acquire_mode == "SEGM" and len(self.segments) < self.segment_count:
+                self.state, self.armed_at = "armed", end + REARM
+            else:
                 self.state = "stopped"
 
     def _find_trigger(self, now: float) -> float | None:
@@ -97,33 +119,45 @@ class InfiniiVisionTwin:
     def _capture(self) -> None:
         start, length = self._span()
         points = min(self.wave_points, MAX_POINTS)
+        if self.acquire_mode == "SEGM":
+            points = min(points, MEMORY // self.segment_count)
         times = self.trigger_time + start + np.arange(points) * (length / points)
-        self.record = {}
+        record = {}
         for n, channel in self.channels.items():
             signal = self.inputs.get(n)
             volts = signal(times) if signal else np.zeros(points)
             if channel.coupling == "AC":
                 volts = volts - volts.mean()
-            self.record[n] = volts + self.rng.normal(0.0, self.noise, points)
+            record[n] = volts + self.rng.normal(0.0, self.noise, points)
+        if self.acquire_mode == "SEGM":
+            self.segments.append((self.trigger_time, record))
+        self.record = record
 
     def _arm(self) -> None:
-        self.record = {}
+        self.record, self.segments = {}, []
         self.state, self.armed_at, self.trigger_time = "armed", self.world.time, math.inf
 
     # --- waveform transfer -------------------------------------------------------------
+    def _selected(self) -> dict[int, np.ndarray]:
+        """The record :WAVeform gives: the last one, or in segmented mode the indexed segment."""
+        if self.acquire_mode != "SEGM":
+            return self.record
+        return self.segments[self.segment_index - 1][1] if self.segment_index <= len(self.segments) else {}
+
     def preamble(self) -> tuple[int, float, float, int, float, float, int]:
         channel = self.channels[self.wave_source]
         start, length = self._span()
-        points = len(self.record.get(self.wave_source, ())) or min(self.wave_points, MAX_POINTS)
+        points = len(self._selected().get(self.wave_source, ())) or min(self.wave_points, MAX_POINTS)
         full = 8 * channel.scale
         codes = 256 if self.wave_format == "BYTE" else 65536
         y_reference = codes // 2 if self.unsigned else 0
         return points, length / points, start, 0, full / (codes * 0.8), channel.offset, y_reference
 
     def _waveform_data(self) -> bytes:
-        if self.wave_source not in self.record:
+        record = self._selected()
+        if self.wave_source not in record:
             raise ScpiError(-230, "Data corrupt or stale")
-        volts = self.record[self.wave_source]
+        volts = record[self.wave_source]
         if self.wave_format == "ASC":
             body = ",".join(f"{v:+.6E}" for v in volts).encode("ascii")
         else:
@@ -184,6 +218,29 @@ class InfiniiVisionTwin:
         e(":WAVeform:POINts", self._setting("wave_points", 100, MAX_POINTS, integer=True))
         e(":WAVeform:POINts:MODE", lambda a, q: "NORM" if q else None)
         e(":WAVeform:PREamble", lambda a, q: self._preamble_text(), set=False)
+        e(":ACQuire:MODE", self._acquire_mode)
+        e(":ACQuire:SEGMented:COUNt", self._setting("segment_count", 2, MAX_SEGMENTS, integer=True))
+        e(":ACQuire:SEGMented:INDex", self._segment_index)
+        e(":WAVeform:SEGMented:COUNt", lambda a, q: str(len(self.segments)), set=False)
+        e(":WAVeform:SEGMented:TTAG", lambda a, q: self._time_tag(), set=False)
+
+    def _acquire_mode(self, args, query):
+        if query:
+            return self.acquire_mode
+        mode = parse_choice(args, 0, ["RTIMe", "SEGMented"])
+        if mode == "SEGM" and not self.segmented_option:
+            raise ScpiError(-221, "Settings conflict;segmented memory option not installed")
+        self.acquire_mode = mode
+
+    def _segment_index(self, args, query):
+        if query:
+            return str(self.segment_index)
+        self.segment_index = int(parse_number(args, minimum=1, maximum=self.segment_count))
+
+    def _time_tag(self) -> str:
+        if self.acquire_mode != "SEGM" or self.segment_index > len(self.segments):
+            raise ScpiError(-230, "Data corrupt or stale")
+        return format_number(self.segments[self.segment_index - 1][0] - self.segments[0][0])
 
     def _preamble_text(self) -> str:
         points, x_inc, x_org, x_ref, y_inc, y_org, y_ref = self.preamble()

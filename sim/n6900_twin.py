@@ -3,7 +3,8 @@
 Written from the "N6900/N7900 Series Operating and Service Guide" (ch. 6, SCPI Programming
 Reference): output and protection (OUTPut, OUTPut:PROTection incl. the I/O watchdog, whose
 trip latches the output off while OUTP? still reads 1), lists (LIST, TRIGger:TRANsient,
-INITiate, ABORt), the built-in digitizer (SENSe:SWEep, TRIGger:ACQuire, FETCh:ARRay) and the
+INITiate, ABORt), the built-in digitizer (SENSe:SWEep, TRIGger:ACQuire, FETCh:ARRay, as ASCII
+or, with FORMat REAL, an IEEE 488.2 block of IEEE 754 singles in the FORMat:BORDer order) and the
 status registers (Operation: CV 1, CC 2, OFF 4, WTG-meas 8, WTG-tran 16, MEAS-active 32,
 TRAN-active 64; Questionable: OV 1, OC 2, OT 16, PROT/watchdog 2048).
 """
@@ -134,6 +135,7 @@ class N6900Twin:
         self.acquisition = "idle"  # idle | waiting | triggered
         self.pin1_function = "DIO"
         self.acq_trigger_time = math.inf
+        self.data_format, self.byte_order = "ASC", "NORM"
 
     FAULTS = ("trip_ov", "trip_oc", "trip_ot", "trip_watchdog")
 
@@ -200,7 +202,7 @@ class N6900Twin:
             self._settle(now)
             self.last_io = now
             reply = self.engine.handle(message.decode("ascii", errors="replace").strip())
-        return None if reply is None else reply.encode("ascii") + b"\n"
+        return None if reply is None else reply.encode("latin-1") + b"\n"  # a REAL block's bytes, one per character
 
     def _register(self) -> None:
         e, r = self.engine.command, self.rating
@@ -241,6 +243,8 @@ class N6900Twin:
         e("TRIGger:ACQuire[:IMMediate]", lambda a, q: self._trigger_acquisition(self.world.time), query=False, max_args=0)
         e("INITiate[:IMMediate]:ACQuire", lambda a, q: self._initiate_acquisition(), query=False, max_args=0)
         e("ABORt:ACQuire", lambda a, q: setattr(self, "acquisition", "idle"), query=False, max_args=0)
+        e("FORMat[:DATA]", stored(self, "data_format", one_of(["ASCii", "REAL"])))
+        e("FORMat:BORDer", stored(self, "byte_order", one_of(["NORMal", "SWAPped"])))
         e("FETCh:ARRay:CURRent[:DC]", lambda a, q: self._fetch("amps"), set=False)
         e("FETCh:ARRay:VOLTage[:DC]", lambda a, q: self._fetch("volts"), set=False)
         e("MEASure[:SCALar]:VOLTage[:DC]", lambda a, q: format_number(self._measured()[0]), set=False)
@@ -338,7 +342,7 @@ class N6900Twin:
         return self.acq_trigger_time + (self.acq_offset + self.acq_points) * self.acq_interval
 
     def _fetch(self, key: str) -> str:
-        """FETCh:ARRay waits until the acquisition is complete, then returns it."""
+        """FETCh:ARRay waits until the acquisition is complete, then returns it (FORMat[:DATA])."""
         if self.acquisition != "triggered":
             raise ScpiError(-230, "Data corrupt or stale;no acquisition triggered")
         wait = self._acquisition_end() - self.world.time
@@ -350,7 +354,10 @@ class N6900Twin:
                 self.world.lock.acquire()
         times = self.acq_trigger_time + (self.acq_offset + np.arange(self.acq_points)) * self.acq_interval
         values = self.world.sample_at(times, key)
-        return ",".join(format_number(v) for v in values)
+        if self.data_format == "ASC":
+            return ",".join(format_number(v) for v in values)
+        body = np.asarray(values, dtype=">f4" if self.byte_order == "NORM" else "<f4").tobytes()
+        return f"#{len(str(len(body)))}{len(body)}" + body.decode("latin-1")  # FORMat REAL: IEEE 754 single
 
     def _measured(self) -> tuple[float, float]:
         return self.world.volts, self.world.amps

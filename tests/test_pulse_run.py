@@ -57,7 +57,11 @@ def test_pulse_train_is_recorded_in_one_nexus_file(reactor, program, tmp_path):
         assert np.all(table["cooling_rate_peak"][()] >= 1e4)
         assert np.all(table["energy"][()] == pytest.approx(22, rel=0.15))
         assert "supply" in entry["instrument"] and "pyrometer" in entry["instrument"]
-        assert entry["primary/pyrometer_temperature"].shape == (2,)
+        assert entry["primary/pyrometer_temperature"].shape == (1,)  # read before the train
+        period = program.duration + 0.6
+        assert np.diff(table["pulse_start"][()]) == pytest.approx([period], rel=1e-3)  # the supply's own timing
+        assert entry["train/train_achieved_period"][0] == pytest.approx(period, rel=1e-3)
+        assert entry["train/train_programmed_period"][0] == pytest.approx(period)
         assert entry["exit_status"][()].decode() == "success"
 
 

@@ -446,6 +446,23 @@ def test_n6900_digitizer_records_the_pulse(supply):
     supply.write("OUTP OFF")
 
 
+def test_n6900_digitizer_sends_real_blocks_in_either_byte_order(supply):
+    """FORMat[:DATA] REAL (ch. 6 FORMat): FETCh:ARRay answers an IEEE 488.2 definite-length
+    block of 32-bit IEEE 754 values, most significant byte first unless FORMat:BORDer SWAPped;
+    *RST gives ASCii and NORMal."""
+    assert supply.query("FORM?") == "ASC" and supply.query("FORM:BORD?") == "NORM"
+    supply.write("VOLT 20", "CURR 0", "OUTP ON", "LIST:CURR 2,0", "LIST:DWEL 0.01,0.01", "CURR:MODE LIST",
+                 "TRIG:TRAN:SOUR BUS", "SENS:SWE:POIN 100", "SENS:SWE:TINT 204.8e-6", "TRIG:ACQ:SOUR TRAN1",
+                 "INIT:ACQ", "INIT:TRAN", "*TRG")
+    ascii_values = np.array([float(v) for v in supply.query("FETC:ARR:CURR?").split(",")])
+    for order, dtype in (("NORM", ">f4"), ("SWAP", "<f4")):
+        supply.write("FORM REAL", f"FORM:BORD {order}")
+        values = np.frombuffer(supply.query_block("FETC:ARR:CURR?"), dtype=dtype)
+        assert values == pytest.approx(ascii_values, rel=1e-6, abs=1e-6)
+    assert supply.errors() == []
+    supply.write("OUTP OFF", "*RST")
+
+
 def test_n6900_list_trigger_out_is_programmed_per_step(twins, supply, scope):
     """Trigger out (ch. 4 "External Trigger I/O": a TOUTput pin "will generate output triggers
     from any subsystem that has been configured to output trigger signals"; ch. 6

@@ -1,0 +1,103 @@
+"""Hardware-timed pulse trains on the N6900 twin, over its TCP socket: the supply's cadence,
+every pulse captured (one scope segment each, with its time tag), a train stopped mid-way,
+and a scope without segmented memory."""
+import threading
+import time
+
+import h5py
+import numpy as np
+import pytest
+from bluesky import RunEngine
+from bluesky.utils import RunEngineInterrupted
+
+from quenchlab.devices.n6900_driver import ListProgram
+from quenchlab.plans.pulses import pulse_train
+from quenchlab.reactor import FJHReactor
+from quenchlab.writer import HDF5Writer
+
+PULSE = ListProgram(levels=(24.0,), dwells=(0.02,), control="current", limit=50.0)  # 20 ms at 24 A
+OFF = 1.08  # s: a period of 1.10 s
+
+
+def train(reactor, directory, pulses: int, engine=None):
+    engine = engine or RunEngine({})
+    writer = HDF5Writer(directory)
+    engine.subscribe(writer)
+    start = time.perf_counter()
+    engine(pulse_train(reactor.flyer, PULSE, pulses, OFF, reactor.detectors()))
+    return time.perf_counter() - start, writer.path
+
+
+def without_segments(config):
+    digitizer = config.instruments.digitizer.model_copy(update={"segmented_memory": False})
+    return config.model_copy(update={"instruments": config.instruments.model_copy(update={"digitizer": digitizer})})
+
+
+def twin_output_off(reactor) -> bool:
+    reactor.supply_driver.io.query("OUTP?")  # what was sent before has been handled
+    return not reactor.twins.supply.output and reactor.twins.supply.transient == "idle"
+
+
+def test_a_train_keeps_the_programmed_period_in_the_record_and_on_the_wall(reactor, tmp_path):
+    wall_12, path = train(reactor, tmp_path / "12", 12)
+    wall_2, _ = train(reactor, tmp_path / "2", 2)
+    with h5py.File(path, "r") as f:
+        entry = f["entry"]
+        starts = entry["pulse/pulse_start"][()]
+        assert starts.size == 12 and np.diff(starts) == pytest.approx(1.10, rel=1e-3)
+        assert entry["train/train_achieved_period"][0] == pytest.approx(1.10, rel=1e-3)
+        assert entry["train/train_programmed_period"][0] == pytest.approx(1.10)
+        offs = entry["pulse/off_time"][()]
+        assert offs[:-1] == pytest.approx(OFF, rel=1e-3) and np.isnan(offs[-1])
+    assert (wall_12 - wall_2) / 10 == pytest.approx(1.10, rel=0.05)  # the host's work after the train is small
+    assert twin_output_off(reactor)
+
+
+def test_every_pulse_of_a_train_has_its_segment_and_time_tag(reactor, tmp_path):
+    _, path = train(reactor, tmp_path, 4)
+    with h5py.File(path, "r") as f:
+        entry = f["entry"]
+        table = entry["pulse"]
+        starts, tags = table["pulse_start"][()], table["trace_time_tag"][()]
+        assert list(table["has_trace"][()]) == [True] * 4
+        assert tags == pytest.approx(starts - starts[0], abs=1e-3)  # the scope's clock agrees with the supply's
+        peaks = [np.nanmax(entry[f"pulse_{n:04d}/temperature"][()]) for n in range(1, 5)]
+        assert min(peaks) > 1500  # each segment holds its own pulse
+
+
+def test_a_train_stopped_midway_leaves_the_output_off_and_records_the_pulses_it_completed(reactor, tmp_path):
+    engine = RunEngine({})
+    threading.Timer(2.5, engine.request_pause).start()  # as Ctrl-C does, during the third pulse's off time
+    with pytest.raises(RunEngineInterrupted):
+        train(reactor, tmp_path, 8, engine)
+    assert twin_output_off(reactor)
+    engine.abort("operator abort")
+    assert twin_output_off(reactor)
+    path = next(tmp_path.glob("*.h5"))
+    with h5py.File(path, "r") as f:
+        entry = f["entry"]
+        assert entry["exit_status"][()].decode() == "abort"
+        assert entry["pulse/pulse_index"][()].tolist() == [1, 2, 3]
+        assert list(entry["pulse/has_trace"][()]) == [True] * 3
+
+
+def test_without_segmented_memory_the_record_says_which_pulses_have_traces(sim_config, tmp_path):
+    config = without_segments(sim_config)
+    with FJHReactor(config, simulate=True) as reactor:
+        _, path = train(reactor, tmp_path, 3)
+        assert twin_output_off(reactor)
+    with h5py.File(path, "r") as f:
+        table = f["entry/pulse"]
+        assert np.diff(table["pulse_start"][()]) == pytest.approx(1.10, rel=1e-3)
+        has = list(table["has_trace"][()])
+        assert has[0] and sum(has) >= 2  # re-armed after each record: at 1.1 s apart, every pulse
+        assert np.all(np.isnan(table["trace_time_tag"][()]))
+
+
+def test_a_scope_without_the_option_refuses_segmented_mode(sim_config):
+    config = without_segments(sim_config)
+    with FJHReactor(config, simulate=True) as reactor:
+        io = reactor.digitizer_driver.io
+        io.write(":ACQ:MODE SEGM")
+        assert io.query(":SYST:ERR?").startswith("-221")
+        assert io.query(":ACQ:MODE?") == "RTIM"
