@@ -148,7 +148,7 @@ def checked_program(levels: list[float], dwells: list[float], control: str, comp
                          f"(level x compliance x dwell), above the configured max_energy_per_pulse of "
                          f"{limits.max_energy_per_pulse:g} J: lower the levels, the compliance or the dwells")
     if pulses > 1:
-        check_energy_per_minute(energy, sum(dwells), pulses, off_time, limits, source, "lower the pulse")
+        check_energy_per_minute(energy, sum(dwells), pulses, off_time, limits, source, "the pulse")
     if record and sum(dwells) + record[1] >= record[0]:
         raise LimitError(f"{source}: the pulse lasts {sum(dwells):g} s; the digitizer records {record[0]:g} s "
                          f"with {record[1]:g} s before the trigger: lengthen instruments.digitizer.record")
