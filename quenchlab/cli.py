@@ -15,7 +15,7 @@ from .config import load_config
 from .errors import QuenchlabError
 from .interrupts import Interrupted
 from .recipe import load_recipe
-from .recipe_plan import pulses_fired
+from .recipe_plan import checked_plan, pulses_fired
 from .session import Inputs, run_recipe
 from .units import to_si
 
@@ -60,6 +60,16 @@ def _run(inputs: Inputs, simulate: bool, data_dir: Path | None, sample: str) -> 
     show_run(console, path)
 
 
+def _preflight(inputs: Inputs) -> None:
+    """The recipe checked against every limit (checked_plan), and what it will fire."""
+    from .library_cli import pulses_table
+    from .preflight import fjh_pulses
+    checked_plan(inputs.recipe, inputs.config, inputs.recipe_source)
+    fires = fjh_pulses(inputs.recipe, inputs.config, inputs.recipe_source)
+    console.print(pulses_table([(inputs.recipe.name, Path(inputs.recipe_source).name, fires)]))
+    console.print("pre-flight passed: no instrument was touched", highlight=False)
+
+
 @app.command()
 def demo(data_dir: Path = typer.Option(Path("data"), help="where the HDF5 record and PNG go")):
     """Run a short pulse train on the simulated reactor (thin-film sample) and show the result."""
@@ -77,10 +87,14 @@ def run(config: Path = typer.Argument(..., help="reactor config (YAML)"),
         recipe: Path = typer.Argument(..., help="pulse recipe (YAML)"),
         sim: bool = typer.Option(False, "--sim", help="run on the config's simulated twins"),
         sample: str = typer.Option("", help="sample name for the record (default: the recipe name)"),
-        data_dir: Path = typer.Option(None, help="where records go (default: the config's data_dir)")):
+        data_dir: Path = typer.Option(None, help="where records go (default: the config's data_dir)"),
+        preflight: bool = typer.Option(False, "--preflight", help="check and forecast only; touch no instrument")):
     """Run a recipe on the configured reactor (real instruments, or its twins with --sim)."""
     try:
-        _run(_load(config, recipe), sim, data_dir, sample)
+        inputs = _load(config, recipe)
+        if preflight:
+            return _preflight(inputs)
+        _run(inputs, sim, data_dir, sample)
     except QuenchlabError as error:
         _fail(error)
     except Interrupted as error:

@@ -16,7 +16,7 @@ from .journal import FAILED, PENDING
 from .library_run import Progress as Report
 from .library_run import library_directory, open_journal, run_library, select
 from .plate import PlateLedger
-from .preflight import Forecast, aerosol_forecast, aerosol_slots, fjh_forecast, fjh_shots
+from .preflight import Forecast, Pulses, aerosol_forecast, aerosol_slots, fjh_forecast, fjh_shots
 from .reactor_config import load_reactor_config
 
 
@@ -37,8 +37,9 @@ def check(config_path: Path, library_path: Path, data_dir: Path | None = None):
 
 
 def show_forecast(console: Console, samples: list, forecast: Forecast, config) -> None:
-    hours = forecast.duration / 3600
-    console.print(f"{len(samples)} samples, {hours:.2f} h of reactor time", highlight=False)
+    console.print(f"{len(samples)} samples, {_span(forecast.duration)} of reactor time", highlight=False)
+    if config.kind == "fjh":
+        console.print(pulses_table([(s.sample_id, s.recipe_path.name, s.fires) for s in samples]))
     if forecast.liquid:
         table = Table(title="liquid per reservoir")
         for column in ("port", "precursor", "needed (mL)", "held (mL)", "left (mL)"):
@@ -67,6 +68,29 @@ def show_forecast(console: Console, samples: list, forecast: Forecast, config) -
                       "and refilling", highlight=False)
     for warning in forecast.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min" if seconds >= 60 else \
+        f"{seconds:.1f} s"
+
+
+def pulses_table(rows: list[tuple[str, str, Pulses]]) -> Table:
+    """What each FJH sample will fire, and the total (quenchlab.preflight.Pulses)."""
+    table = Table(title="pulses per sample (energy: the most the supply can deliver)")
+    for column in ("sample", "recipe", "pulses", "on time (ms)", "energy bound (J)", "duration (s)", "record (MB)"):
+        table.add_column(column, justify="left" if column in ("sample", "recipe") else "right")
+    for sample, recipe, fires in rows:
+        table.add_row(sample, recipe, *_pulses_cells(fires))
+    if len(rows) > 1:
+        total = Pulses(*(sum(getattr(f, name) for _, _, f in rows) for name in Pulses.__dataclass_fields__))
+        table.add_row("total", "", *_pulses_cells(total), style="bold")
+    return table
+
+
+def _pulses_cells(fires: Pulses) -> list[str]:
+    return [str(fires.pulses), f"{fires.on_time * 1e3:.1f}", f"{fires.energy_bound:.0f}", f"{fires.duration:.1f}",
+            f"{fires.record_bytes / 1e6:.1f}"]
 
 
 def run_library_command(config_path: Path, library_path: Path, *, preflight: bool, sim: bool, speed: float,

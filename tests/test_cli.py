@@ -273,3 +273,14 @@ def test_inspect_refuses_what_it_cannot_show(tmp_path, arguments, message):
     (tmp_path / "empty").mkdir()
     result = quenchlab("inspect", *arguments, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_preflight_forecasts_a_recipe_and_refuses_one_over_the_limits(tmp_path):
+    result = quenchlab("run", CONFIGS / "fjh-sim.yaml", CONFIGS / "recipes" / "thin-film-2000K.yaml", "--preflight",
+                       "--data-dir", tmp_path / "data", cwd=tmp_path)
+    assert result.returncode == 0 and "pre-flight passed: no instrument was touched" in result.stdout, result.stderr
+    assert "energy bound" in result.stdout and not (tmp_path / "data").exists()
+    recipe = yaml.safe_load((CONFIGS / "recipes" / "thin-film-2000K.yaml").read_text())
+    (tmp_path / "twelve.yaml").write_text(yaml.safe_dump({**recipe, "pulses": 12}))
+    refused = quenchlab("run", CONFIGS / "fjh-sim.yaml", tmp_path / "twelve.yaml", "--preflight", cwd=tmp_path)
+    assert refused.returncode == 2 and "max_energy_per_minute of 300 J" in refused.stderr, refused.stderr

@@ -273,6 +273,30 @@ def test_fjh_library_runs_one_recipe_per_sample(tmp_path):
         assert f["entry/pulse/peak_temperature"].shape == (1,)
 
 
+def test_fjh_preflight_forecasts_pulses_energy_duration_and_record_size(tmp_path):
+    """Per sample and in total, touching no instrument (there is no --sim: a real rig's config
+    would do the same); the record size is an estimate, checked against a real record."""
+    library = tmp_path / "fjh.csv"
+    library.write_text("sample_id,recipe\nF1,thin-film-2000K.yaml\nF2,thin-film-2000K-kelvin.yaml\n")
+    for name in ("thin-film-2000K.yaml", "thin-film-2000K-kelvin.yaml"):
+        (tmp_path / name).write_text((CONFIGS / "recipes" / name).read_text())
+    result = subprocess.run([QUENCHLAB, "library", CONFIGS / "fjh-sim.yaml", library, "--preflight"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:-1]]
+            for line in result.stdout.splitlines() if line.startswith("│")}
+    # thin film: 3 pulses of 6.5 ms at 24 A, 48.5 ms at 14.5 A and a 2 ms ramp, 50 V compliance
+    assert rows["F1"][1:4] == ["3", "165.0", "129"]
+    assert rows["F2"][1] == "7"  # the calibration pulse and six profile pulses
+    assert rows["total"][1] == "10"
+    assert "2 samples, 9.8 s of reactor time" in result.stdout and "pre-flight passed" in result.stdout
+    recorded = subprocess.run([QUENCHLAB, "run", CONFIGS / "fjh-sim.yaml", tmp_path / "thin-film-2000K.yaml", "--sim",
+                               "--data-dir", tmp_path / "data"], capture_output=True, text=True, timeout=120)
+    assert recorded.returncode == 0, recorded.stderr
+    size, = [path.stat().st_size for path in (tmp_path / "data").glob("*.h5")]
+    assert 0.5 < float(rows["F1"][5]) * 1e6 / size < 2
+
+
 def test_fjh_library_with_a_recipe_over_the_limits_is_refused(tmp_path):
     library = tmp_path / "fjh.csv"
     library.write_text("sample_id,recipe\nF1,hot.yaml\n")
