@@ -3,8 +3,9 @@
 For each supply and recipe kind, a train of 2 and of N pulses are run in turn (alternating,
 `--rounds` times) through the same plan `quenchlab run` uses; the period measured from
 outside is (wall time of the N-pulse run - wall time of the 2-pulse run) / (N - 2), so the
-host's work before and after the train cancels and what remains is each pulse's share. An
-N6900 train also records its period as the supply's digitizer timed it (the `train` stream).
+host's work before and after the train cancels and what remains is each pulse's share. The
+record's `train` stream holds the achieved period too: as the supply's digitizer timed an N6900
+list train, as the host's clock timed each output-on otherwise.
 
     python benchmarks/fjh_cadence.py [--pulses 6] [--rounds 2]
 
@@ -76,7 +77,7 @@ def main() -> int:
         line = (f"fjh_cadence: {label:20s} programmed {programmed:.4f} s; from outside {outside:.4f} s "
                 f"(x{outside / programmed:.3f})")
         if recorded:
-            line += f"; recorded by the supply {statistics.median(recorded):.5f} s (x{statistics.median(recorded) / programmed:.4f})"
+            line += f"; recorded {statistics.median(recorded):.5f} s (x{statistics.median(recorded) / programmed:.4f})"
         print(line, flush=True)
     return 0
 

@@ -108,6 +108,7 @@ class CapBankShot(PulseCapture):
         bank, shot = self.supply, self.program
         if self._over:
             raise InstrumentError(bank.name, bank.address, "FIRE", self._over)
+        self._wait_to_fire("CHG", begins=False)  # dumped until then: its charge time adds to the off time
         self._command("DUMP", bank.dump)
         self._wait("IDLE")
         codes = bank.faults()
@@ -122,6 +123,7 @@ class CapBankShot(PulseCapture):
         self._wait("CHARGED")
         self._before = bank.bank_voltage()
         self._command("ARM", self._arm)
+        self.fired_at = wallclock.time()
         self._command("FIRE", lambda: bank.fire(shot.milliseconds))
 
     def _arm(self) -> None:
@@ -135,6 +137,7 @@ class CapBankShot(PulseCapture):
         bank = self.supply
         try:
             self._wait("IDLE")  # the switch has opened
+            self.ended_at = wallclock.time()
             after = bank.bank_voltage()
         finally:
             bank.dump()

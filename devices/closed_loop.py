@@ -69,8 +69,7 @@ class ClosedLoopPulse(PulseCapture):
             self.ready()
             self.supply.set_voltage(self.compliance)
             self.supply.set_current(0.0)
-            if self._cancel.is_set():
-                raise self._cancelled("output on")
+            self._wait_to_fire("output on")
             self._rows, self._error = [], None
             self.supply.output_on()
             try:
@@ -111,6 +110,7 @@ class ClosedLoopPulse(PulseCapture):
         finally:
             try:
                 self.supply.output_off()
+                self.ended_at = wallclock.time()
             except Exception as error:
                 self._error = self._error or error
 

@@ -33,8 +33,9 @@ from .pulse_capture import ProgrammedPulse
 MAX_SUPPLY_POINTS = 512 * 1024
 MAX_SEGMENTS = 1000  # :ACQuire:SEGMented:COUNt
 WATCHDOG_ONLY = 2048
-TRAIN_FIELDS = {"pulse_index": ("integer", ""), "pulse_start": ("number", "s"), "off_time": ("number", "s"),
-                "trace_time_tag": ("number", "s"), "has_trace": ("boolean", "")}
+OFF_TIME_TOLERANCE = 0.01  # an off time further than this from the recipe's is noted in the record
+TRAIN_FIELDS = {"pulse_index": ("integer", ""), "pulse_start": ("number", "s"), "trace_time_tag": ("number", "s"),
+                "has_trace": ("boolean", "")}
 
 
 class PulseFlyer(ProgrammedPulse):
@@ -74,6 +75,12 @@ class PulseFlyer(ProgrammedPulse):
         if not continued:
             self._origin, self._starts = math.nan, []
 
+    def fired_so_far(self) -> int:
+        """Pulses of the run's train begun by now: those recorded, and those the live list has
+        begun by its programmed timing (its pages come after it)."""
+        live = min(self.pulses, int((wallclock.time() - self._fired_at) / self.period) + 1) if self._live.is_set() else 0
+        return len(self._starts) + live
+
     @property
     def max_train(self) -> int:
         return min(MAX_LIST_COUNT, MAX_SEGMENTS) if self.segmented else MAX_LIST_COUNT
@@ -99,8 +106,7 @@ class PulseFlyer(ProgrammedPulse):
         with self._firing:
             self._stopped_at = math.nan
             self._prepare_shot()
-            if self._cancel.is_set():
-                raise self._cancelled("OUTP ON")
+            self._wait_to_fire("OUTP ON")
             self.supply.output_on()
             self.supply.trigger()
             self._fired_at = wallclock.time()
@@ -223,23 +229,16 @@ class PulseFlyer(ProgrammedPulse):
             first = int(round(start / interval))  # the sample pre_trigger before the pulse's start
             window = slice(first, first + self.supply_points)
             tag, trace = owners.get(index, (math.nan, None))
-            following = starts[index + 1] - start - self.program.duration if index + 1 < len(starts) else math.nan
-            extra = {"pulse_index": done + index + 1, "pulse_start": offset + start, "off_time": following,
+            before = start - starts[index - 1] - self.program.duration if index else self._off_time()
+            extra = {"pulse_index": done + index + 1, "pulse_start": offset + start, "off_time": before,
                      "trace_time_tag": tag, "has_trace": trace is not None}
             trace = trace or Trace(time=np.full(self.points, math.nan), volts=np.full(self.points, math.nan))
             self._record(trace, *(_fit(a[window], self.supply_points) for a in (supply_time - start, amps, volts)),
                          **extra)
         self._starts += [offset + start for start in starts]
-        self.last_train = self._timing(self._starts)
-
-    def _timing(self, starts: list[float]) -> dict:
-        """The train as the instruments timed it: programmed and achieved period (mean from
-        start to start), pulses taken, and the off time that strayed most from the recipe's."""
-        offs = [b - a - self.program.duration for a, b in zip(starts, starts[1:])]
-        worst = max(offs, key=lambda off: abs(off - self.off_time), default=self.off_time)
-        return {"programmed_period": self.period, "pulses_taken": len(starts),
-                "achieved_period": (starts[-1] - starts[0]) / (len(starts) - 1) if len(starts) > 1 else math.nan,
-                "off_time_deviation": (worst - self.off_time) / self.off_time if self.off_time else 0.0}
+        if starts:
+            self.ended_at = self._fired_at + starts[-1] + self.program.duration
+        self.last_train = train_timing(self._starts, self.program.duration, self.off_time)
 
     def _owners(self, traces: list[tuple[float, Trace]], starts: list[float]) -> dict[int, tuple[float, Trace]]:
         """Pulse index -> (time tag, record): segment by segment, or without segments each record
@@ -262,6 +261,17 @@ class PulseFlyer(ProgrammedPulse):
         """The pages of the pulses taken; while a complete() runs (after a stop), once it ends."""
         self._taken.wait(timeout=60)
         yield from super().collect_pages()
+
+
+def train_timing(starts: list[float], duration: float, off_time: float) -> dict:
+    """A train's timing from its pulses' starts (s): programmed and achieved period (mean from
+    start to start), pulses taken, and how far the off time that strayed most from the recipe's
+    was from it (a fraction of it)."""
+    offs = [b - a - duration for a, b in zip(starts, starts[1:])]
+    worst = max(offs, key=lambda off: abs(off - off_time), default=off_time)
+    return {"programmed_period": duration + off_time, "pulses_taken": len(starts),
+            "achieved_period": (starts[-1] - starts[0]) / (len(starts) - 1) if len(starts) > 1 else math.nan,
+            "off_time_deviation": (worst - off_time) / off_time if off_time else 0.0}
 
 
 def pulse_starts(stepped: np.ndarray, interval: float, before: int, period: float, pulses: int,
@@ -287,13 +297,17 @@ def _fit(values: np.ndarray, size: int) -> np.ndarray:
 
 
 class TrainRecord(SoftRecord):
-    """What a train achieved (PulseFlyer.last_train), read into the record's "train" stream."""
+    """What a train achieved (train_timing), read into the record's "train" stream; `note`
+    says so when an off time strayed more than OFF_TIME_TOLERANCE from the recipe's."""
 
     programmed_period = Cpt(Signal, value=math.nan, kind=Kind.hinted)
     achieved_period = Cpt(Signal, value=math.nan, kind=Kind.hinted)
     pulses_taken = Cpt(Signal, value=0, kind=Kind.normal)
     off_time_deviation = Cpt(Signal, value=0.0, kind=Kind.normal)
+    note = Cpt(Signal, value="", kind=Kind.normal)
     units = {"programmed_period": "s", "achieved_period": "s"}
 
     def set(self, timing: dict) -> Status:
-        return self._put(**timing)
+        deviation = timing["off_time_deviation"]
+        note = f"an off time {deviation:+.1%} from the recipe's" if abs(deviation) > OFF_TIME_TOLERANCE else ""
+        return self._put(**timing, note=note)

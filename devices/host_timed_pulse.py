@@ -126,6 +126,7 @@ class HostTimedPulse(ProgrammedPulse):
         """Under the firing lock: a stop() waits for it and cancels the pulse before OUT 1."""
         with self._firing:
             self._prepare_shot()
+            self._wait_to_fire("OUT 1")
             self.digitizer.force_trigger()
             self._zero = wallclock.monotonic()
             self._read()  # the output before the pulse
@@ -169,6 +170,7 @@ class HostTimedPulse(ProgrammedPulse):
         try:
             self._sent.append(wallclock.monotonic())
             self.supply.output_off()
+            self.ended_at = wallclock.time()
             self._read()  # the output after the pulse
         except Exception as error:
             self._error = self._error or error

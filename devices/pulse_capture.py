@@ -42,6 +42,9 @@ class PulseCapture(Device):
     temperature profile the pulse is meant to realise, if any."""
 
     target: Profile | None = None
+    not_before = -math.inf  # wall time before which the next pulse must not begin (see follow)
+    fired_at = ended_at = math.nan  # wall times the last pulse began and ended
+    _after: float | None = None  # the end of the pulse the next one follows
 
     def __init__(self, supply, pyrometer: Impac, digitizer: InfiniiVision, *, channel: int, shunt: float,
                  record: float, pre_trigger: float, points: int, analysis: AnalysisSettings, name: str = "pulse"):
@@ -84,6 +87,26 @@ class PulseCapture(Device):
         if duration + self.pre_trigger >= self.record:
             raise ValueError(f"the pulse ({duration:g} s) does not fit the digitizer record "
                              f"({self.record:g} s with {self.pre_trigger:g} s before the trigger)")
+
+    def follow(self, ended_at: float | None, off_time: float = 0.0) -> None:
+        """The next pulse begins `off_time` s after `ended_at` (the wall time the pulse before
+        ended, this flyer's or another's): the host's work in between (fetching, analysis,
+        learning, the next upload) happens inside the off time, not on top of it. Its page
+        records the off time it had. None: the next pulse follows none (it fires when ready)."""
+        self.not_before = -math.inf if ended_at is None else ended_at + off_time
+        self._after = ended_at
+
+    def _wait_to_fire(self, command: str, begins: bool = True) -> None:
+        """Wait for `not_before` (a stop() ends the wait, and the pulse); with `begins`, the
+        pulse begins now (else the caller notes `fired_at` when it does)."""
+        if self._cancel.wait(max(0.0, self.not_before - wallclock.time())):
+            raise self._cancelled(command)
+        if begins:
+            self.fired_at = wallclock.time()
+
+    def _off_time(self) -> float:
+        """The off time the last pulse had since the pulse it followed (NaN if none)."""
+        return math.nan if self._after is None else self.fired_at - self._after
 
     def _cancelled(self, command: str) -> InstrumentError:
         return InstrumentError(self.supply.name, self._where, command, "pulse cancelled")
@@ -178,7 +201,7 @@ class PulseCapture(Device):
         replace a figure)."""
         traces = dict(zip(TRACES, (time, temperature, supply_time, current, voltage)))
         data = {**traces, **analyse_pulse(*traces.values(), self.analysis), **self.realised(time, temperature),
-                **extra}
+                "off_time": self._off_time(), **extra}
         now = wallclock.time()
         self.last = data
         self._pages.append({"data": data, "timestamps": dict.fromkeys(data, now), "time": now})
@@ -209,7 +232,8 @@ class PulseCapture(Device):
         sizes = {"time": self.points, "supply_time": self.supply_points}
         keys = {field: {"source": source, "dtype": "array", "shape": [sizes[axis]], "units": units, "dims": [axis]}
                 for field, (units, axis) in TRACES.items()}
-        keys.update({k: {"source": source, "dtype": "number", "shape": [], "units": u} for k, u in FIGURES.items()})
+        keys.update({k: {"source": source, "dtype": "number", "shape": [], "units": u}
+                     for k, u in {**FIGURES, "off_time": "s"}.items()})
         keys.update({k: {"source": source, **key} for k, key in self.extra_keys().items()})
         return {self.name: keys}
 

@@ -8,13 +8,14 @@ import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 import numpy as np
 
+from quenchlab.devices.fjh_pulse import train_timing
 from quenchlab.devices.n6900_driver import ListProgram
 from quenchlab.devices.pulse_capture import PulseCapture
 from quenchlab.devices.sample_model import model_device
 from quenchlab.kelvin_recipe import Profile, learned
 from quenchlab.thermal_model import SampleModel
 
-from .pulses import fire
+from .pulses import fire, record_train
 
 
 def kelvin_train(flyer: PulseCapture, calibrating: PulseCapture, calibration: ListProgram,
@@ -22,8 +23,9 @@ def kelvin_train(flyer: PulseCapture, calibrating: PulseCapture, calibration: Li
                  shape: Profile, *, pulses: int, off_time: float, gain: float = 0.0, ceiling: float = math.inf,
                  detectors=(), md: dict | None = None):
     """The calibration pulse (stream "calibration") and the sample model `identify` makes of its
-    page (stream "sample_model"), then `pulses` pulses of `flyer` (stream "pulse"), `off_time` s
-    apart, each loaded by `realise(model, reference)` (which checks it against the limits),
+    page (stream "sample_model"), then `pulses` pulses of `flyer` (stream "pulse"), each fired
+    `off_time` after the pulse before ended (its analysis, learning and upload inside the off
+    time; the "train" stream holds the achieved period), each loaded by `realise(model, reference)` (which checks it against the limits),
     the reference being `shape`'s temperatures moved after each pulse by `gain` times the error
     it left (never above `ceiling`). The supply is made safe at the end, whatever happens."""
     calibrating.load(calibration)
@@ -38,17 +40,21 @@ def kelvin_train(flyer: PulseCapture, calibrating: PulseCapture, calibration: Li
     @bpp.run_decorator(md=md)
     @bpp.finalize_decorator(stop_both)
     def inner():
+        calibrating.follow(None)
         yield from fire(calibrating, detectors)
         model = identify(calibrating.last)
         yield from bps.trigger_and_read([model_device(model)], name="sample_model")
-        reference = shape.temperatures
+        reference, starts = shape.temperatures, []
+        flyer.follow(calibrating.ended_at, off_time)
         for _ in range(pulses):
-            realise(model, reference)
-            yield from bps.sleep(off_time)
+            realise(model, reference)  # inside the off time: the flyer fires off_time after the pulse before ended
             yield from fire(flyer, detectors)
+            starts.append(flyer.fired_at)
+            flyer.follow(flyer.ended_at, off_time)
             if gain:
                 reference = np.minimum(learned(shape, reference, flyer.last["time"], flyer.last["temperature"], gain),
                                        ceiling)
         yield from bps.clear_checkpoint()  # every pulse is taken: what is left is closing up
+        yield from record_train(train_timing([start - starts[0] for start in starts], shape.duration, off_time))
 
     return (yield from inner())

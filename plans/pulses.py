@@ -11,14 +11,15 @@ import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 from bluesky import Msg
 
-from quenchlab.devices.fjh_pulse import PulseFlyer, TrainRecord
+from quenchlab.devices.fjh_pulse import PulseFlyer, TrainRecord, train_timing
 from quenchlab.devices.n6900_driver import ListProgram
 
 
 def pulse_train(flyer, program: ListProgram, pulses: int, off_time: float, detectors=(), md: dict | None = None):
     """Fire `program` `pulses` times, `off_time` s apart: as one hardware-timed list on a
-    PulseFlyer (N6900), whose "train" stream then holds the programmed and achieved period;
-    pulse by pulse, `off_time` slept between them, on the host-timed supplies. The `detectors`
+    PulseFlyer (N6900); pulse by pulse on the host-timed supplies, each fired `off_time` after
+    the one before ended (PulseCapture.follow). The "train" stream holds the programmed and
+    achieved period, each pulse's row the off time it had. The `detectors`
     (e.g. the pyrometer and the supply) are read into the primary stream before each firing;
     each pulse's traces and figures become one event of the "pulse" stream. The supply output
     is off at the end, whatever happens."""
@@ -39,21 +40,27 @@ def pulse_train(flyer, program: ListProgram, pulses: int, off_time: float, detec
     @bpp.run_decorator(md=md)
     @bpp.finalize_decorator(keep_what_was_taken)
     def inner():
-        if timed:
-            for index, part in enumerate(parts):
+        flyer.follow(None)
+        starts = []
+        for index, part in enumerate(parts if timed else [1] * pulses):
+            if timed:
                 flyer.train(part, off_time, continued=index > 0)
-                yield from fire(flyer, detectors)
-        for index in range(0 if timed else pulses):
             yield from fire(flyer, detectors)
-            if index < pulses - 1:
-                yield from bps.sleep(off_time)
+            starts.append(flyer.fired_at)
+            flyer.follow(flyer.ended_at, off_time)  # the next begins off_time after this one ended
         yield from bps.clear_checkpoint()  # every pulse is taken: what is left is closing up
-        if timed:
-            timing = TrainRecord(name="train")
-            yield Msg("set", timing, flyer.last_train, group=None)
-            yield from bps.trigger_and_read([timing], name="train")
+        timing = flyer.last_train if timed else train_timing([s - starts[0] for s in starts], program.duration,
+                                                              off_time)
+        yield from record_train(timing)
 
     return (yield from inner())
+
+
+def record_train(timing: dict):
+    """The train's timing (devices.fjh_pulse.train_timing) as one event of the "train" stream."""
+    record = TrainRecord(name="train")
+    yield Msg("set", record, timing, group=None)
+    yield from bps.trigger_and_read([record], name="train")
 
 
 def _parts(pulses: int, most: int) -> list[int]:

@@ -52,11 +52,18 @@ def _load(config: Path, recipe: Path) -> Inputs:
 
 def _run(inputs: Inputs, simulate: bool, data_dir: Path | None, sample: str) -> None:
     directory = data_dir or Path(inputs.config.data_dir)
+    from .inspect_cli import pulse_line, show_run  # matplotlib: loaded by the commands that draw, half a second
+    recorded = []
+
+    def analysed(figures: dict) -> None:
+        recorded.append(figures)
+        progress.console.print(pulse_line(len(recorded), figures), highlight=False)
+        progress.update(task, completed=max(progress.tasks[task].completed, len(recorded)))
+
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"{inputs.recipe.name}: pulses", total=pulses_fired(inputs.recipe))
-        path = run_recipe(inputs, simulate=simulate, data_dir=directory, sample=sample,
-                          on_pulse=lambda: progress.advance(task))
-    from .inspect_cli import show_run  # matplotlib: loaded by the commands that draw, half a second
+        path = run_recipe(inputs, simulate=simulate, data_dir=directory, sample=sample, on_pulse=analysed,
+                          on_fired=lambda fired: progress.update(task, completed=max(fired, len(recorded))))
     show_run(console, path)
 
 

@@ -121,6 +121,14 @@ def _pulse_table(record: RunRecord) -> Table:
     return table
 
 
+def pulse_line(number: int, figures: dict) -> str:
+    """One pulse's figures on a line, as `run` prints them once the pulse is analysed."""
+    shown = [f"{header} {_number(figures[name] * factor)}" for name, (header, factor) in PULSE_COLUMNS.items()
+             if name in figures and np.isfinite(figures[name])]
+    off = figures.get("off_time", np.nan)
+    return f"pulse {number}: " + ", ".join(shown + ([f"off {off:.3f} s"] if np.isfinite(off) else []))
+
+
 def _train_line(row: dict[str, float]) -> str:
     """The whole train's totals: the kinetic integrals add from pulse to pulse."""
     shown = [("E", "energy", "J", 1), ("t_eq", "equivalent_time", "ms", 1e3), ("L", "diffusion_length", "um", 1e6),
