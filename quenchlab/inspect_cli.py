@@ -51,6 +51,10 @@ def show_run(console: Console, path: Path, png: Path | None = None) -> None:
         console.print(_pulse_table(record))
         if len(next(iter(record.figures.values()))) > 1:
             console.print(_train_line(summarise(record)), highlight=False)
+        if np.isfinite(record.train.get("achieved_period", np.nan)):
+            note = record.train.get("note", "")
+            console.print(f"period: programmed {record.train['programmed_period']:.4f} s, achieved "
+                          f"{record.train['achieved_period']:.4f} s" + (f" ([yellow]{note}[/])" if note else ""))
     else:
         console.print(_run_table(f"{record.title}  [{record.exit_status}]", [record.sample or path.stem],
                                  [summarise(record)], notes=[collection_note(record)]))

@@ -46,6 +46,7 @@ class RunRecord:
     process: dict[str, np.ndarray] = field(default_factory=dict)  # the process table's numeric columns
     phases: list[tuple[str, float, str]] = field(default_factory=list)  # (phase, reactor time s, note)
     about: dict[str, str] = field(default_factory=dict)  # the sample's precursor, plate and position, if recorded
+    train: dict[str, float | str] = field(default_factory=dict)  # programmed_period, achieved_period, note
 
     @property
     def label(self) -> str:
@@ -84,7 +85,8 @@ def read_run(path: str | Path, traces: bool = True) -> RunRecord:
         about = {key: _text(sample, key) for key in ("precursor", "plate", "position") if key in sample}
         return RunRecord(path, _text(entry, "title"), _text(sample, "name") if sample else "",
                          _text(entry, "exit_status", "incomplete"), figures, pulses,
-                         _process(entry.get("process")), _phases(entry.get("phases")), about)
+                         _process(entry.get("process")), _phases(entry.get("phases")), about,
+                         _train(entry.get("train")))
 
 
 def _pulse(path: Path, group) -> PulseTrace:
@@ -95,6 +97,15 @@ def _pulse(path: Path, group) -> PulseTrace:
             raise QuenchlabError(f"{path}: {pulse.name}/{PROGRAMMED} has {pulse.programmed.size} samples but "
                                  f"{pulse.name}/time has {pulse.time.size}: it must be on the pulse's time base")
     return pulse
+
+
+def _train(group) -> dict[str, float | str]:
+    """A pulse train's timing (its "train" stream's one row), if recorded."""
+    if group is None:
+        return {}
+    train = {name: group[f"train_{name}"][0] for name in ("programmed_period", "achieved_period", "note")
+             if f"train_{name}" in group}
+    return {name: value.decode() if isinstance(value, bytes) else float(value) for name, value in train.items()}
 
 
 def _process(group) -> dict[str, np.ndarray]:

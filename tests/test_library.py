@@ -113,7 +113,7 @@ def test_preflight_command_touches_no_instrument(tmp_path):
     result = subprocess.run([QUENCHLAB, "library", AEROSOL, CONFIGS / "libraries" / "aerosol-few.csv", "--preflight"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "5 samples, 0.40 h" in result.stdout and "no instrument was touched" in result.stdout
+    assert "5 samples, 24.0 min of reactor time" in result.stdout and "no instrument was touched" in result.stdout
     assert not (tmp_path / "data").exists()
 
 

@@ -10,6 +10,7 @@ import pytest
 from bluesky import RunEngine
 from bluesky.utils import RunEngineInterrupted
 
+from quenchlab.devices.fjh_pulse import TrainRecord, train_timing
 from quenchlab.devices.n6900_driver import ListProgram
 from quenchlab.plans.pulses import pulse_train
 from quenchlab.reactor import FJHReactor
@@ -101,3 +102,14 @@ def test_a_scope_without_the_option_refuses_segmented_mode(sim_config):
         io.write(":ACQ:MODE SEGM")
         assert io.query(":SYST:ERR?").startswith("-221")
         assert io.query(":ACQ:MODE?") == "RTIM"
+
+
+def test_a_train_whose_off_time_strayed_more_than_1_percent_says_so():
+    starts = [0.0, 1.10, 2.25]  # the second off time 1.13 s instead of 1.08 s
+    timing = train_timing(starts, duration=0.02, off_time=OFF)
+    assert timing["achieved_period"] == pytest.approx(1.125) and timing["pulses_taken"] == 3
+    record = TrainRecord(name="train")
+    record.set(timing)
+    assert record.note.get() == "an off time +4.6% from the recipe's"
+    record.set(train_timing([0.0, 1.10, 2.2005], duration=0.02, off_time=OFF))
+    assert record.note.get() == ""
