@@ -203,10 +203,13 @@ class PulseFlyer(ProgrammedPulse):
             return [self.digitizer.fetch_segment(self.channel, index)[::-1]
                     for index in range(1, self.digitizer.segments_taken() + 1)]
         if len(traces) < self.pulses:
-            if math.isnan(self._stopped_at):  # not stopped: the last record is on its way
-                self._await_capture(deadline)
-            if not self.digitizer.acquiring():
+            if not self.digitizer.acquiring():  # a record taken since the last look
                 traces.append((armed, self.digitizer.fetch(self.channel)))
+            elif self.digitizer.triggered() and math.isnan(self._stopped_at):  # the last record is on its way
+                self._await_capture(deadline)
+                traces.append((armed, self.digitizer.fetch(self.channel)))
+            else:  # armed for a pulse that never came (re-armed too late), or a train stopped
+                self.digitizer.stop()
         return traces
 
     def _record_train(self, traces: list[tuple[float, Trace]], volts: np.ndarray | None,
