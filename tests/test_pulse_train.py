@@ -16,6 +16,8 @@ from quenchlab.plans.pulses import pulse_train
 from quenchlab.reactor import FJHReactor
 from quenchlab.writer import HDF5Writer
 
+from conftest import wall_timed
+
 PULSE = ListProgram(levels=(24.0,), dwells=(0.02,), control="current", limit=50.0)  # 20 ms at 24 A
 OFF = 1.08  # s: a period of 1.10 s
 
@@ -39,6 +41,7 @@ def twin_output_off(reactor) -> bool:
     return not reactor.twins.supply.output and reactor.twins.supply.transient == "idle"
 
 
+@wall_timed  # the period on the wall, measured from outside
 def test_a_train_keeps_the_programmed_period_in_the_record_and_on_the_wall(reactor, tmp_path):
     wall_12, path = train(reactor, tmp_path / "12", 12)
     wall_2, _ = train(reactor, tmp_path / "2", 2)
