@@ -5,7 +5,7 @@ A single-colour pyrometer set to emissivity e_set reads T_m for a true temperatu
 surface of emissivity e (Wien): 1/T_m - 1/T = -(lambda/c2) ln(e/e_set) (domain.md). At a
 melting plateau T is the melting point, so e = e_set exp(-(c2/lambda) (1/T_m - 1/T)).
 The check is added to the record (`/entry/emissivity_check`, numbered if one is there already;
-nothing recorded is replaced).
+nothing recorded is replaced); an emissivity outside (0, 1] is refused and nothing is added.
 """
 import math
 from dataclasses import asdict, dataclass
@@ -99,6 +99,10 @@ def check_record(path: Path, melting_point: float, pulse: int = 1, wavelength: f
                                             near=melting_point)
         check = EmissivityCheck(name, melting_point, level, start, end, wavelength, emissivity_set,
                                 emissivity_at(level, melting_point, emissivity_set, wavelength))
+        if not 0 < check.emissivity <= 1:  # refused before anything is written
+            raise QuenchlabError(f"{path}: {check}: an emissivity lies in (0, 1]; the plateau at "
+                                 f"{level:.1f} K is not where this sample melts at {melting_point:g} K: nothing "
+                                 "was added to the record")
         key = next(k for k in ("emissivity_check", *(f"emissivity_check_{i}" for i in range(2, 1000)))
                    if k not in entry)
         group = entry.create_group(key)

@@ -61,3 +61,8 @@ def test_on_the_twin_the_check_finds_the_samples_emissivity(sim_config, tmp_path
         assert f["entry/emissivity_check/emissivity"][()] == pytest.approx(0.85, abs=0.01)
         assert f["entry/emissivity_check/emissivity_set"][()] == pytest.approx(0.95)
     assert "emissivity 0.8" in checked.stdout
+    below = subprocess.run([QUENCHLAB, "emissivity", writer.path, "--melting", f"{np.median(true) - 200} K"],
+                           capture_output=True, text=True, timeout=60)  # would need an emissivity above 1
+    assert below.returncode == 2 and "an emissivity lies in (0, 1]" in below.stderr, below.stderr
+    with h5py.File(writer.path, "r") as f:
+        assert "emissivity_check_2" not in f["entry"]  # nothing written
