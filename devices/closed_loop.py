@@ -70,6 +70,7 @@ class ClosedLoopPulse(PulseCapture):
             self.supply.set_voltage(self.compliance)
             self.supply.set_current(0.0)
             self._wait_to_fire("output on")
+            self.check_protection()  # again after the wait (an N6900's watchdog may have tripped, output off)
             self._rows, self._error = [], None
             self.supply.output_on()
             try:

@@ -107,6 +107,7 @@ class PulseFlyer(ProgrammedPulse):
             self._stopped_at = math.nan
             self._prepare_shot()
             self._wait_to_fire("OUTP ON")
+            self.check_protection()  # a wait past the watchdog's delay trips it, harmlessly, with the output off
             self.supply.output_on()
             self.supply.trigger()
             self._fired_at = wallclock.time()
