@@ -4,6 +4,7 @@ and a scope without segmented memory."""
 import threading
 import time
 
+import bluesky.preprocessors as bpp
 import h5py
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from bluesky.utils import RunEngineInterrupted
 
 from quenchlab.devices.fjh_pulse import TrainRecord, train_timing
 from quenchlab.devices.n6900_driver import ListProgram
-from quenchlab.plans.pulses import pulse_train
+from quenchlab.plans.pulses import fire, pulse_train
 from quenchlab.reactor import FJHReactor
 from quenchlab.writer import HDF5Writer
 
@@ -116,3 +117,26 @@ def test_a_train_whose_off_time_strayed_more_than_1_percent_says_so():
     assert record.note.get() == "an off time +4.6% from the recipe's"
     record.set(train_timing([0.0, 1.10, 2.2005], duration=0.02, off_time=OFF))
     assert record.note.get() == ""
+
+
+def test_a_pulse_that_waits_out_a_long_off_time_prepared_still_fires(reactor, tmp_path):
+    """Prepared, then 6 s of off time without a word to the supply: its 5 s watchdog trips (the
+    output is off: harmless); the check before output on clears it and the pulse is taken."""
+    reactor.flyer.load(PULSE)
+    reactor.flyer.follow(time.time(), 6.0)
+    engine = RunEngine({})
+    writer = HDF5Writer(tmp_path)
+    engine.subscribe(writer)
+    engine(fire_once(reactor.flyer))
+    with h5py.File(writer.path, "r") as f:
+        assert f["entry/pulse/peak_temperature"][0] > 1500
+        assert f["entry/pulse/off_time"][0] == pytest.approx(6.0, abs=0.05)
+    assert twin_output_off(reactor)
+
+
+def fire_once(flyer):
+    @bpp.stage_decorator([flyer])
+    @bpp.run_decorator(md={"plan_name": "fire_once"})
+    def inner():
+        yield from fire(flyer)
+    return (yield from inner())
