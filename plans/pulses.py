@@ -2,10 +2,12 @@
 
 A train on the N6900 is timed by the supply's list (devices/fjh_pulse.py): one kickoff fires
 every pulse, so the off time is the recipe's, not the host's work between pulses; a train
-longer than one list holds is fired list after list, the gaps showing in the pulses' starts. A checkpoint
-precedes the train; once its pulses are taken the plan clears it: a run paused after that
-point is not resumed, and quenchlab's own Ctrl-C lets it complete (quenchlab.interrupts). A
-train stopped early (an abort, a trip) still records the pulses it completed.
+longer than one list holds is fired list after list, the gaps showing in the pulses' starts.
+On the host-timed supplies each pulse fires `off_time` after the one before ended. A
+checkpoint precedes each firing; once every pulse is taken the plan clears it: a run paused
+after that point is not resumed, and quenchlab's own Ctrl-C lets it complete
+(quenchlab.interrupts). A train stopped early (an abort, a trip) still records the pulses it
+completed.
 """
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
@@ -19,10 +21,10 @@ def pulse_train(flyer, program: ListProgram, pulses: int, off_time: float, detec
     """Fire `program` `pulses` times, `off_time` s apart: as one hardware-timed list on a
     PulseFlyer (N6900); pulse by pulse on the host-timed supplies, each fired `off_time` after
     the one before ended (PulseCapture.follow). The "train" stream holds the programmed and
-    achieved period, each pulse's row the off time it had. The `detectors`
-    (e.g. the pyrometer and the supply) are read into the primary stream before each firing;
-    each pulse's traces and figures become one event of the "pulse" stream. The supply output
-    is off at the end, whatever happens."""
+    achieved period, each pulse's row the off time it had. The `detectors` (e.g. the pyrometer
+    and the supply) are read into the primary stream before each firing; each pulse's traces
+    and figures become one event of the "pulse" stream. The supply output is off at the end,
+    whatever happens."""
     flyer.load(program)
     timed = isinstance(flyer, PulseFlyer)
     parts = _parts(pulses, flyer.max_train) if timed else [pulses]
