@@ -30,6 +30,7 @@ from .pulse_capture import PulseCapture
 
 TRIGGER_FRACTION = 0.05  # of max_current: the current that starts the record
 PROBE_HEADROOM = 1.2  # the probe channel's full scale, in max_current
+HOLD_POLL = 0.5  # s between STATE? queries while a charged bank waits for its off time to end
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,6 @@ class CapBankShot(PulseCapture):
         bank, shot = self.supply, self.program
         if self._over:
             raise InstrumentError(bank.name, bank.address, "FIRE", self._over)
-        self._wait_to_fire("CHG", begins=False)  # dumped until then: its charge time adds to the off time
         self._command("DUMP", bank.dump)
         self._wait("IDLE")
         codes = bank.faults()
@@ -120,11 +120,24 @@ class CapBankShot(PulseCapture):
         self._read_range()
         self._command("VSET", lambda: bank.set_voltage(shot.voltage))
         self._command("CHG", bank.charge)
-        self._wait("CHARGED")
+        self._wait("CHARGED")  # inside the off time: a charge longer than it holds the shots apart
+        self._hold_charged()
         self._before = bank.bank_voltage()
         self._command("ARM", self._arm)
         self.fired_at = wallclock.time()
         self._command("FIRE", lambda: bank.fire(shot.milliseconds))
+
+    def _hold_charged(self) -> None:
+        """Charged, wait out the off time (PulseCapture.follow), asking the controller its state
+        every HOLD_POLL s: its watchdog stays fed and a bank that left CHARGED (a fault, a dump)
+        ends the shot; a stop() ends the wait."""
+        bank = self.supply
+        while (left := self.not_before - wallclock.time()) > 0:
+            if self._cancel.wait(min(left, HOLD_POLL)):
+                raise self._cancelled("FIRE")
+            if (state := bank.state()) != "CHARGED":
+                raise InstrumentError(bank.name, bank.address, "STATE?", f"the bank left CHARGED ({state}) "
+                                      "while it waited for the off time to end")
 
     def _arm(self) -> None:
         self.digitizer.configure_capture(self.record, self.pre_trigger, self.points,

@@ -96,13 +96,11 @@ class PulseCapture(Device):
         self.not_before = -math.inf if ended_at is None else ended_at + off_time
         self._after = ended_at
 
-    def _wait_to_fire(self, command: str, begins: bool = True) -> None:
-        """Wait for `not_before` (a stop() ends the wait, and the pulse); with `begins`, the
-        pulse begins now (else the caller notes `fired_at` when it does)."""
+    def _wait_to_fire(self, command: str) -> None:
+        """Wait for `not_before` (a stop() ends the wait, and the pulse); the pulse begins now."""
         if self._cancel.wait(max(0.0, self.not_before - wallclock.time())):
             raise self._cancelled(command)
-        if begins:
-            self.fired_at = wallclock.time()
+        self.fired_at = wallclock.time()
 
     def _off_time(self) -> float:
         """The off time the last pulse had since the pulse it followed (NaN if none)."""

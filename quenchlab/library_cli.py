@@ -83,8 +83,12 @@ def pulses_table(rows: list[tuple[str, str, Pulses]]) -> Table:
     for sample, recipe, fires in rows:
         table.add_row(sample, recipe, *_pulses_cells(fires))
     if len(rows) > 1:
-        total = Pulses(*(sum(getattr(f, name) for _, _, f in rows) for name in Pulses.__dataclass_fields__))
+        total = Pulses(*(sum(getattr(f, name) for _, _, f in rows) for name in Pulses.__dataclass_fields__
+                         if name != "note"))
         table.add_row("total", "", *_pulses_cells(total), style="bold")
+    notes = [f"{sample}: {fires.note}" for sample, _, fires in rows if fires.note]
+    if notes:
+        table.caption = "\n".join(notes)
     return table
 
 

@@ -55,6 +55,7 @@ class Pulses:
     energy_bound: float  # J
     duration: float  # s
     record_bytes: int
+    note: str = ""  # what holds the pulses further apart than the recipe's off_time
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ def fjh_pulses(recipe, config: FJHConfig, source: str) -> Pulses:
     """What `recipe` (already checked against the limits) will fire on the configured supply."""
     supply, digitizer = config.instruments.supply, config.instruments.digitizer
     extra_on = extra_bound = 0.0  # a temperature recipe's calibration pulse
+    off, note = recipe.off_time, ""
     if isinstance(recipe, TemperatureRecipe):
         on = check_recipe(recipe, config, source).duration
         bound = config.limits.max_current * recipe.compliance * on  # its list is clipped to max_current
@@ -212,6 +214,10 @@ def fjh_pulses(recipe, config: FJHConfig, source: str) -> Pulses:
     elif isinstance(recipe, ShotRecipe):
         shot = compile_shot(recipe, config, source)
         on, bound = shot.duration, shot.energy
+        if supply.charge_current and (charge := shot.voltage * supply.capacitance / supply.charge_current) > off:
+            off, note = charge, (f"each charge to {shot.voltage:g} V takes at least {charge:.2g} s (C V / ICHG; the "
+                                 f"dump before it adds to it), longer than off_time {recipe.off_time:g} s: the shots "
+                                 f"are at least {charge + on:.3g} s apart")
     else:
         program = compile_recipe(recipe, config.limits, source) if supply.model == "keysight-n6900" \
             else compile_host_timed(recipe, config, source)
@@ -221,7 +227,7 @@ def fjh_pulses(recipe, config: FJHConfig, source: str) -> Pulses:
         else digitizer.points
     per_pulse = (2 * digitizer.points + 3 * supply_points) * 8 + PULSE_OVERHEAD  # time, K; supply_time, A, V
     return Pulses(pulses, recipe.pulses * on + extra_on, recipe.pulses * bound + extra_bound,
-                  (pulses - 1) * (on + recipe.off_time) + digitizer.record, pulses * per_pulse + RECORD_OVERHEAD)
+                  (pulses - 1) * (on + off) + digitizer.record, pulses * per_pulse + RECORD_OVERHEAD, note)
 
 
 def fjh_forecast(shots: list[Shot]) -> Forecast:

@@ -66,6 +66,8 @@ class CapBankConfig(Strict):
     capacitance: Annotated[Quantity("F"), Field(gt=0)]  # the bank the energy limits are computed with
     max_charge_voltage: Annotated[Volts, Field(gt=0)]  # no shot charges the bank above it
     watchdog: Annotated[Seconds, Field(ge=1, le=3600)] = 10.0  # dump after this long without a line (section 6)
+    charge_current: Annotated[Quantity("A"), Field(gt=0)] | None = None  # the charger's (ICHG?): pre-flight
+    # forecasts each charge as C V / ICHG, and shots that a charge longer than off_time holds apart
 
     @field_validator("watchdog")
     @classmethod

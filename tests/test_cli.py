@@ -284,3 +284,22 @@ def test_run_preflight_forecasts_a_recipe_and_refuses_one_over_the_limits(tmp_pa
     (tmp_path / "twelve.yaml").write_text(yaml.safe_dump({**recipe, "pulses": 12}))
     refused = quenchlab("run", CONFIGS / "fjh-sim.yaml", tmp_path / "twelve.yaml", "--preflight", cwd=tmp_path)
     assert refused.returncode == 2 and "max_energy_per_minute of 300 J" in refused.stderr, refused.stderr
+
+
+def test_preflight_forecasts_shots_held_apart_by_the_banks_charge_and_the_run_keeps_to_it(tmp_path):
+    """60 mF to 40 V at the twin's 3 A takes at least 0.8 s, longer than the recipe's 0.5 s off time."""
+    config = (CONFIGS / "fjh-capbank-sim.yaml").read_text().replace("  pyrometer:", "    charge_current: 3 A\n  pyrometer:", 1)
+    (tmp_path / "bank.yaml").write_text(config)
+    (tmp_path / "shots.yaml").write_text("name: fast-shots\ncontrol: discharge\ncharge_voltage: 40 V\nfire: 30 ms\n"
+                                         "pulses: 3\noff_time: 0.5 s\n")
+    forecast = quenchlab("run", "bank.yaml", "shots.yaml", "--preflight", cwd=tmp_path)
+    assert forecast.returncode == 0, forecast.stderr
+    assert "takes at least 0.8 s (C V / ICHG; the dump before it adds to it), longer than off_time 0.5 s" in \
+        " ".join(forecast.stdout.split())
+    ran = quenchlab("run", "bank.yaml", "shots.yaml", "--sim", "--data-dir", tmp_path / "data", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    record, = (tmp_path / "data").glob("*.h5")
+    with h5py.File(record, "r") as f:
+        offs = f["entry/pulse/off_time"][()]
+        assert np.isnan(offs[0]) and np.all((offs[1:] >= 0.8) & (offs[1:] < 1.6))  # the dump and charge, not 0.5 s
+        assert "off time" in f["entry/train/train_note"][0].decode()
