@@ -28,6 +28,7 @@ from .transport import SerialTransport, Steps
 
 FIRMWARE_LINES = 5
 POLL = 0.002  # s between CP polls while a move runs
+RESEND = 0.5  # s CP may stand still away from the target before GO is sent again (one sent while moving is ignored)
 DEVICE_IDS = string.digits + string.ascii_uppercase
 
 
@@ -115,14 +116,23 @@ class ViciValve:
         self._motion("HM")
 
     def move(self, port: int, timeout: float = 10.0) -> None:
-        """Go to `port` and return once CP reports it; wall-clock `timeout` in seconds."""
+        """Go to `port` and return once CP reports it; wall-clock `timeout` in seconds. The
+        actuator ignores a motion command while it moves (one started by another caller, say):
+        GO is sent again once CP has stood still for RESEND s away from the port."""
         self.go(port)
         deadline = time.monotonic() + timeout
-        while (last := self.position()) != port:
-            if time.monotonic() > deadline:
+        last, still_since = None, time.monotonic()
+        while (at := self.position()) != port:
+            now = time.monotonic()
+            if now > deadline:
                 raise InstrumentError(self.name, self.address, f"{self.prefix}GO{port}",
                                       f"did not reach port {port} within {timeout} s; "
-                                      f"it still reports position {last} (stuck or unlearned valve?)")
+                                      f"it still reports position {at} (stuck or unlearned valve?)")
+            if at != last:
+                last, still_since = at, now
+            elif now - still_since > RESEND:
+                self.go(port)
+                still_since = now
             time.sleep(POLL)
 
     def close(self) -> None:

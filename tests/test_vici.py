@@ -57,6 +57,14 @@ def test_move_takes_reactor_time_and_the_twin_reports_the_old_position_meanwhile
     assert twin.port_at(before) == 1  # the world can still ask about the time before the move
 
 
+def test_a_move_asked_while_the_valve_turns_elsewhere_still_arrives(valve, world):
+    """The actuator ignores a motion command while it moves (the twin, as the manual): a safe
+    state's GO10 sent while a slot's switch to port 5 turns the rotor is sent again."""
+    valve.go(5)  # four steps: about 0.5 s of reactor time (the clock runs at real time here)
+    valve.move(10, timeout=5.0)
+    assert valve.position() == 10
+
+
 def test_a_move_of_several_steps_takes_longer_than_one_step(valve, world):
     start = world.clock.now()
     valve.move(2)
