@@ -27,7 +27,7 @@ def pulse_train(flyer, program: ListProgram, pulses: int, off_time: float, detec
     whatever happens."""
     flyer.load(program)
     timed = isinstance(flyer, PulseFlyer)
-    parts = _parts(pulses, flyer.max_train) if timed else [pulses]
+    parts = _parts(pulses, flyer.max_train) if timed else [1] * pulses  # lists, or single host-timed pulses
     if timed:
         flyer.train(parts[0], off_time)  # refused now, before the run, if the pulses overlap the record
     md = {"plan_name": "pulse_train", "pulses": pulses, "off_time": off_time, "pulse_duration": program.duration,
@@ -44,7 +44,7 @@ def pulse_train(flyer, program: ListProgram, pulses: int, off_time: float, detec
     def inner():
         flyer.follow(None)
         starts = []
-        for index, part in enumerate(parts if timed else [1] * pulses):
+        for index, part in enumerate(parts):
             if timed:
                 flyer.train(part, off_time, continued=index > 0)
             yield from fire(flyer, detectors)
