@@ -115,7 +115,7 @@ class AnalysisConfig(Strict):
 
 
 class SimulationConfig(Strict):
-    sample: Literal["thin_film", "carbon_paper"] = "thin_film"
+    sample: Literal["thin_film", "carbon_paper", "platinum_strip"] = "thin_film"
     seed: int | None = None
 
 

@@ -1,35 +1,37 @@
-"""Emissivity check against a known melting point: find the plateau a melting sample leaves in the
-pyrometer's trace, and the emissivity that would have read it at the melting point.
+"""Emissivity check against a known melting point: find the plateau a melting (or freezing) sample
+leaves in the pyrometer's trace, and the emissivity that would have read it at the melting point.
 
 A single-colour pyrometer set to emissivity e_set reads T_m for a true temperature T of a
 surface of emissivity e (Wien): 1/T_m - 1/T = -(lambda/c2) ln(e/e_set) (domain.md). At a
 melting plateau T is the melting point, so e = e_set exp(-(c2/lambda) (1/T_m - 1/T)).
 The check is added to the record (`/entry/emissivity_check`, numbered if one is there already;
-nothing recorded is replaced); an emissivity outside (0, 1] is refused and nothing is added.
+nothing recorded is replaced). The plateau is the longest, read where an emissivity in [0.02, 1]
+puts the melting point, that is a phase change (`plateau.phase_change`: a hold is not); none, or an
+emissivity outside (0, 1], is refused, and nothing is added.
 """
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import h5py
-import numpy as np
 import yaml
 
-from .analysis import smooth_trace
 from .config import FJHConfig
 from .errors import QuenchlabError
 from .files import validate
+from .plateau import BAND, PhaseChange, Plateau, phase_change, plateaus
 
 C2 = 14388.0  # um K, the second radiation constant
-BAND = 5.0  # K either side of the plateau's median
-MIN_PLATEAU = 1e-3  # s
-NEAR = 0.15  # a plateau further than this fraction from the melting point is not the melting
+LOWEST = 0.02  # emissivity of the shiniest metals in the near infrared: the search for a plateau ends there
+TRACES = ("time", "temperature", "supply_time", "current", "voltage")
 
 
 @dataclass(frozen=True)
 class EmissivityCheck:
     pulse: str
     melting_point: float  # K
+    plateau_kind: str  # "melting" on the rise, or "freezing" on the cooling
+    latent_fraction: float  # of the heat flow at the plateau that is latent heat
     plateau_temperature: float  # K, as the pyrometer read it
     plateau_start: float  # s
     plateau_end: float  # s
@@ -38,48 +40,19 @@ class EmissivityCheck:
     emissivity: float  # what would have read the plateau at the melting point
 
     def __str__(self) -> str:
-        return (f"{self.pulse}: plateau at {self.plateau_temperature:.1f} K from {self.plateau_start * 1e3:.2f} to "
+        return (f"{self.pulse}: {self.plateau_kind} plateau at {self.plateau_temperature:.1f} K from {self.plateau_start * 1e3:.2f} to "
                 f"{self.plateau_end * 1e3:.2f} ms; the melting point is {self.melting_point:.1f} K: emissivity "
                 f"{self.emissivity:.3f} (set: {self.emissivity_set:.3f}, at {self.wavelength:g} um)")
-
-
-def melting_plateau(time, temperature, band: float = BAND, shortest: float = MIN_PLATEAU,
-                    near: float | None = None) -> tuple[float, float, float]:
-    """(start, end, median K) of the longest stretch of the trace that stays within 2 x `band` K,
-    lasts at least `shortest` s and, given `near` (the melting point), reads within 15 % of it
-    (a programmed hold elsewhere is not taken for the melting); a QuenchlabError if none does.
-    `start` and `end` are the first and last samples within `band` of the stretch's median."""
-    time, smooth = np.asarray(time, float), smooth_trace(temperature)
-    found = []
-    for first, stop in _flat_stretches(smooth, 2 * band):
-        level = float(np.median(smooth[first:stop]))
-        if time[stop - 1] - time[first] >= shortest and (near is None or abs(level - near) <= NEAR * near):
-            inside = np.flatnonzero(np.abs(smooth[first:stop] - level) <= band) + first
-            found.append((float(time[inside[-1]] - time[inside[0]]), float(time[inside[0]]), float(time[inside[-1]]), level))
-    if not found:
-        where = f" within {NEAR:.0%} of {near:g} K" if near is not None else ""
-        raise QuenchlabError(f"no plateau of at least {shortest * 1e3:g} ms within {band:g} K{where} in the trace")
-    return max(found)[1:]
-
-
-def _flat_stretches(smooth: np.ndarray, width: float) -> list[tuple[int, int]]:
-    """(first, stop) index ranges of in-range samples that stay within `width` K of their first."""
-    stretches, first = [], 0
-    while first < smooth.size:
-        if not np.isfinite(smooth[first]):
-            first += 1
-            continue
-        stop = first + 1
-        while stop < smooth.size and np.isfinite(smooth[stop]) and abs(smooth[stop] - smooth[first]) <= width:
-            stop += 1
-        stretches.append((first, stop))
-        first = stop
-    return stretches
 
 
 def emissivity_at(plateau: float, melting_point: float, emissivity_set: float, wavelength: float) -> float:
     """The emissivity that reads `melting_point` where `emissivity_set` read `plateau` (K, um)."""
     return emissivity_set * math.exp(-(C2 / wavelength) * (1 / plateau - 1 / melting_point))
+
+
+def reading_at(melting_point: float, emissivity: float, emissivity_set: float, wavelength: float) -> float:
+    """What a pyrometer set to `emissivity_set` reads (K) on a surface of `emissivity` at `melting_point`."""
+    return 1 / (1 / melting_point - (wavelength / C2) * math.log(emissivity / emissivity_set))
 
 
 def check_record(path: Path, melting_point: float, pulse: int = 1, wavelength: float | None = None) -> EmissivityCheck:
@@ -95,20 +68,43 @@ def check_record(path: Path, melting_point: float, pulse: int = 1, wavelength: f
         emissivity_set = float(entry["instrument/pyrometer/pyrometer_emissivity"][()])
         if wavelength is None:
             wavelength = _configured_wavelength(entry)
-        start, end, level = melting_plateau(entry[name]["time"][()], entry[name]["temperature"][()],
-                                            near=melting_point)
-        check = EmissivityCheck(name, melting_point, level, start, end, wavelength, emissivity_set,
-                                emissivity_at(level, melting_point, emissivity_set, wavelength))
+        missing = [k for k in TRACES if k not in entry[name]]
+        if missing:
+            raise QuenchlabError(f"{path}: {name} holds no {', '.join(missing)}: a melting plateau cannot be told")
+        trace = {k: entry[name][k][()] for k in TRACES}
+        readings = [reading_at(melting_point, e, emissivity_set, wavelength) for e in (LOWEST, 1.0)]
+        try:
+            found = plateaus(trace["time"], trace["temperature"], within=(readings[0], readings[1] + BAND))
+        except QuenchlabError as missing:
+            raise QuenchlabError(f"{path}: {name}: {missing}, where a pyrometer set to {emissivity_set:g} at "
+                                 f"{wavelength:g} um reads a melting point of {melting_point:g} K for an emissivity "
+                                 f"in [{LOWEST:g}, 1]: nothing was added to the record") from None
+        plateau, change = _first_phase_change(found, trace, f"{path}: {name}")
+        check = EmissivityCheck(name, melting_point, change.kind, change.latent_fraction, plateau.level,
+                                plateau.start, plateau.end, wavelength, emissivity_set,
+                                emissivity_at(plateau.level, melting_point, emissivity_set, wavelength))
         if not 0 < check.emissivity <= 1:  # refused before anything is written
             raise QuenchlabError(f"{path}: {check}: an emissivity lies in (0, 1]; the plateau at "
-                                 f"{level:.1f} K is not where this sample melts at {melting_point:g} K: nothing "
-                                 "was added to the record")
+                                 f"{plateau.level:.1f} K is not where this sample melts at {melting_point:g} K: "
+                                 "nothing was added to the record")
         key = next(k for k in ("emissivity_check", *(f"emissivity_check_{i}" for i in range(2, 1000)))
                    if k not in entry)
         group = entry.create_group(key)
         for field, value in asdict(check).items():
             group[field] = value
         return check
+
+
+def _first_phase_change(found: list[Plateau], trace: dict, where: str) -> tuple[Plateau, PhaseChange]:
+    """The longest plateau that is a melting or a freezing; if none is, the reason for the longest."""
+    reasons = []
+    for plateau in found:
+        try:
+            return plateau, phase_change(**trace, plateau=plateau)
+        except QuenchlabError as refused:
+            reasons.append(refused)
+    more = f" ({len(found) - 1} shorter ones neither)" if len(found) > 1 else ""
+    raise QuenchlabError(f"{where}: {reasons[0]}{more}: nothing was added to the record")
 
 
 def _configured_wavelength(entry) -> float:

@@ -45,6 +45,7 @@ class FJHWorld:
         self.time = clock.now()
         self.temperature = sample.ambient
         self.sensed_temperature = sample.ambient
+        self.molten = 0.0  # fraction of a melting sample that is liquid
         self.volts = 0.0
         self.amps = 0.0
         self.trigger_line: list[float] = []  # times of pulses on the supply's trigger-out wire
@@ -75,7 +76,8 @@ class FJHWorld:
         self.volts, self.amps = amps * r, amps
         if self.source:
             self.source.observe(t, self.volts, amps, cc)
-        rate = s.dtemperature_dt(self.temperature, amps * amps * r)
+        power = amps * amps * r
+        rate = s.dtemperature_dt(self.temperature, power)
         quiet = not on and abs(self.temperature - s.ambient) < 0.05 and abs(self.sensed_temperature - self.temperature) < 0.05
         limit = self.source.next_change(t) if self.source else math.inf
         if quiet:
@@ -84,10 +86,25 @@ class FJHWorld:
             dt = min(MAX_DT_DRIVEN if on else MAX_DT_FREE, MAX_DT_KELVIN / max(abs(rate), 1e-9))
             dt = max(min(dt, end - t, limit - t), 1e-7)
         if not quiet:
-            self.temperature = max(s.ambient, self.temperature + rate * dt)
+            self.temperature = self._heated(power, rate, dt)
         self.sensed_temperature += (self.temperature - self.sensed_temperature) * (1 - math.exp(-dt / self.sensor_lag))
         self.time = t + dt
         self._record()
+
+    def _heated(self, power: float, rate: float, dt: float) -> float:
+        """The temperature after dt; at its melting point a sample takes in (or gives out) latent
+        heat at an unchanging temperature until it is all liquid (or all solid)."""
+        s, t = self.sample, self.temperature
+        new = max(s.ambient, t + rate * dt)
+        m = s.melting_point
+        if m is None or not (t == m or (t < m < new and self.molten < 1) or (new < m < t and self.molten > 0)):
+            return new
+        reach = (m - t) / rate if t != m else 0.0  # time to the melting point within this step
+        to_melt = s.areal_mass * s.latent_heat  # J/m^2
+        molten = self.molten + s.heat_flux(m, power) * (dt - reach) / to_melt
+        self.molten = min(max(molten, 0.0), 1.0)
+        beyond = (molten - self.molten) * to_melt  # J/m^2 left once all melted or all frozen
+        return m + beyond / (s.areal_mass * s.heat_capacity(m))
 
     def _record(self) -> None:
         h = self._hist

@@ -93,3 +93,16 @@ def test_constant_current_reaches_a_plateau_and_returns_to_ambient():
     plateau = temps[(times > 0.2) & (times < 0.3)]
     assert np.ptp(plateau) < 5.0 and 1900 < plateau.mean() < 2100
     assert temps[-1] < 600
+
+
+def test_platinum_holds_its_melting_point_while_its_latent_heat_goes_in_and_out():
+    """15 A melts the strip through on the rise; cooling, it freezes for m L / losses at 2041.3 K."""
+    sample = PRESETS["platinum_strip"]
+    times, temps = run("platinum_strip", amps=15.0, on_time=0.040, total=0.15, step=1e-4)
+    at_melting = times[np.abs(temps - sample.melting_point) < 1e-6]
+    melting, freezing = at_melting[at_melting < 0.040], at_melting[at_melting > 0.040]
+    assert 3e-3 < np.ptp(melting) < 15e-3
+    losses = -sample.heat_flux(sample.melting_point, 0.0) * sample.area  # W, nothing heating it
+    expected = sample.areal_mass * sample.area * sample.latent_heat / losses
+    assert np.ptp(freezing) == pytest.approx(expected, rel=0.05)
+    assert temps.max() > sample.melting_point + 100 and temps[-1] < sample.melting_point - 300
