@@ -53,11 +53,13 @@ def _load(config: Path, recipe: Path) -> Inputs:
 def _run(inputs: Inputs, simulate: bool, data_dir: Path | None, sample: str) -> None:
     directory = data_dir or Path(inputs.config.data_dir)
     from .inspect_cli import pulse_line, show_run  # matplotlib: loaded by the commands that draw, half a second
+    from .record import ANALYSED_AT
     recorded = []
+    analysed_at = {k: v for k, v in inputs.config.analysis.model_dump().items() if k in ANALYSED_AT}
 
     def analysed(figures: dict) -> None:
         recorded.append(figures)
-        progress.console.print(pulse_line(len(recorded), figures), highlight=False)
+        progress.console.print(pulse_line(len(recorded), figures, analysed_at), highlight=False)
         progress.update(task, completed=max(progress.tasks[task].completed, len(recorded)))
 
     with Progress(console=console, transient=True) as progress:

@@ -9,25 +9,43 @@ from rich.table import Table
 from .errors import QuenchlabError
 from .journal import DONE, PENDING
 from .library_records import Entry, library_entries
-from .plots import held_figures, plot_run
+from .plots import held_figures, short_number
+from .plots_run import plot_run
 from .plots_compare import compare_runs
 from .plots_library import OVERVIEW, plot_library
 from .record import RunRecord, read_run
 from .summary import collection_note, run_labels, summarise, unique_labels
 
 # per-pulse table: figure -> (header, factor from the record's unit)
-PULSE_COLUMNS = {"peak_temperature": ("peak K", 1), "time_above_threshold": ("t>thr ms", 1e3),
+# (a header names the temperature it was computed at, from the record's analysis settings)
+PULSE_COLUMNS = {"peak_temperature": ("peak K", 1), "time_above_threshold": ("t>{threshold} ms", 1e3),
                  "heating_rate": ("heat K/s", 1), "cooling_rate_peak": ("cool@pk K/s", 1),
-                 "cooling_rate_fixed": ("cool@T K/s", 1), "cooling_rate_500K": ("cool500 K/s", 1),
-                 "energy": ("E J", 1), "equivalent_time": ("t_eq ms", 1e3), "diffusion_length": ("L um", 1e6),
+                 "cooling_rate_fixed": ("cool@{fixed_temperature} K/s", 1), "cooling_rate_500K": ("cool500 K/s", 1),
+                 "energy": ("E J", 1), "equivalent_time": ("t_eq@{reference_temperature} ms", 1e3),
+                 "diffusion_length": ("L um", 1e6),
                  "grain_size_n2": ("d2 nm", 1e9), "grain_size_n3": ("d3 nm", 1e9),
                  "hold_rms_relative": ("hold rms %", 100), "ramp_rate": ("ramp K/s", 1)}  # temperature recipes
 # one row per run: summary figure -> (header, factor)
 RUN_COLUMNS = {"pulses": ("pulses", 1), "peak_temperature": ("peak K", 1), "cooling_rate_500K": ("cool500 K/s", 1),
-               "energy": ("E J", 1), "equivalent_time": ("t_eq ms", 1e3), "diffusion_length": ("L um", 1e6),
+               "energy": ("E J", 1), "equivalent_time": ("t_eq@{reference_temperature} ms", 1e3),
+               "diffusion_length": ("L um", 1e6),
                "grain_size_n2": ("d2 nm", 1e9), "grain_size_n3": ("d3 nm", 1e9),
                "flame_temperature": ("flame K", 1), "filter_pressure_rise": ("dp kPa", 1),
                "collect_time": ("collect s", 1)}
+
+
+UNNAMED = {"threshold": "T_thr", "fixed_temperature": "T", "reference_temperature": "T_ref"}
+
+
+def header(template: str, analysed_at: dict[str, float]) -> str:
+    """A column header naming the temperature its figure was computed at (e.g. `t_eq@2000K ms`)."""
+    return template.format(**{**UNNAMED, **{k: f"{v:.0f}K" for k, v in analysed_at.items()}})
+
+
+def shared_analysis(records: list) -> dict[str, float]:
+    """The analysis temperatures every record shares (a header names only those)."""
+    known = [r.analysed_at for r in records if r is not None]
+    return {k: v for k, v in known[0].items() if all(a.get(k) == v for a in known)} if known else {}
 
 
 def inspect_paths(paths: list[Path], png: Path | None, console: Console) -> None:
@@ -57,7 +75,7 @@ def show_run(console: Console, path: Path, png: Path | None = None) -> None:
                           f"{record.train['achieved_period']:.4f} s" + (f" ([yellow]{note}[/])" if note else ""))
     else:
         console.print(_run_table(f"{record.title}  [{record.exit_status}]", [record.sample or path.stem],
-                                 [summarise(record)], notes=[collection_note(record)]))
+                                 [summarise(record)], notes=[collection_note(record)], analysed_at=record.analysed_at))
     picture = plot_run(record, png or path.with_suffix(".png"))
     console.print(f"record: {path}\nplot:   {picture}", highlight=False)
 
@@ -82,7 +100,7 @@ def show_library(console: Console, path: Path, png: Path | None = None) -> None:
     samples = len({entry.sample_id for entry in entries})
     title = f"{directory}: {samples} samples" + (f", {len(entries)} attempts" if len(entries) > samples else "") + \
         (f" ({counts})" if counts else "")
-    console.print(_run_table(title, labels, rows, notes=notes,
+    console.print(_run_table(title, labels, rows, notes=notes, analysed_at=shared_analysis(records),
                              columns={name: values for name, values in columns.items() if any(values)}))
     if not held_figures([rows[i] for i in shown], OVERVIEW):
         console.print("no plot: no sample has a figure to plot yet", highlight=False)
@@ -96,7 +114,7 @@ def show_comparison(console: Console, paths: list[Path], png: Path | None = None
     records = [read_run(p) for p in paths]
     labels = run_labels(records)
     table = _run_table("runs compared", labels, [summarise(r) for r in records],
-                       notes=[r.exit_status for r in records])
+                       notes=[r.exit_status for r in records], analysed_at=shared_analysis(records))
     console.print(table)
     picture = compare_runs(records, png or paths[0].parent / "comparison.png")
     console.print(f"plot: {picture}", highlight=False)
@@ -118,17 +136,17 @@ def _pulse_table(record: RunRecord) -> Table:
     table = Table(title=f"{record.title}  [{record.exit_status}]")
     table.add_column("pulse", justify="right")
     columns = {name: column for name, column in PULSE_COLUMNS.items() if name in record.figures}
-    for header, _ in columns.values():
-        table.add_column(header, justify="right")
+    for template, _ in columns.values():
+        table.add_column(header(template, record.analysed_at), justify="right")
     for i in range(len(next(iter(record.figures.values())))):
-        table.add_row(str(i + 1), *(_number(record.figures[n][i] * factor) for n, (_, factor) in columns.items()))
+        table.add_row(str(i + 1), *(short_number(record.figures[n][i] * factor) for n, (_, factor) in columns.items()))
     return table
 
 
-def pulse_line(number: int, figures: dict) -> str:
+def pulse_line(number: int, figures: dict, analysed_at: dict[str, float]) -> str:
     """One pulse's figures on a line, as `run` prints them once the pulse is analysed."""
-    shown = [f"{header} {_number(figures[name] * factor)}" for name, (header, factor) in PULSE_COLUMNS.items()
-             if name in figures and np.isfinite(figures[name])]
+    shown = [f"{header(template, analysed_at)} {short_number(figures[name] * factor)}"
+             for name, (template, factor) in PULSE_COLUMNS.items() if name in figures and np.isfinite(figures[name])]
     off = figures.get("off_time", np.nan)
     return f"pulse {number}: " + ", ".join(shown + ([f"off {off:.3f} s"] if np.isfinite(off) else []))
 
@@ -137,13 +155,13 @@ def _train_line(row: dict[str, float]) -> str:
     """The whole train's totals: the kinetic integrals add from pulse to pulse."""
     shown = [("E", "energy", "J", 1), ("t_eq", "equivalent_time", "ms", 1e3), ("L", "diffusion_length", "um", 1e6),
              ("d (n=2)", "grain_size_n2", "nm", 1e9), ("d (n=3)", "grain_size_n3", "nm", 1e9)]
-    parts = [f"{label} {_number(row[name] * factor)}" + (f" {unit}" if np.isfinite(row[name]) else "")
+    parts = [f"{label} {short_number(row[name] * factor)}" + (f" {unit}" if np.isfinite(row[name]) else "")
              for label, name, unit, factor in shown]
     return f"over the {int(row['pulses'])} pulses: " + ", ".join(parts)
 
 
 def _run_table(title: str, labels: list[str], rows: list[dict[str, float]], *, notes: list[str],
-               columns: dict[str, list[str]] | None = None) -> Table:
+               analysed_at: dict[str, float], columns: dict[str, list[str]] | None = None) -> Table:
     """One row per run: its label, the text `columns` (a library's attempt, current, state) and
     the RUN_COLUMNS some run has a value for."""
     columns = columns or {}
@@ -153,20 +171,13 @@ def _run_table(title: str, labels: list[str], rows: list[dict[str, float]], *, n
     for name in columns:
         table.add_column(name)
     for name in figures:
-        table.add_column(RUN_COLUMNS[name][0], justify="right")
+        table.add_column(header(RUN_COLUMNS[name][0], analysed_at), justify="right")
     table.add_column("note")
     for i, (label, row) in enumerate(zip(labels, rows)):
-        cells = [_count(row[n]) if n == "pulses" else _number(row[n] * RUN_COLUMNS[n][1]) for n in figures]
+        cells = [_count(row[n]) if n == "pulses" else short_number(row[n] * RUN_COLUMNS[n][1]) for n in figures]
         table.add_row(label, *(values[i] for values in columns.values()), *cells, notes[i])
     return table
 
 
 def _count(value: float) -> str:
     return str(int(value)) if np.isfinite(value) else "-"
-
-
-def _number(value: float) -> str:
-    """Three significant digits, short exponents (1.95e5) so the table fits 80 columns."""
-    if not np.isfinite(value):
-        return "n/a"
-    return f"{value:.0f}" if 100 <= abs(value) < 1e4 else f"{value:.3g}".replace("e+0", "e").replace("e-0", "e-")

@@ -109,6 +109,8 @@ def run_library_command(config_path: Path, library_path: Path, *, preflight: boo
         return 0
     directory = data_dir or Path(config.data_dir)
     md = {"reactor_config": text, "config_file": str(config_path), "library_file": str(library_path)}
+    if not isinstance(config, AerosolConfig):  # the temperatures its figures are computed at, for their headers
+        md["analysis"] = config.analysis.model_dump()
     retrying = bool(retry or retry_states)
     if retrying and not (library_directory(directory, library_path) / "journal.jsonl").exists():
         raise ConfigError(f"--retry: {library_directory(directory, library_path)} holds no run of {library_path}: "

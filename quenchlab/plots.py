@@ -1,5 +1,5 @@
-"""PNG of one recorded run: per pulse, temperature (and its programme), current and power over a
-shared time axis; for an aerosol sample, its process data. Shared helpers for the other plots."""
+"""What the plots share: the matplotlib backend, saving, time and y axes a scientist can read, the
+figures panels of the overview and comparison plots."""
 from pathlib import Path
 
 import matplotlib
@@ -28,83 +28,26 @@ def save(figure, png: str | Path) -> Path:
     return png
 
 
-def plot_run(record: RunRecord, png: str | Path) -> Path:
-    """The pulses of a run (or, without pulses, its process data) as one PNG."""
-    if not record.pulses and "reactor_time" in record.process:
-        return plot_process(record, png)
-    figure, (temp, amps, watts) = plt.subplots(3, 1, sharex=True, figsize=(8, 8), constrained_layout=True)
-    count = len(record.pulses)
-    for i, (pulse, colour) in enumerate(zip(record.pulses, run_colours(count))):
-        named = count <= 10 or i in (0, count - 1)  # a long train names its first and last pulse
-        temp.plot(pulse.time * 1e3, pulse.temperature, lw=1, color=colour, label=pulse.name if named else None)
-        if pulse.programmed is not None:
-            temp.plot(pulse.time * 1e3, pulse.programmed, lw=1, ls="--", color=colour,
-                      label="programmed" if i == 0 else None)
-        amps.plot(pulse.supply_time * 1e3, pulse.current, lw=1, color=colour)
-        watts.plot(pulse.supply_time * 1e3, pulse.power, lw=1, color=colour)
-    if span := pulse_span(record.pulses):
-        temp.set_xlim(span[0] * 1e3, span[1] * 1e3)
-    temp.set_ylabel("temperature (K)")
-    temp.set_title(_title(record), fontsize=9)
-    if record.pulses:
-        temp.legend(fontsize=8)
-    else:
-        temp.text(0.5, 0.5, "no pulse in this record", ha="center", transform=temp.transAxes)
-    amps.set_ylabel("current (A)")
-    watts.set_ylabel("power V*I (W)")
-    watts.set_xlabel("time from pulse start (ms)")
-    return save(figure, png)
-
-
-def plot_process(record: RunRecord, png: str | Path) -> Path:
-    """An aerosol sample's process data over reactor time, its phases marked: the flame, the gas
-    flows, the liquid flow (an HPLC pump's, or a syringe's from its counters: negative while it
-    refills), the filter pressure and the valve's port."""
-    process, time = record.process, record.process["reactor_time"]
-    panels = [(label, {name: process[name] for name in names if name in process})
-              for label, names in (("flame temperature (K)", ["flame_temperature"]),
-                                   ("gas flow (L/min)", [n for n in process if n.endswith("_flow") and n != "pump_flow"]),
-                                   ("filter pressure (kPa)", ["filter_pressure"]), ("valve port", ["valve_port"]))]
-    liquid = process.get("pump_flow")
-    if liquid is None and "pump_content" in process and time.size > 1:
-        liquid = -np.gradient(process["pump_content"], time) * 60
-    if liquid is not None:
-        panels.insert(2, ("liquid flow (mL/min)", {"liquid": liquid}))
-    panels = [panel for panel in panels if panel[1]] or [("reactor time (s)", {"reactor_time": time})]
-    figure, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(8, 2.1 * len(panels) + 1),
-                                constrained_layout=True, squeeze=False)
-    for axis, (label, curves) in zip(axes[:, 0], panels):
-        for name, values in curves.items():
-            axis.plot(time, values, lw=1, label=name.removesuffix("_flow"))
-        if len(curves) > 1:
-            axis.legend(fontsize=7, ncol=len(curves), loc="lower right")
-        axis.set_ylabel(label, fontsize=8)
-        for _, when, _ in record.phases:
-            axis.axvline(when, color="grey", lw=0.8, ls=":")
-    for phase, when, _ in record.phases:
-        axes[0, 0].annotate(phase, (when, 1), xycoords=("data", "axes fraction"), fontsize=7, rotation=90,
-                            va="top", ha="right")
-    axes[0, 0].set_title(_title(record), fontsize=9)
-    axes[-1, 0].set_xlabel("reactor time (s)")
-    return save(figure, png)
-
-
 def pulse_span(pulses) -> tuple[float, float] | None:
     """(start, end) in s for a pulse plot: from the record's start to a little after the last
-    measured temperature or current (above 1 % of its peak) of any pulse: no idle tail."""
+    current (above 1 % of its peak) or the end of the temperature's cooling into the pyrometer's
+    floor, whichever is later, of any pulse: no idle tail (a stray reading at the floor is not a
+    pulse)."""
     ends = []
     for pulse in pulses:
-        for time, values in ((pulse.time, pulse.temperature), (pulse.supply_time, pulse.current)):
-            finite = np.isfinite(values)
-            if not finite.any():
-                continue
-            active = np.flatnonzero(finite & (np.abs(values) > 0.01 * np.abs(values[finite]).max()))
+        finite = np.isfinite(pulse.current)
+        if finite.any():
+            active = np.flatnonzero(finite & (np.abs(pulse.current) > 0.01 * np.nanmax(np.abs(pulse.current))))
             if active.size:
-                ends.append(float(time[active[-1]]))
+                ends.append(float(pulse.supply_time[active[-1]]))
+        if np.isfinite(pulse.temperature).any():
+            top = int(np.nanargmax(pulse.temperature))
+            gone = np.flatnonzero(~np.isfinite(pulse.temperature[top:]))
+            ends.append(float(pulse.time[top + gone[0] if gone.size else -1]))
     if not ends:
         return None
     start = min(min(float(p.time[0]), float(p.supply_time[0])) for p in pulses)
-    return start, max(ends) + 0.15 * (max(ends) - start)
+    return start, max(ends) + 0.05 * (max(ends) - start)
 
 
 def metric_panels(axes, labels: list[str], rows: list[dict[str, float]], names: list[str], colours=None) -> None:
@@ -136,5 +79,27 @@ def run_colours(count: int) -> list:
     return [plt.get_cmap("tab10")(i % 10) for i in range(count)]
 
 
-def _title(record: RunRecord) -> str:
+def readable(axis, least: float) -> None:
+    """Plain tick labels (no offset: 2000.015 K reads so, not +2e3 and .015) and a y range of at
+    least `least` in the axis's unit, so noise on a steady value does not fill the panel."""
+    axis.ticklabel_format(axis="y", useOffset=False, style="plain")
+    low, high = axis.get_ylim()
+    if high - low < least:
+        middle = (low + high) / 2
+        axis.set_ylim(middle - least / 2, middle + least / 2)
+
+
+def time_scale(span: float) -> tuple[str, float]:
+    """(unit, factor from s) for a time axis `span` s long: ms up to 2 s, then s."""
+    return ("ms", 1e3) if span <= 2.0 else ("s", 1.0)
+
+
+def short_number(value: float) -> str:
+    """Three significant digits, short exponents (1.95e5) so a table fits 80 columns."""
+    if not np.isfinite(value):
+        return "n/a"
+    return f"{value:.0f}" if 100 <= abs(value) < 1e4 else f"{value:.3g}".replace("e+0", "e").replace("e-0", "e-")
+
+
+def title_of(record: RunRecord) -> str:
     return f"{record.title}  ({record.path.name})"

@@ -4,6 +4,7 @@ A pulse group (`/entry/pulse_NNNN`) holds `time`, `temperature`, `supply_time`, 
 `voltage`; a recipe that programs a temperature adds `programmed_temperature` (K, NaN outside the
 profile) on the pulse's own time base `time`.
 """
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from .errors import QuenchlabError
 PULSE_STREAM = "pulse"
 PROGRAMMED = "programmed_temperature"
 TRACES = ("time", "temperature", "supply_time", "current", "voltage")
+ANALYSED_AT = ("threshold", "fixed_temperature", "reference_temperature")  # K, of the config's `analysis`
+MEASURING_RANGE = "instrument/pyrometer/pyrometer_measuring_range"
 
 
 @dataclass
@@ -47,6 +50,8 @@ class RunRecord:
     phases: list[tuple[str, float, str]] = field(default_factory=list)  # (phase, reactor time s, note)
     about: dict[str, str] = field(default_factory=dict)  # the sample's precursor, plate and position, if recorded
     train: dict[str, float | str] = field(default_factory=dict)  # programmed_period, achieved_period, note
+    analysed_at: dict[str, float] = field(default_factory=dict)  # ANALYSED_AT: the figures' temperatures, K
+    measuring_range: tuple[float, float] | None = None  # the pyrometer's, K
 
     @property
     def label(self) -> str:
@@ -83,10 +88,13 @@ def read_run(path: str | Path, traces: bool = True) -> RunRecord:
         pulses = [_pulse(path, entry[name]) for name in names] if traces else []
         sample = entry.get("sample", {})
         about = {key: _text(sample, key) for key in ("precursor", "plate", "position") if key in sample}
+        analysis = json.loads(_text(entry, "metadata", "{}")).get("analysis") or {}
+        span = tuple(float(t) for t in entry[MEASURING_RANGE][()]) if MEASURING_RANGE in entry else None
         return RunRecord(path, _text(entry, "title"), _text(sample, "name") if sample else "",
                          _text(entry, "exit_status", "incomplete"), figures, pulses,
                          _process(entry.get("process")), _phases(entry.get("phases")), about,
-                         _train(entry.get("train")))
+                         _train(entry.get("train")), {k: float(analysis[k]) for k in ANALYSED_AT if k in analysis},
+                         span)
 
 
 def _pulse(path: Path, group) -> PulseTrace:

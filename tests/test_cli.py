@@ -208,7 +208,7 @@ def test_inspect_an_fjh_library_plots_an_overview(fjh_library, tmp_path, target)
     for sample in ("F1", "F2"):
         row = next(line for line in lines if f" {sample} " in line)
         assert "done" in row and "n/a" not in row
-    assert "peak K" in result.stdout and "t_eq ms" in result.stdout and "flame K" not in result.stdout
+    assert "peak K" in result.stdout and "t_eq@2000K ms" in result.stdout and "flame K" not in result.stdout
 
 
 def test_inspect_a_library_while_a_record_is_being_written(fjh_library, tmp_path):
