@@ -63,6 +63,8 @@ def metric_panels(axes, labels: list[str], rows: list[dict[str, float]], names: 
             axis.scatter(x, values, s=60, c=colours, zorder=3)
         axis.set_ylabel(label, fontsize=8)
         axis.grid(alpha=0.3)
+        if np.isfinite(values).any():  # samples a hair apart are not spread over the whole panel
+            readable(axis, 0.02 * np.nanmax(np.abs(values)))
         axis.margins(x=0.5 / max(len(labels), 1) + 0.02)
     step = max(1, len(labels) // 40)  # at most ~40 labels on the axis
     few = len(labels) <= 8

@@ -50,7 +50,7 @@ def pulse_figure(record: RunRecord):
     if len(pulses) > NAMED:
         figure.colorbar(ScalarMappable(Normalize(1, len(pulses)), PULSE_MAP), ax=axes, label="pulse", shrink=0.6)
     if temp.get_legend_handles_labels()[0]:
-        temp.legend(fontsize=7, loc="upper right")
+        temp.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside: the marks stay readable
     temp.set_ylabel("temperature (K)")
     temp.set_title(title_of(record), fontsize=9)
     amps.set_ylabel("current (A)")
