@@ -72,10 +72,11 @@ def _run(inputs: Inputs, simulate: bool, data_dir: Path | None, sample: str) -> 
 def _preflight(inputs: Inputs) -> None:
     """The recipe checked against every limit (checked_plan), and what it will fire."""
     from .library_cli import pulses_table
-    from .preflight import fjh_pulses
+    from .preflight_fjh import fjh_pulses
     checked_plan(inputs.recipe, inputs.config, inputs.recipe_source)
     fires = fjh_pulses(inputs.recipe, inputs.config, inputs.recipe_source)
-    console.print(pulses_table([(inputs.recipe.name, Path(inputs.recipe_source).name, fires)]))
+    console.print(pulses_table([(inputs.recipe.name, Path(inputs.recipe_source).name, fires)],
+                               inputs.config.simulation.sample))
     console.print("pre-flight passed: no instrument was touched", highlight=False)
 
 

@@ -16,7 +16,8 @@ from .journal import FAILED, PENDING
 from .library_run import Progress as Report
 from .library_run import library_directory, open_journal, run_library, select
 from .plate import PlateLedger
-from .preflight import Forecast, Pulses, aerosol_forecast, aerosol_slots, fjh_forecast, fjh_shots
+from .preflight import Forecast, aerosol_forecast, aerosol_slots
+from .preflight_fjh import Pulses, fjh_forecast, fjh_shots
 from .reactor_config import load_reactor_config
 
 
@@ -39,7 +40,8 @@ def check(config_path: Path, library_path: Path, data_dir: Path | None = None):
 def show_forecast(console: Console, samples: list, forecast: Forecast, config) -> None:
     console.print(f"{len(samples)} samples, {_span(forecast.duration)} of reactor time", highlight=False)
     if config.kind == "fjh":
-        console.print(pulses_table([(s.sample_id, s.recipe_path.name, s.fires) for s in samples]))
+        console.print(pulses_table([(s.sample_id, s.recipe_path.name, s.fires) for s in samples],
+                                   config.simulation.sample))
     if forecast.liquid:
         table = Table(title="liquid per reservoir")
         for column in ("port", "precursor", "needed (mL)", "held (mL)", "left (mL)"):
@@ -75,10 +77,12 @@ def _span(seconds: float) -> str:
         f"{seconds:.1f} s"
 
 
-def pulses_table(rows: list[tuple[str, str, Pulses]]) -> Table:
-    """What each FJH sample will fire, and the total (quenchlab.preflight.Pulses)."""
-    table = Table(title="pulses per sample (energy: the most the supply can deliver)")
-    for column in ("sample", "recipe", "pulses", "on time (ms)", "energy bound (J)", "duration (s)", "record (MB)"):
+def pulses_table(rows: list[tuple[str, str, Pulses]], preset: str) -> Table:
+    """What each FJH sample will fire, and the total (quenchlab.preflight_fjh.Pulses); `preset`:
+    the twins' sample the energy is estimated on."""
+    table = Table(title="pulses per sample (energy: the most the supply can deliver, and a model's estimate)")
+    for column in ("sample", "recipe", "pulses", "on time (ms)", "energy bound (J)", "energy est. (J)",
+                   "duration (s)", "record (MB)"):
         table.add_column(column, justify="left" if column in ("sample", "recipe") else "right")
     for sample, recipe, fires in rows:
         table.add_row(sample, recipe, *_pulses_cells(fires))
@@ -86,15 +90,16 @@ def pulses_table(rows: list[tuple[str, str, Pulses]]) -> Table:
         total = Pulses(*(sum(getattr(f, name) for _, _, f in rows) for name in Pulses.__dataclass_fields__
                          if name != "note"))
         table.add_row("total", "", *_pulses_cells(total), style="bold")
-    notes = [f"{sample}: {fires.note}" for sample, _, fires in rows if fires.note]
-    if notes:
-        table.caption = "\n".join(notes)
+    notes = [f"energy est.: every pulse from ambient on the twins' {preset} sample (simulation.sample), "
+             "driven as programmed; a real sample differs"]
+    notes += [f"{sample}: {fires.note}" for sample, _, fires in rows if fires.note]
+    table.caption = "\n".join(notes)
     return table
 
 
 def _pulses_cells(fires: Pulses) -> list[str]:
-    return [str(fires.pulses), f"{fires.on_time * 1e3:.1f}", f"{fires.energy_bound:.0f}", f"{fires.duration:.1f}",
-            f"{fires.record_bytes / 1e6:.1f}"]
+    return [str(fires.pulses), f"{fires.on_time * 1e3:.1f}", f"{fires.energy_bound:.0f}",
+            f"{fires.energy_estimate:.3g}", f"{fires.duration:.1f}", f"{fires.record_bytes / 1e6:.1f}"]
 
 
 def run_library_command(config_path: Path, library_path: Path, *, preflight: bool, sim: bool, speed: float,

@@ -1,24 +1,17 @@
-"""Pre-flight: every library row checked against the config, and what the night will use.
+"""Pre-flight: every library row checked against the config, and what the night will use (an
+FJH sample's pulses: `preflight_fjh`).
 
 Touches no instrument. A row that cannot run (a port with no reservoir, a flow above the
 limit, a slot too short for its flush and settling, a recipe over the limits) or a reservoir
 that would run dry refuses the whole library, with every problem named. Flows outside the
 config's band are refused here; the gas flows' bands are the interlock's, at run time.
 """
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .aerosol_config import AerosolConfig
-from .config import FJHConfig
 from .errors import ConfigError
-from .library import AerosolRow, RecipeRow
-from .kelvin_recipe import TemperatureRecipe, check_recipe
-from .recipe import compile_recipe, energy_bound, load_recipe
-from .recipe_plan import RecipePlan, checked_plan, pulses_fired
-from .shot_recipe import ShotRecipe, compile_shot
-from .supply_plans import compile_host_timed
+from .library import AerosolRow
 from .slot_budget import Budget, budget
 
 
@@ -33,44 +26,6 @@ class Slot:
     liquid_flow: float
     position: str | None = None
     budget: Budget | None = None
-
-    @property
-    def sample_id(self) -> str:
-        return self.row.sample_id
-
-
-PULSE_OVERHEAD = 16 * 1024  # bytes of a pulse's group, attributes and table row besides its traces
-RECORD_OVERHEAD = 64 * 1024  # bytes of a record's metadata, settings and tables
-
-
-@dataclass(frozen=True)
-class Pulses:
-    """What one FJH sample's recipe will fire: pulses (a calibration pulse included), their on
-    time, the most energy the supply can deliver in them (level x compliance x dwell, or the
-    bank's 1/2 C V^2), the time from the first pulse to the end of the last one's record at the
-    programmed cadence, and the record's size on disk (its traces; an estimate)."""
-
-    pulses: int
-    on_time: float  # s
-    energy_bound: float  # J
-    duration: float  # s
-    record_bytes: int
-    note: str = ""  # what holds the pulses further apart than the recipe's off_time
-
-
-@dataclass(frozen=True)
-class Shot:
-    """One FJH sample: its recipe, compiled, and what it will fire."""
-
-    row: RecipeRow
-    recipe_path: Path
-    recipe_text: str
-    plan: RecipePlan  # (reactor, md) -> the sample's plan
-    fires: Pulses
-
-    @property
-    def duration(self) -> float:
-        return self.fires.duration
 
     @property
     def sample_id(self) -> str:
@@ -127,7 +82,7 @@ def aerosol_slots(rows: list[AerosolRow], config: AerosolConfig, source: str,
                             "dwell or lower the liquid_flow")
             continue
         slots.append(Slot(row, dwell, flush, flow, position, slot_budget))
-    _refuse(problems, source)
+    refuse(problems, source)
     return slots
 
 
@@ -181,59 +136,10 @@ def aerosol_forecast(slots: list[Slot], config: AerosolConfig, source: str) -> F
                             f"the library needs {used:.1f} mL, it holds {held:.1f} mL")
         elif used > 0.9 * held:
             forecast.warnings.append(f"reservoir {port} will be {used / held:.0%} used")
-    _refuse(problems, source)
+    refuse(problems, source)
     return forecast
 
 
-def fjh_shots(rows: list[RecipeRow], config: FJHConfig, library: Path) -> list[Shot]:
-    """Recipes are found relative to the library file; each is compiled against the limits."""
-    shots, problems = [], []
-    for row in rows:
-        path = (library.parent / row.recipe).resolve()
-        try:
-            recipe, text = load_recipe(path)
-            plan = checked_plan(recipe, config, str(path))
-        except ConfigError as error:
-            problems.append(f"sample {row.sample_id}: field recipe: {error}")
-            continue
-        shots.append(Shot(row, path, text, plan, fjh_pulses(recipe, config, str(path))))
-    _refuse(problems, str(library))
-    return shots
-
-
-def fjh_pulses(recipe, config: FJHConfig, source: str) -> Pulses:
-    """What `recipe` (already checked against the limits) will fire on the configured supply."""
-    supply, digitizer = config.instruments.supply, config.instruments.digitizer
-    extra_on = extra_bound = 0.0  # a temperature recipe's calibration pulse
-    off, note = recipe.off_time, ""
-    if isinstance(recipe, TemperatureRecipe):
-        on = check_recipe(recipe, config, source).duration
-        bound = config.limits.max_current * recipe.compliance * on  # its list is clipped to max_current
-        extra_on = recipe.calibration.dwell
-        extra_bound = recipe.calibration.level * recipe.compliance * extra_on
-    elif isinstance(recipe, ShotRecipe):
-        shot = compile_shot(recipe, config, source)
-        on, bound = shot.duration, shot.energy
-        if supply.charge_current and (charge := shot.voltage * supply.capacitance / supply.charge_current) > off:
-            off, note = charge, (f"each charge to {shot.voltage:g} V takes at least {charge:.2g} s (C V / ICHG; the "
-                                 f"dump before it adds to it), longer than off_time {recipe.off_time:g} s: the shots "
-                                 f"are at least {charge + on:.3g} s apart")
-    else:
-        program = compile_recipe(recipe, config.limits, source) if supply.model == "keysight-n6900" \
-            else compile_host_timed(recipe, config, source)
-        on, bound = program.duration, energy_bound(program.levels, program.dwells, recipe.compliance_value)
-    pulses = pulses_fired(recipe)
-    supply_points = math.ceil(digitizer.record / supply.digitizer_interval) if supply.model == "keysight-n6900" \
-        else digitizer.points
-    per_pulse = (2 * digitizer.points + 3 * supply_points) * 8 + PULSE_OVERHEAD  # time, K; supply_time, A, V
-    return Pulses(pulses, recipe.pulses * on + extra_on, recipe.pulses * bound + extra_bound,
-                  (pulses - 1) * (on + off) + digitizer.record, pulses * per_pulse + RECORD_OVERHEAD, note)
-
-
-def fjh_forecast(shots: list[Shot]) -> Forecast:
-    return Forecast(duration=sum(s.duration for s in shots))
-
-
-def _refuse(problems: list[str], source: str) -> None:
+def refuse(problems: list[str], source: str) -> None:
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))

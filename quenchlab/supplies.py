@@ -142,7 +142,8 @@ class GenesysBuilder(SupplyBuilder):
 
 class CapBankBuilder(SupplyBuilder):
     """A capacitor bank's controller (docs/capbank-protocol.md): the bank dumped, its capacitance
-    (CAP?) and highest voltage (VMAX?) checked against the config, the watchdog set."""
+    (CAP?), highest voltage (VMAX?) and the charge and dump figures the config gives (ICHG?,
+    VSAFE?, RDUMP?) checked against the config, the watchdog set."""
 
     timing = "capacitor discharge"
     safe_state = "the bank is dumped"
@@ -162,6 +163,13 @@ class CapBankBuilder(SupplyBuilder):
             raise InstrumentError(driver.name, driver.address, "VMAX?", f"the bank charges to at most "
                                   f"{bank['max_voltage']:g} V: lower instruments.supply.max_charge_voltage "
                                   f"({s.max_charge_voltage:g} V)")
+        for field, figure, query in (("charge_current", "A", "ICHG?"), ("safe_voltage", "V", "VSAFE?"),
+                                     ("dump_resistance", "ohm", "RDUMP?")):
+            configured = getattr(s, field)
+            if configured is not None and abs(bank[field] - configured) > 0.01 * configured:
+                raise InstrumentError(driver.name, driver.address, query, f"the controller reports {bank[field]:g} "
+                                      f"{figure}, not the {configured:g} {figure} of instruments.supply.{field} that "
+                                      "pre-flight forecasts the shots with: correct the config")
         driver.set_watchdog(round(s.watchdog))
 
     def readbacks(self, driver: CapBank) -> list[Readback]:

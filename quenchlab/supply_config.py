@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from quenchlab.devices.genesys_driver import BAUD_RATES
 
 from .files import Strict
-from .units import Quantity, Seconds, Volts
+from .units import Ohms, Quantity, Seconds, Volts
 
 GENESYS_PV_OF_OVP = 0.95  # a voltage setting above 95 % of the OVP answers E01 (Genesys manual 7.6)
 
@@ -66,8 +66,12 @@ class CapBankConfig(Strict):
     capacitance: Annotated[Quantity("F"), Field(gt=0)]  # the bank the energy limits are computed with
     max_charge_voltage: Annotated[Volts, Field(gt=0)]  # no shot charges the bank above it
     watchdog: Annotated[Seconds, Field(ge=1, le=3600)] = 10.0  # dump after this long without a line (section 6)
-    charge_current: Annotated[Quantity("A"), Field(gt=0)] | None = None  # the charger's (ICHG?): pre-flight
-    # forecasts each charge as C V / ICHG, and shots that a charge longer than off_time holds apart
+    # the controller's figures pre-flight forecasts a shot's cycle with (the dump of what a shot
+    # leaves, then the charge: shots that take longer than off_time are held apart); checked
+    # against ICHG?, VSAFE? and RDUMP? at connect
+    charge_current: Annotated[Quantity("A"), Field(gt=0)] | None = None
+    safe_voltage: Annotated[Volts, Field(gt=0)] | None = None
+    dump_resistance: Annotated[Ohms, Field(gt=0)] | None = None
 
     @field_validator("watchdog")
     @classmethod

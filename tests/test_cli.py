@@ -286,20 +286,48 @@ def test_run_preflight_forecasts_a_recipe_and_refuses_one_over_the_limits(tmp_pa
     assert refused.returncode == 2 and "max_energy_per_minute of 300 J" in refused.stderr, refused.stderr
 
 
-def test_preflight_forecasts_shots_held_apart_by_the_banks_charge_and_the_run_keeps_to_it(tmp_path):
-    """60 mF to 40 V at the twin's 3 A takes at least 0.8 s, longer than the recipe's 0.5 s off time."""
-    config = (CONFIGS / "fjh-capbank-sim.yaml").read_text().replace("  pyrometer:", "    charge_current: 3 A\n  pyrometer:", 1)
+def test_preflight_forecasts_shots_held_apart_by_the_banks_dump_and_charge_and_the_run_keeps_to_it(tmp_path):
+    """A 30 ms shot leaves ~24 V on the 60 mF bank: its dump to 10 V through 10 ohm (0.52 s) and the
+    charge back to 40 V at 3 A (0.6 s) take longer than the recipe's 0.5 s off time."""
+    figures = "    charge_current: 3 A\n    safe_voltage: 10 V\n    dump_resistance: 10 ohm\n"
+    config = (CONFIGS / "fjh-capbank-sim.yaml").read_text().replace("  pyrometer:", figures + "  pyrometer:", 1)
     (tmp_path / "bank.yaml").write_text(config)
     (tmp_path / "shots.yaml").write_text("name: fast-shots\ncontrol: discharge\ncharge_voltage: 40 V\nfire: 30 ms\n"
                                          "pulses: 3\noff_time: 0.5 s\n")
     forecast = quenchlab("run", "bank.yaml", "shots.yaml", "--preflight", cwd=tmp_path)
     assert forecast.returncode == 0, forecast.stderr
-    assert "takes at least 0.8 s (C V / ICHG; the dump before it adds to it), longer than off_time 0.5 s" in \
-        " ".join(forecast.stdout.split())
+    said = " ".join(forecast.stdout.split())
+    assert "the dump of the ~23.9 V a shot leaves (RDUMP C ln(V / VSAFE)), 0.52 s, and the charge to 40 V " \
+           "(C dV / ICHG), 0.6 s, take 1.12 s, longer than off_time 0.5 s: the shots are at least 1.15 s apart" in said
     ran = quenchlab("run", "bank.yaml", "shots.yaml", "--sim", "--data-dir", tmp_path / "data", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     record, = (tmp_path / "data").glob("*.h5")
     with h5py.File(record, "r") as f:
         offs = f["entry/pulse/off_time"][()]
-        assert np.isnan(offs[0]) and np.all((offs[1:] >= 0.8) & (offs[1:] < 1.6))  # the dump and charge, not 0.5 s
+        assert np.isnan(offs[0]) and np.all((offs[1:] >= 1.12) & (offs[1:] < 1.6))  # the dump and charge, not 0.5 s
         assert "off time" in f["entry/train/train_note"][0].decode()
+
+
+def test_a_bank_whose_charger_is_not_the_configured_one_is_refused_at_connect(tmp_path):
+    config = (CONFIGS / "fjh-capbank-sim.yaml").read_text().replace("  pyrometer:", "    charge_current: 2 A\n  pyrometer:", 1)
+    (tmp_path / "bank.yaml").write_text(config)
+    ran = quenchlab("run", "bank.yaml", CONFIGS / "recipes" / "carbon-paper-shot.yaml", "--sim", "--data-dir",
+                    tmp_path / "data", cwd=tmp_path)
+    assert ran.returncode == 2 and "'ICHG?'" in ran.stderr and "reports 3 A, not the 2 A of " \
+        "instruments.supply.charge_current" in " ".join(ran.stderr.split()), ran.stderr
+    assert not list(tmp_path.glob("data/*.h5")) and "Traceback" not in ran.stderr
+
+
+@pytest.mark.parametrize("config, recipe", [("fjh-sim.yaml", "thin-film-2000K.yaml"),
+                                            ("fjh-capbank-sim.yaml", "carbon-paper-shot.yaml")])
+def test_preflights_energy_estimate_is_what_the_twins_take(tmp_path, config, recipe):
+    from quenchlab.config import load_config
+    from quenchlab.preflight_fjh import fjh_pulses
+    from quenchlab.recipe import load_recipe
+    fires = fjh_pulses(load_recipe(CONFIGS / "recipes" / recipe)[0], load_config(CONFIGS / config)[0], recipe)
+    ran = quenchlab("run", CONFIGS / config, CONFIGS / "recipes" / recipe, "--sim", "--data-dir", tmp_path, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    record, = tmp_path.glob("*.h5")
+    with h5py.File(record, "r") as f:
+        taken = float(np.sum(f["entry/pulse/energy"][()]))
+    assert fires.energy_estimate == pytest.approx(taken, rel=0.03) and fires.energy_estimate < fires.energy_bound
