@@ -31,7 +31,6 @@ from .phase_marker import SoftRecord
 from .pulse_capture import ProgrammedPulse
 
 MAX_SUPPLY_POINTS = 512 * 1024
-MAX_SEGMENTS = 1000  # :ACQuire:SEGMented:COUNt
 WATCHDOG_ONLY = 2048
 OFF_TIME_TOLERANCE = 0.01  # an off time further than this from the recipe's is noted in the record
 TRAIN_FIELDS = {"pulse_index": ("integer", ""), "pulse_start": ("number", "s"), "trace_time_tag": ("number", "s"),
@@ -43,9 +42,10 @@ class PulseFlyer(ProgrammedPulse):
     wait, collect. The loaded list is its configuration."""
 
     def __init__(self, supply: N6900, pyrometer: Impac, digitizer: InfiniiVision, *, supply_interval: float,
-                 segmented: bool = False, **capture):
+                 segments: int = 0, **capture):
+        """`segments`: the most the scope's segmented memory takes (0: it has none)."""
         super().__init__(supply, pyrometer, digitizer, **capture)
-        self.supply_interval, self.segmented = supply_interval, segmented
+        self.supply_interval, self.segments = supply_interval, segments
         self.pulses, self.off_time = 1, 0.0
         self._live = threading.Event()  # a train fired and not yet finished
         self._taken = threading.Event()  # no complete() is making pages
@@ -83,7 +83,11 @@ class PulseFlyer(ProgrammedPulse):
 
     @property
     def max_train(self) -> int:
-        return min(MAX_LIST_COUNT, MAX_SEGMENTS) if self.segmented else MAX_LIST_COUNT
+        return min(MAX_LIST_COUNT, self.segments) if self.segmented else MAX_LIST_COUNT
+
+    @property
+    def segmented(self) -> bool:
+        return self.segments > 0
 
     @property
     def period(self) -> float:
@@ -233,7 +237,8 @@ class PulseFlyer(ProgrammedPulse):
             first = int(round(start / interval))  # the sample pre_trigger before the pulse's start
             window = slice(first, first + self.supply_points)
             tag, trace = owners.get(index, (math.nan, None))
-            before = start - starts[index - 1] - self.program.duration if index else self._off_time()
+            previous = starts[index - 1] if index else (self._starts[-1] - offset if self._starts else None)
+            before = self._off_time() if previous is None else start - previous - self.program.duration
             extra = {"pulse_index": done + index + 1, "pulse_start": offset + start, "off_time": before,
                      "trace_time_tag": tag, "has_trace": trace is not None}
             trace = trace or Trace(time=np.full(self.points, math.nan), volts=np.full(self.points, math.nan))

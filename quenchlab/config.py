@@ -64,6 +64,14 @@ class DigitizerConfig(Strict):
     current_sensitivity: Annotated[Quantity("V/A"), Field(gt=0)] | None = None  # the probe's output per ampere
     segmented_memory: bool = Field(False, description="the scope has the segmented memory option: a pulse "
                                    "train is captured one segment per pulse; without it, what re-arming allows")
+    max_segments: Annotated[int, Field(ge=2, le=100000)] = Field(
+        1000, description="the most segments the scope's option takes (:ACQuire:SEGMented:COUNt; 1000 on the "
+        "3000T X-Series, see your model's guide): a longer train is split into lists of at most this")
+
+    @property
+    def segments(self) -> int:
+        """Segments a train may use: 0 without segmented memory."""
+        return self.max_segments if self.segmented_memory else 0
 
     @model_validator(mode="after")
     def _check(self):

@@ -86,7 +86,7 @@ class N6900Builder(SupplyBuilder):
 
     def flyer(self, driver: N6900, pyrometer, digitizer, name: str = "pulse") -> PulseFlyer:
         return PulseFlyer(driver, pyrometer, digitizer, supply_interval=self.settings.digitizer_interval,
-                          segmented=self.config.instruments.digitizer.segmented_memory, **self.capture(name))
+                          segments=self.config.instruments.digitizer.segments, **self.capture(name))
 
     def ready_for_settings(self, driver: N6900):
         return driver.fixed_output

@@ -35,7 +35,7 @@ class FJHTwins(TwinGroup):
         if digitizer.current_channel is not None:
             inputs[digitizer.current_channel] = lambda t: self.world.sample_at(t, "amps") * digitizer.current_sensitivity
         self.digitizer = InfiniiVisionTwin(self.world, inputs, seed=None if seed is None else seed + 1,
-                                           segmented=digitizer.segmented_memory)
+                                           segments=digitizer.segments)
         self.models = {"supply": instruments.supply.model, "pyrometer": "impac-upp",
                        "digitizer": "keysight-infiniivision"}
         self.servers = {"supply": server, "pyrometer": PtyServer(self.pyrometer),

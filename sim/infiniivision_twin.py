@@ -8,8 +8,9 @@ POSition = trigger to reference point, REFerence LEFT/CENTer/RIGHt at 1, 5 or 9 
 definite-length block; volts = (code - yreference) * yincrement + yorigin,
 time = (index - xreference) * xincrement + xorigin, in seconds from the trigger).
 
-Segmented memory (an option; `segmented=False` is a scope without it, where :ACQuire:MODE
-SEGMented is refused): :ACQuire:MODE SEGMented with :ACQuire:SEGMented:COUNt (2-1000) takes one
+Segmented memory (an option; `segments` its most, 1000 on the 3000T X-Series; 0 is a scope without
+it, where :ACQuire:MODE SEGMented is refused): :ACQuire:MODE SEGMented with :ACQuire:SEGMented:COUNt
+(2 to the most) takes one
 segment per trigger, the acquisition memory divided between them, and stops once all are
 taken; :ACQuire:SEGMented:INDex selects the segment that :WAVeform:DATA? and :PREamble? give,
 :WAVeform:SEGMented:COUNt? says how many were taken and :WAVeform:SEGMented:TTAG? the selected
@@ -28,7 +29,7 @@ from .scpi import ScpiEngine, ScpiError, format_bool, format_number, parse_bool,
 
 MAX_POINTS = 62500  # the measurement record in NORMal mode
 MEMORY = 4_000_000  # points of acquisition memory, divided between the segments
-MAX_SEGMENTS = 1000
+MAX_SEGMENTS = 1000  # the 3000T X-Series'
 REARM = 20e-6  # s after a segment's record before the next trigger is taken
 REFERENCE_DIVISION = {"LEFT": 1, "CENT": 5, "RIGH": 9}
 FORMAT_CODE = {"BYTE": 0, "WORD": 1, "ASC": 4}
@@ -51,9 +52,9 @@ class InfiniiVisionTwin:
     terminator = b"\n"
 
     def __init__(self, world: FJHWorld, inputs: dict[int, Signal], model: str = "DSOX3024T",
-                 noise: float = 2e-3, seed: int | None = None, segmented: bool = True):
+                 noise: float = 2e-3, seed: int | None = None, segments: int = MAX_SEGMENTS):
         self.world = world
-        self.segmented_option = segmented
+        self.segments_option = segments
         self.inputs = inputs
         self.noise = noise  # V rms of the front end
         self.rng = np.random.default_rng(seed)
@@ -219,7 +220,7 @@ class InfiniiVisionTwin:
         e(":WAVeform:POINts:MODE", lambda a, q: "NORM" if q else None)
         e(":WAVeform:PREamble", lambda a, q: self._preamble_text(), set=False)
         e(":ACQuire:MODE", self._acquire_mode)
-        e(":ACQuire:SEGMented:COUNt", self._setting("segment_count", 2, MAX_SEGMENTS, integer=True))
+        e(":ACQuire:SEGMented:COUNt", self._setting("segment_count", 2, max(self.segments_option, 2), integer=True))
         e(":ACQuire:SEGMented:INDex", self._segment_index)
         e(":WAVeform:SEGMented:COUNt", lambda a, q: str(len(self.segments)), set=False)
         e(":WAVeform:SEGMented:TTAG", lambda a, q: self._time_tag(), set=False)
@@ -228,7 +229,7 @@ class InfiniiVisionTwin:
         if query:
             return self.acquire_mode
         mode = parse_choice(args, 0, ["RTIMe", "SEGMented"])
-        if mode == "SEGM" and not self.segmented_option:
+        if mode == "SEGM" and not self.segments_option:
             raise ScpiError(-221, "Settings conflict;segmented memory option not installed")
         self.acquire_mode = mode
 

@@ -23,18 +23,22 @@ PULSE = ListProgram(levels=(24.0,), dwells=(0.02,), control="current", limit=50.
 OFF = 1.08  # s: a period of 1.10 s
 
 
-def train(reactor, directory, pulses: int, engine=None):
+def train(reactor, directory, pulses: int, engine=None, off: float = OFF):
     engine = engine or RunEngine({})
     writer = HDF5Writer(directory)
     engine.subscribe(writer)
     start = time.perf_counter()
-    engine(pulse_train(reactor.flyer, PULSE, pulses, OFF, reactor.detectors()))
+    engine(pulse_train(reactor.flyer, PULSE, pulses, off, reactor.detectors()))
     return time.perf_counter() - start, writer.path
 
 
-def without_segments(config):
-    digitizer = config.instruments.digitizer.model_copy(update={"segmented_memory": False})
+def with_digitizer(config, **settings):
+    digitizer = config.instruments.digitizer.model_copy(update=settings)
     return config.model_copy(update={"instruments": config.instruments.model_copy(update={"digitizer": digitizer})})
+
+
+def without_segments(config):
+    return with_digitizer(config, segmented_memory=False)
 
 
 def twin_output_off(reactor) -> bool:
@@ -140,3 +144,24 @@ def fire_once(flyer):
     def inner():
         yield from fire(flyer)
     return (yield from inner())
+
+
+def test_a_train_longer_than_the_scopes_segments_goes_as_several_lists_and_every_pulse_is_recorded(sim_config, tmp_path):
+    """A scope taking 4 segments: 10 pulses go as lists of 4, 4 and 2, each pulse with its trace;
+    the off time across a list boundary is what the instruments timed, and said if it strays."""
+    with FJHReactor(with_digitizer(sim_config, max_segments=4), simulate=True) as reactor:
+        _, path = train(reactor, tmp_path, 10, off=0.48)
+        assert twin_output_off(reactor)
+    with h5py.File(path, "r") as f:
+        pulse, timing = f["entry/pulse"], f["entry/train"]
+        assert list(pulse["pulse_index"][()]) == list(range(1, 11)) and pulse["has_trace"][()].all()
+        assert pulse["trace_time_tag"][()] == pytest.approx([0, 0.5, 1, 1.5] * 2 + [0, 0.5], abs=1e-4)  # three lists
+        starts, offs = pulse["pulse_start"][()], pulse["off_time"][()]
+        inside = [i for i in range(1, 10) if i not in (4, 8)]
+        assert np.diff(starts)[[i - 1 for i in inside]] == pytest.approx(0.5, rel=1e-3)
+        assert offs[inside] == pytest.approx(0.48, rel=1e-3)
+        assert np.all((offs[[4, 8]] >= 0.48) & (offs[[4, 8]] < 0.48 * 1.5))  # the next list is uploaded in the gap
+        assert offs[[4, 8]] == pytest.approx(np.diff(starts)[[3, 7]] - PULSE.duration)  # one measure of the gap
+        assert timing["train_pulses_taken"][0] == 10
+        worst = max(offs[1:] - 0.48, key=abs) / 0.48
+        assert timing["train_off_time_deviation"][0] == pytest.approx(worst)
