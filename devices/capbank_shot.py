@@ -143,7 +143,6 @@ class CapBankShot(PulseCapture):
         self.digitizer.configure_capture(self.record, self.pre_trigger, self.points,
                                          trigger=f"CHAN{self.current_channel}", level=self.trigger_level)
         self.digitizer.arm()
-        wallclock.sleep(self.pre_trigger)  # a scope takes no trigger before its pre-trigger record is filled
         self.supply.arm()
 
     def _finish(self) -> None:

@@ -195,8 +195,8 @@ class PulseFlyer(ProgrammedPulse):
                                           "the pulse list did not finish in time")
                 if not segmented and len(traces) < self.pulses and not self.digitizer.acquiring():
                     traces.append((armed, self.digitizer.fetch(self.channel)))
-                    armed = wallclock.time() - self._fired_at
                     self.digitizer.arm()
+                    armed = wallclock.time() - self._fired_at  # it takes a trigger from now
                 wallclock.sleep(0.005)
         finally:
             self.supply.output_off()

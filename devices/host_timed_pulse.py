@@ -120,7 +120,6 @@ class HostTimedPulse(ProgrammedPulse):
         self.digitizer.configure_capture(self.record, self.pre_trigger, self.points)
         self.digitizer.arm()
         self._readings, self._sent, self._error = [], [], None
-        wallclock.sleep(self.pre_trigger)  # the pre-trigger record fills
 
     def _fire(self) -> None:
         """Under the firing lock: a stop() waits for it and cancels the pulse before OUT 1."""

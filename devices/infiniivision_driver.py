@@ -7,6 +7,7 @@ volts = (code - yreference) * yincrement + yorigin, time = (i - xreference) * xi
 Segmented memory (an option): :ACQuire:MODE SEGMented, :ACQuire:SEGMented:COUNt and :INDex,
 :WAVeform:SEGMented:COUNt? and :TTAG? (the selected segment's trigger time from the first).
 """
+import time as wallclock
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,7 @@ class InfiniiVision:
     def __init__(self, address: str, name: str = "digitizer", timeout: float = 5.0):
         self.io = VisaTransport(name, address, timeout=timeout)
         self.name, self.address = name, address
+        self.pre_trigger = 0.0  # s of the configured record before its trigger
 
     def identify(self) -> str:
         return self.io.query("*IDN?")
@@ -41,6 +43,7 @@ class InfiniiVision:
     def configure_capture(self, duration: float, pre_trigger: float, points: int,
                           trigger: str = "EXT", level: float = 1.0) -> None:
         """Record `duration` s, `pre_trigger` s of it before an edge on `trigger`."""
+        self.pre_trigger = pre_trigger
         self.io.write(f":TIM:RANG {duration:.6g};REF LEFT;POS {duration / 10 - pre_trigger:.6g}")
         self.io.write(f":TRIG:MODE EDGE;SWE NORM;:TRIG:EDGE:SOUR {trigger};LEV {level:.6g};SLOP POS")
         self.io.write(f":WAV:POIN:MODE NORM;:WAV:POIN {points};:WAV:FORM WORD;BYT MSBF;UNS 1")
@@ -50,11 +53,13 @@ class InfiniiVision:
         return float(self.io.query(":TIM:RANG?"))
 
     def arm(self) -> None:
-        """Arm a single acquisition, confirmed by the reply to *OPC? after it: a write alone may
-        still be on its way while the host triggers another instrument on another socket."""
+        """Arm a single acquisition, confirmed by the reply to *OPC? after it (a write alone may
+        still be on its way while the host triggers another instrument on another socket); returns
+        once the record's part before the trigger has filled: the scope takes no trigger before."""
         self.io.query(":TER?")  # read-and-clear a stale trigger event
         self.io.write(":SINGle")
         self.io.query("*OPC?")
+        wallclock.sleep(self.pre_trigger)
 
     def force_trigger(self) -> None:
         """Trigger the armed acquisition whatever its trigger condition (:TRIGger:FORCe); returns

@@ -6,7 +6,8 @@ POSition = trigger to reference point, REFerence LEFT/CENTer/RIGHt at 1, 5 or 9 
 :TRIGger[:EDGE], :SINGle/:RUN/:STOP/:DIGitize, :TER? (read-and-clear trigger event),
 :OPERegister:CONDition? (bit 3 = 8, Run), and :WAVeform (PREamble, DATA? as an IEEE 488.2
 definite-length block; volts = (code - yreference) * yincrement + yorigin,
-time = (index - xreference) * xincrement + xorigin, in seconds from the trigger).
+time = (index - xreference) * xincrement + xorigin, in seconds from the trigger). Armed, the scope
+first fills the part of the record before the trigger and takes no trigger until it has.
 
 Segmented memory (an option; `segments` its most, 1000 on the 3000T X-Series; 0 is a scope without
 it, where :ACQuire:MODE SEGMented is refused): :ACQuire:MODE SEGMented with :ACQuire:SEGMented:COUNt
@@ -100,7 +101,7 @@ class InfiniiVisionTwin:
                 return
             self._capture()
             if self.acquire_mode == "SEGM" and len(self.segments) < self.segment_count:
-                self.state, self.armed_at = "armed", end + REARM
+                self.state, self.armed_at = "armed", end + REARM + self._pre_trigger()
             else:
                 self.state = "stopped"
 
@@ -136,7 +137,11 @@ class InfiniiVisionTwin:
 
     def _arm(self) -> None:
         self.record, self.segments = {}, []
-        self.state, self.armed_at, self.trigger_time = "armed", self.world.time, math.inf
+        self.state, self.armed_at, self.trigger_time = "armed", self.world.time + self._pre_trigger(), math.inf
+
+    def _pre_trigger(self) -> float:
+        """s of the record before the trigger: a scope fills them before it takes a trigger."""
+        return max(0.0, -self._span()[0])
 
     # --- waveform transfer -------------------------------------------------------------
     def _selected(self) -> dict[int, np.ndarray]:

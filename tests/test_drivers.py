@@ -179,3 +179,26 @@ def test_digitizer_captures_the_pyrometer_analog_output(twins, supply, pyrometer
         assert 3.0 < np.percentile(trace.volts, 99) < 3.3
     finally:
         scope.close()
+
+
+def test_the_scope_takes_no_trigger_before_it_has_filled_the_record_before_the_trigger(twins):
+    """Raw SCPI, not our driver: a trigger 20 ms after :SINGle, with 50 ms of record before the
+    trigger still to fill, is not taken; one after it is."""
+    scope = InfiniiVision(twins.addresses["digitizer"])
+    world = twins.world
+    try:
+        scope.configure_capture(duration=0.2, pre_trigger=0.05, points=1000)
+        scope.io.write(":SINGle")
+        scope.io.query("*OPC?")
+        with world.lock:
+            world.advance()
+            world.trigger_line.append(world.time + 0.02)
+        time.sleep(0.1)
+        assert not scope.triggered()
+        with world.lock:
+            world.advance()
+            world.trigger_line.append(world.time + 0.01)
+        time.sleep(0.05)
+        assert scope.triggered()
+    finally:
+        scope.close()

@@ -165,3 +165,22 @@ def test_a_train_longer_than_the_scopes_segments_goes_as_several_lists_and_every
         assert timing["train_pulses_taken"][0] == 10
         worst = max(offs[1:] - 0.48, key=abs) / 0.48
         assert timing["train_off_time_deviation"][0] == pytest.approx(worst)
+
+
+def test_without_segmented_memory_a_pulse_the_scope_was_rearmed_too_late_for_has_no_trace(sim_config, tmp_path):
+    """Pulses as close as a record allows (0.25 s with 1 ms before the trigger) leave 1 ms for the
+    fetch and the re-arm, too little: the scope, which takes no trigger before it has filled the
+    record's part before it, misses pulses. The train still runs to its end, every pulse has its
+    row, and only the pulses a record was armed for have a trace."""
+    with FJHReactor(with_digitizer(without_segments(sim_config), pre_trigger=0.001), simulate=True) as reactor:
+        _, path = train(reactor, tmp_path, 6, off=0.251 - PULSE.duration)
+        assert twin_output_off(reactor) and not reactor.digitizer_driver.acquiring()
+    with h5py.File(path, "r") as f:
+        table = f["entry/pulse"]
+        has = table["has_trace"][()]
+        assert list(table["pulse_index"][()]) == list(range(1, 7)) and has[0] and not has.all()
+        peaks = table["peak_temperature"][()]
+        assert np.all(np.isfinite(peaks[has])) and np.all(np.isnan(peaks[~has]))
+        for index in np.flatnonzero(~has):
+            assert np.all(np.isnan(f[f"entry/pulse_{index + 1:04d}/temperature"][()]))
+        assert np.isfinite(table["energy"][()]).all()  # the supply's V/I of every pulse
