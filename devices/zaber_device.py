@@ -4,10 +4,14 @@ axis 2 = y) under the exhaust, and a shutter on one of the controller's digital 
 `set((x_mm, y_mm))`, or `set(name)` of a configured position, closes the shutter (unless it
 reads closed), moves both axes (unless they already read the target) and finishes once they
 are idle and read back the target within a microstep; it fails with the driver's
-InstrumentError on a stall, a move before homing or a timeout. The shutter stays closed: the
+InstrumentError on a stall, a move before homing or a timeout, and after a stop() unless the
+stop was a successful one (a suspension's). The shutter stays closed: the
 plan opens it to collect ("Samples must be kept apart", domain.md).
 `microstep_um` (from the config: the stage model's microstep size) converts mm <-> microsteps.
 """
+import threading
+from dataclasses import dataclass
+
 from ophyd import Component as Cpt
 from ophyd import Kind
 from ophyd.status import Status
@@ -31,6 +35,13 @@ class ShutterSignal(DriverSignal):
         UnitSignal.put(self, bool(value), force=True)
 
 
+@dataclass
+class _Move:
+    """One set(): whether a stop() ended it, and with what `success` (None: not stopped)."""
+
+    stopped: bool | None = None
+
+
 class Collector(DriverDevice):
     driver: ZaberStage
 
@@ -45,6 +56,7 @@ class Collector(DriverDevice):
         self.microstep_um, self.shutter_output = microstep_um, shutter_output
         self.positions = dict(positions or {})
         self.move_timeout = move_timeout  # wall seconds
+        self._motion, self._move = threading.Lock(), _Move()
         super().__init__(driver, name=name, **kwargs)
 
     def to_steps(self, mm: float) -> int:
@@ -74,6 +86,7 @@ class Collector(DriverDevice):
 
     def set(self, target) -> Status:
         steps = self._target(target)
+        move = self._move = _Move()
 
         def away(reached):  # more than a microstep from the target
             return any(abs(at - goal) > 1 for at, goal in zip(reached, steps))
@@ -83,18 +96,26 @@ class Collector(DriverDevice):
             if self.shutter.get():  # closed, and read back, before anything moves
                 self.shutter.put(False)
             reached = self.driver.positions()
-            if away(reached):
-                for axis, goal in zip(AXES, steps):
-                    self.driver.move_absolute(axis, goal)
+            with self._motion:  # a stop() comes before the move commands, or after them
+                moving = away(reached) and move.stopped is None
+                if moving:
+                    for axis, goal in zip(AXES, steps):
+                        self.driver.move_absolute(axis, goal)
+            if moving:
                 self.driver.wait_idle(timeout=self.move_timeout)
                 reached = self.driver.positions()
             for signal, at in zip((self.x, self.y), reached):
                 signal.put(self.to_mm(at))
-            if away(reached):
+            if away(reached) and not move.stopped:
+                problem = "stopped on request" if move.stopped is False else "stopped"
                 raise InstrumentError(self.driver.name, self.driver.address, "get pos",
-                                      f"stopped at {reached} microsteps, not at the target {steps}")
+                                      f"{problem} at {reached} microsteps, not at the target {steps}")
 
         return run_in_thread(self, work)
 
     def stop(self, *, success: bool = False) -> None:
+        """Stop both axes; the move under way ends short of its target, and its status fails unless
+        `success` (a RunEngine suspending stops what it moved so, and moves it again on resuming)."""
+        with self._motion:
+            self._move.stopped = success
         self.driver.stop()

@@ -1,7 +1,14 @@
 """Zaber sample collector: driver, device and the official zaber-motion library against the
 twin over a pseudo-terminal, on a reactor clock 100 times faster than the wall."""
 
+import threading
+
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
 import pytest
+from bluesky import RunEngine
+from bluesky.suspenders import SuspendBoolHigh
+from ophyd import Signal
 
 from quenchlab.clock import ReactorClock
 from quenchlab.devices.zaber_device import Collector
@@ -169,11 +176,49 @@ def test_device_stop_halts_both_axes_short_of_the_target(collector, stage, twin,
     status = collector.set((140.0, 140.0))
     wait_until(lambda: twin.where(clock.now())[0] > 1)
     collector.stop()
-    with pytest.raises(InstrumentError, match="not at the target"):
+    with pytest.raises(InstrumentError, match="stopped on request at .* not at the target"):
         status.wait(timeout=5)
     x, y, _ = twin.where(clock.now())
     assert 1 < x < 140 and 1 < y < 140
     assert stage.warnings() == {"NI"}  # the stop interrupted the moves
+
+
+def test_a_suspension_stops_the_move_and_the_run_moves_on_to_the_target_on_resuming(collector, stage, twin, clock):
+    """A RunEngine suspending stops what it moved with stop(success=True): the move under way ends
+    short of its target without failing, and on resuming the plan, replayed from its checkpoint,
+    moves the stage on to the target."""
+    homed(stage)
+    stage.command(f"set maxspeed {stage.maxspeed(1) // 50}")  # 0.4 mm/s: the move takes 3.5 s of wall
+    alarm = Signal(name="alarm", value=0)
+    engine = RunEngine({})
+    engine.install_suspender(SuspendBoolHigh(alarm, sleep=0))
+
+    def trip_and_clear():
+        wait_until(lambda: twin.where(clock.now())[0] > 1)
+        alarm.put(1)
+        wait_until(lambda: not stage.busy())  # stopped
+        x, _, _ = twin.where(clock.now())
+        assert 1 < x < 140
+        alarm.put(0)
+
+    def plan():
+        yield from bps.checkpoint()
+        yield from bps.mv(collector, (140.0, 140.0))
+
+    helper = threading.Thread(target=trip_and_clear)
+    helper.start()
+    engine(bpp.run_wrapper(plan()))
+    helper.join(timeout=30)
+    assert (collector.x.get(), collector.y.get()) == pytest.approx((140.0, 140.0), abs=1e-3)
+
+
+def test_a_stop_that_succeeds_ends_the_move_short_without_failing(collector, stage, twin, clock):
+    homed(stage)
+    status = collector.set((140.0, 140.0))
+    wait_until(lambda: twin.where(clock.now())[0] > 1)
+    collector.stop(success=True)
+    status.wait(timeout=5)
+    assert status.success and 1 < collector.x.get() < 140
 
 
 def test_the_official_library_drives_the_twin_offline(server, twin, clock, tmp_path):
