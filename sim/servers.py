@@ -4,6 +4,7 @@ A twin is any object with `handle(message: bytes) -> bytes | None`; the server s
 byte stream into messages at the twin's terminator (or with the twin's own `split`, for
 binary framing) and writes back whatever the twin answers.
 """
+import contextlib
 import functools
 import os
 import re
@@ -29,6 +30,11 @@ class Twin(Protocol):
     terminator: bytes  # what ends a message
 
     def handle(self, message: bytes) -> bytes | None: ...
+
+
+def _lines(buffer: bytes) -> tuple[list[bytes], bytes]:
+    *lines, rest = buffer.split(b"\n")
+    return lines, rest
 
 
 def _split(buffer: bytes, twin: Twin) -> tuple[list[bytes], bytes]:
@@ -108,59 +114,114 @@ class LinkFaults:
 
 
 class TcpServer:
-    """Serves one twin on 127.0.0.1 (or `host`), one client connection at a time. After a
-    `disconnect` fault, connections are reset as soon as they are accepted until the link is up."""
+    """Serves one twin on 127.0.0.1 (or `host`) to as many clients at once as the twin's
+    `connections` allows (its manual's limit; one if it names none): each connection has its
+    own input buffer, the twin (the instrument's state) is shared and handles one message at a
+    time, whichever connection it came on; a client beyond the limit is reset. A twin with a
+    `control_port` attribute also gets a control socket (Keysight LAN instruments): its port is
+    written there, and "DCL" on it is a device clear (the twin's `device_clear()`, and every
+    data connection's unread input dropped), answered "DCL". After a `disconnect` fault,
+    connections are reset as soon as they are accepted until the link is up."""
 
     def __init__(self, twin: Twin, host: str = "127.0.0.1", port: int = 0):
         self.twin = twin
         self.faults = LinkFaults()
         self._up_at = 0.0  # wall time (time.monotonic) from which connections are served
+        self._handling = threading.Lock()  # the instrument takes one message at a time
+        self._open: dict[socket.socket, list[bytes]] = {}  # data connections: their unread input
         self._sock = socket.create_server((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
         self.address = f"TCPIP::{self.host}::{self.port}::SOCKET"  # what pyvisa opens
+        self._listening = [self._sock]
+        if hasattr(twin, "control_port"):
+            self._control = socket.create_server((host, 0))
+            twin.control_port = self._control.getsockname()[1]
+            self._listening.append(self._control)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True, name=f"tcp-twin-{self.port}")
         self._thread.start()
 
     def _serve(self) -> None:
         while not self._stop.is_set():
-            ready, _, _ = select.select([self._sock], [], [], 0.1)
-            if ready:
-                conn, _ = self._sock.accept()
-                with conn:
-                    if time.monotonic() < self._up_at:  # the link is down
-                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
-                    else:
-                        self._talk(conn)
+            ready, _, _ = select.select(self._listening, [], [], 0.1)
+            for listening in ready:
+                conn, _ = listening.accept()
+                data = listening is self._sock
+                with self._handling:
+                    refused = time.monotonic() < self._up_at or (  # the link is down, or no room
+                        data and len(self._open) >= getattr(self.twin, "connections", 1))
+                    if data and not refused:
+                        self._open[conn] = [b""]
+                if refused:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+                    conn.close()
+                    continue
+                talk = self._talk if data else self._control_talk
+                threading.Thread(target=talk, args=(conn,), daemon=True, name=f"tcp-twin-{self.port}-client").start()
 
-    def _talk(self, conn: socket.socket) -> None:
+    def _messages(self, conn: socket.socket, pending: list[bytes], split=None):
+        """The messages arriving on `conn` (split as the twin splits them, or by `split`), until
+        it closes or the server stops; `pending` holds what is not a whole message yet."""
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        buffer = b""
         while not self._stop.is_set():
-            ready, _, _ = select.select([conn], [], [], 0.1)
-            if not ready:
-                continue
             try:
+                if not select.select([conn], [], [], 0.1)[0]:
+                    continue
                 chunk = conn.recv(65536)
-            except OSError:
+            except (OSError, ValueError):  # reset, or closed by another thread (fd -1)
                 return
             if not chunk:
                 return
-            messages, buffer = _split(buffer + chunk, self.twin)
-            for message in messages:
-                try:
-                    reply = self.faults.exchange(self.twin, message)
-                except Disconnect as cut:
-                    self._up_at = time.monotonic() + cut.down
+            messages, pending[0] = (split or functools.partial(_split, twin=self.twin))(pending[0] + chunk)
+            yield from messages
+
+    def _talk(self, conn: socket.socket) -> None:
+        pending = self._open[conn]
+        try:
+            with conn:
+                for message in self._messages(conn, pending):
+                    try:
+                        reply = self.faults.exchange(self, message)
+                    except Disconnect as cut:  # the cable pulled: every connection is reset
+                        self._up_at = time.monotonic() + cut.down
+                        self._reset_all()
+                        return  # this message and the rest are not handled
+                    if reply is not None:
+                        conn.sendall(reply)
+        except OSError:  # reset meanwhile
+            pass
+        finally:
+            with self._handling:
+                del self._open[conn]
+
+    def _reset_all(self) -> None:
+        """Reset every data connection (each one's thread then finds its socket closed)."""
+        with self._handling:
+            for conn in self._open:
+                with contextlib.suppress(OSError):
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
-                    return  # closed by the caller; this message and the rest are not handled
-                if reply is not None:
-                    conn.sendall(reply)
+                    conn.close()
+
+    def handle(self, message: bytes) -> bytes | None:
+        """The twin's answer to one message, one message at a time (the faults call it)."""
+        with self._handling:
+            return self.twin.handle(message)
+
+    def _control_talk(self, conn: socket.socket) -> None:
+        with conn:
+            for message in self._messages(conn, [b""], split=_lines):
+                if message.strip().upper() == b"DCL":
+                    with self._handling:
+                        for pending in self._open.values():
+                            pending[0] = b""
+                        getattr(self.twin, "device_clear", lambda: None)()
+                    conn.sendall(b"DCL\n")
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
-        self._sock.close()
+        for listening in self._listening:
+            listening.close()
 
 
 class SerialLines:
