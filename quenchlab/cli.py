@@ -138,8 +138,8 @@ def twins(config: Path = typer.Argument(..., help="reactor config (YAML): FJH or
                 apply_scenario(scenario, running, clock, str(faults))
             except QuenchlabError as error:
                 _fail(error)
-        for name, address in running.addresses.items():
-            print(json.dumps({"name": name, "model": running.models[name], "address": address}), flush=True)
+        for instrument in running.described():
+            print(json.dumps(instrument), flush=True)
         while not stop.wait(0.2):
             pass
 

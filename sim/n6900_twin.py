@@ -6,7 +6,17 @@ trip latches the output off while OUTP? still reads 1), lists (LIST, TRIGger:TRA
 INITiate, ABORt), the built-in digitizer (SENSe:SWEep, TRIGger:ACQuire, FETCh:ARRay, as ASCII
 or, with FORMat REAL, an IEEE 488.2 block of IEEE 754 singles in the FORMat:BORDer order) and the
 status registers (Operation: CV 1, CC 2, OFF 4, WTG-meas 8, WTG-tran 16, MEAS-active 32,
-TRAN-active 64; Questionable: OV 1, OC 2, OT 16, PROT/watchdog 2048).
+TRAN-active 64, 9 bits defined; Questionable: OV 1, OC 2, OT 16, PROT/watchdog 2048, 14 bits
+defined), with STATus:PRESet (ch. 6, STATus). Integers are answered signed ("+0", "+8192") and
+reals with 7 significant digits ("+8.160000E+01"), SYSTem:VERSion? "1995.0", *OPT? "0", as a
+real unit answers. Numbers take unit suffixes (VOLT 12.5 V, CURR 500 mA, ...:DEL 20 ms) and MIN,
+MAX, DEF (their queries too: VOLT? MAX). MEASure/FETCh:POWer? give V x I.
+
+LAN (ch. 4, "Using the Advanced Power System", LAN interface): up to six connections at once,
+data and control together; each data connection has its own input buffer and its own error
+queue, the instrument's settings and status registers are shared; the control socket's port is
+SYSTem:COMMunicate:TCPip:CONTrol?, and "DCL" on it is a device clear, echoed. Telnet (5024) is
+not served.
 """
 import math
 from dataclasses import dataclass, field
@@ -15,6 +25,8 @@ import numpy as np
 
 from .fjh_world import FJHWorld
 from .scpi import ScpiEngine, ScpiError, format_bool, format_number, parse_bool, parse_choice, parse_list, parse_number, one_of, stored
+
+CONNECTIONS = 6  # data and control sockets and telnet sessions, together (ch. 4)
 
 OV, OC, OT, WATCHDOG = 1, 2, 16, 2048
 MAX_LIST_STEPS = 512
@@ -99,11 +111,14 @@ class N6900Twin:
     """One output of an N6900 supply driving the world's sample."""
 
     terminator = b"\n"
+    connections, sessions, control_port = CONNECTIONS, True, 5002  # the server sets the port it opened
 
     def __init__(self, world: FJHWorld, rating: Rating = Rating(), serial: str = "SIM0001"):
         self.world = world
         self.rating = rating
-        self.engine = ScpiEngine(f"Keysight Technologies,{rating.model},{serial},D.03.01")
+        self.engine = ScpiEngine(f"Keysight Technologies,{rating.model},{serial},D.03.01", signed=True,
+                                 version="1995.0", options="0")
+        self.engine.status(operation=self._operation, questionable=self._questionable, bits=(9, 14))
         self._register()
         self.reset()
         world.source = self
@@ -195,40 +210,48 @@ class N6900Twin:
         self.constant_current = constant_current
 
     # --- protocol --------------------------------------------------------------------------
-    def handle(self, message: bytes) -> bytes | None:
+    def handle(self, message: bytes, session: object = None) -> bytes | None:
         with self.world.lock:
             self.world.advance()
             now = self.world.time
             self._settle(now)
             self.last_io = now
-            reply = self.engine.handle(message.decode("ascii", errors="replace").strip())
+            reply = self.engine.handle(message.decode("ascii", errors="replace").strip(), session)
         return None if reply is None else reply.encode("latin-1") + b"\n"  # a REAL block's bytes, one per character
+
+    def device_clear(self) -> None:
+        """DCL on the control socket: input and output cleared; settings and the output stay."""
 
     def _register(self) -> None:
         e, r = self.engine.command, self.rating
         e("*RST", lambda a, q: self.reset(), query=False, max_args=0)
         e("*TRG", lambda a, q: self._bus_trigger(), query=False, max_args=0)
-        e("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]", self._number("voltage", 0, r.volts * 1.02), max_query_args=1)
-        e("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", self._number("current", 0, r.amps * 1.02), max_query_args=1)
-        e("[SOURce:]VOLTage:PROTection[:LEVel]", self._number("ovp", 0, r.volts * 1.2), max_query_args=1)
+        e("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]", self._number("voltage", 0, r.volts * 1.02, units="V"),
+          max_query_args=1)
+        e("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", self._number("current", 0, r.amps * 1.02, units="A"),
+          max_query_args=1)
+        e("[SOURce:]VOLTage:PROTection[:LEVel]", self._number("ovp", 0, r.volts * 1.2, default=r.volts * 1.2, units="V"),
+          max_query_args=1)
         e("[SOURce:]CURRent:PROTection:STATe", stored(self, "ocp", parse_bool, format_bool))
         e("[SOURce:]CURRent:MODE", self._mode("current_mode"))
         e("[SOURce:]VOLTage:MODE", self._mode("voltage_mode"))
         e("OUTPut[:STATe]", stored(self, "output", parse_bool, format_bool))
         e("OUTPut:PROTection:CLEar", lambda a, q: self._clear_protection(), query=False, max_args=0)
-        e("OUTPut:PROTection:DELay", self._number("protection_delay", 0, 0.255), max_query_args=1)
+        for delay in ("[SOURce:]CURRent:PROTection:DELay[:TIME]", "OUTPut:PROTection:DELay"):  # the second: an alias
+            e(delay, self._number("protection_delay", 0, 0.255, default=0.02, units="S"), max_query_args=1)
         e("OUTPut:PROTection:WDOG[:STATe]", stored(self, "watchdog", parse_bool, format_bool))
-        e("OUTPut:PROTection:WDOG:DELay", self._number("watchdog_delay", 1, 3600, step=1.0), max_query_args=1)
+        e("OUTPut:PROTection:WDOG:DELay", self._number("watchdog_delay", 1, 3600, step=1.0, default=60, units="S"),
+          max_query_args=1)
         e("[SOURce:]LIST:CURRent[:LEVel]", self._list("current", r.amps * 1.02), max_args=None)
         e("[SOURce:]LIST:VOLTage[:LEVel]", self._list("voltage", r.volts * 1.02), max_args=None)
         e("[SOURce:]LIST:DWELl", self._list("dwell", MAX_DWELL), max_args=None)
-        e("[SOURce:]LIST:CURRent:POINts", lambda a, q: str(len(self.list.current)), set=False)
-        e("[SOURce:]LIST:VOLTage:POINts", lambda a, q: str(len(self.list.voltage)), set=False)
-        e("[SOURce:]LIST:DWELl:POINts", lambda a, q: str(len(self.list.dwell)), set=False)
+        e("[SOURce:]LIST:CURRent:POINts", lambda a, q: self.engine.integer(len(self.list.current)), set=False)
+        e("[SOURce:]LIST:VOLTage:POINts", lambda a, q: self.engine.integer(len(self.list.voltage)), set=False)
+        e("[SOURce:]LIST:DWELl:POINts", lambda a, q: self.engine.integer(len(self.list.dwell)), set=False)
         e("[SOURce:]LIST:TOUTput:BOSTep[:DATA]", self._list("bost", 1), max_args=None)
         e("[SOURce:]LIST:TOUTput:EOSTep[:DATA]", self._list("eost", 1), max_args=None)
-        e("[SOURce:]LIST:TOUTput:BOSTep:POINts", lambda a, q: str(len(self.list.bost)), set=False)
-        e("[SOURce:]LIST:TOUTput:EOSTep:POINts", lambda a, q: str(len(self.list.eost)), set=False)
+        e("[SOURce:]LIST:TOUTput:BOSTep:POINts", lambda a, q: self.engine.integer(len(self.list.bost)), set=False)
+        e("[SOURce:]LIST:TOUTput:EOSTep:POINts", lambda a, q: self.engine.integer(len(self.list.eost)), set=False)
         e("[SOURce:]LIST:COUNt", self._list_count)
         e("[SOURce:]LIST:TERMinate:LAST", self._list_flag)
         e("TRIGger:TRANsient:SOURce", stored(self, "transient_source", one_of(["BUS", "IMMediate", "EXTernal"])))
@@ -237,7 +260,8 @@ class N6900Twin:
         e("ABORt:TRANsient", lambda a, q: self._abort(), query=False, max_args=0)
         e("[SOURce:]DIGital:PIN1:FUNCtion", stored(self, "pin1_function", one_of(["DIO", "DINPut", "TOUTput", "TINPut", "FAULt", "INHibit", "ONCouple", "OFFCouple"])))
         e("SENSe:SWEep:POINts", self._number("acq_points", 1, MAX_SWEEP_POINTS, step=1.0), max_query_args=1)
-        e("SENSe:SWEep:TINTerval", self._number("acq_interval", MIN_SAMPLE_INTERVAL, 40000.0), max_query_args=1)
+        e("SENSe:SWEep:TINTerval", self._number("acq_interval", MIN_SAMPLE_INTERVAL, 40000.0, default=20.48e-6,
+                                                units="S"), max_query_args=1)
         e("SENSe:SWEep:OFFSet:POINts", self._number("acq_offset", -(MAX_SWEEP_POINTS - 1), 2e9, step=1.0), max_query_args=1)
         e("TRIGger:ACQuire:SOURce", stored(self, "acq_source", one_of(["BUS", "TRANsient1", "EXTernal"])))
         e("TRIGger:ACQuire[:IMMediate]", lambda a, q: self._trigger_acquisition(self.world.time), query=False, max_args=0)
@@ -247,19 +271,23 @@ class N6900Twin:
         e("FORMat:BORDer", stored(self, "byte_order", one_of(["NORMal", "SWAPped"])))
         e("FETCh:ARRay:CURRent[:DC]", lambda a, q: self._fetch("amps"), set=False)
         e("FETCh:ARRay:VOLTage[:DC]", lambda a, q: self._fetch("volts"), set=False)
-        e("MEASure[:SCALar]:VOLTage[:DC]", lambda a, q: format_number(self._measured()[0]), set=False)
-        e("MEASure[:SCALar]:CURRent[:DC]", lambda a, q: format_number(self._measured()[1]), set=False)
-        e("STATus:QUEStionable:CONDition", lambda a, q: str(self._questionable()), set=False)
-        e("STATus:OPERation:CONDition", lambda a, q: str(self._operation()), set=False)
+        for reading, value in (("VOLTage", lambda: self.world.volts), ("CURRent", lambda: self.world.amps),
+                               ("POWer", lambda: self.world.volts * self.world.amps)):
+            for kind in ("MEASure", "FETCh"):
+                e(f"{kind}[:SCALar]:{reading}[:DC]", lambda a, q, value=value: real(value()), set=False)
+        e("SYSTem:COMMunicate:TCPip:CONTrol", lambda a, q: self.engine.integer(self.control_port), set=False)
 
     # handler factories
-    def _number(self, attr, low, high, step=None):
+    def _number(self, attr, low, high, step=None, default=None, units=None):
+        """A number setting, with its unit suffix, MIN, MAX and DEF (the *RST value, `low` unless
+        given); its query answers the setting, or MIN, MAX or DEF."""
         def handler(args, query):
             if query and not args:
-                return format_number(getattr(self, attr))
-            value = parse_number(args, minimum=low, maximum=high, default=low)
-            if query:  # VOLT? MIN|MAX
-                return format_number(value)
+                return real(getattr(self, attr))
+            value = parse_number(args, minimum=low, maximum=high, default=low if default is None else default,
+                                 units=units)
+            if query:  # VOLT? MAX
+                return real(value)
             setattr(self, attr, round(value / step) * step if step else value)
         return handler
 
@@ -275,7 +303,7 @@ class N6900Twin:
     def _list(self, attr, high):
         def handler(args, query):
             if query:
-                return ",".join(format_number(v) for v in getattr(self.list, attr))
+                return ",".join(real(v) for v in getattr(self.list, attr))
             values = parse_list(args, minimum=0, maximum=high, max_length=MAX_LIST_STEPS)
             if attr in ("bost", "eost"):  # booleans: 0 or 1 per step
                 values = [float(round(v)) for v in values]
@@ -286,7 +314,7 @@ class N6900Twin:
 
     def _list_count(self, args, query):
         if query:
-            return "9.9E37" if math.isinf(self.list.count) else str(int(self.list.count))
+            return "9.9E37" if math.isinf(self.list.count) else self.engine.integer(int(self.list.count))
         if args and args[0].strip().upper() in ("INF", "INFINITY"):
             self.list.count = math.inf
         else:
@@ -355,12 +383,9 @@ class N6900Twin:
         times = self.acq_trigger_time + (self.acq_offset + np.arange(self.acq_points)) * self.acq_interval
         values = self.world.sample_at(times, key)
         if self.data_format == "ASC":
-            return ",".join(format_number(v) for v in values)
+            return ",".join(real(v) for v in values)
         body = np.asarray(values, dtype=">f4" if self.byte_order == "NORM" else "<f4").tobytes()
         return f"#{len(str(len(body)))}{len(body)}" + body.decode("latin-1")  # FORMat REAL: IEEE 754 single
-
-    def _measured(self) -> tuple[float, float]:
-        return self.world.volts, self.world.amps
 
     def _questionable(self) -> int:
         return self.tripped
@@ -372,6 +397,11 @@ class N6900Twin:
         bits |= {"waiting": 16 | 64, "running": 64}.get(self.transient, 0)
         bits |= {"waiting": 8 | 32, "triggered": 32 if self.world.time < self._acquisition_end() else 0}.get(self.acquisition, 0)
         return bits
+
+
+def real(value: float) -> str:
+    """A real as the N6900 answers it: 7 significant digits, "+8.160000E+01"."""
+    return format_number(value, digits=6)
 
 
 def _round_dwell(seconds: float) -> float:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ _MULTIPLIERS = {"EX": 1e18, "PE": 1e15, "T": 1e12, "G": 1e9, "MA": 1e6, "K": 1e3
 # Status bits: IEEE 488.2 sec.11.5.1 (event status register) and sec.11.2 (status byte);
 # bit 2 of the status byte is SCPI's error/event queue summary.
 OPC, RQC, QYE, DDE, EXE, CME, URQ, PON = 1, 2, 4, 8, 16, 32, 64, 128
-EAV, ESB, MSS = 4, 32, 64
+EAV, QUES, ESB, MSS, OPER = 4, 8, 32, 64, 128
 # ESR bit set by an error or event number, keyed by its hundreds (SCPI-1999 error classes).
 _EVENT_CLASS_BITS = {1: CME, 2: EXE, 3: DDE, 4: QYE, 5: PON, 6: URQ, 7: RQC, 8: OPC}
 
@@ -109,24 +110,77 @@ class _Command:
 
 class ScpiEngine:
     """Parses program messages and runs the registered handlers; keeps the error queue and the
-    IEEE 488.2 status registers. Built in: *IDN?, *CLS, *ESE, *ESE?, *ESR?, *SRE, *SRE?,
-    *STB?, *OPC, *OPC?, *WAI, SYSTem:ERRor[:NEXT]? and SYSTem:ERRor:COUNt?."""
+    IEEE 488.2 status registers. Built in: *IDN?, *CLS, *ESE, *ESE?, *ESR?, *SRE, *SRE?, *STB?,
+    *OPC, *OPC?, *WAI, *TST? (the self-test passes: 0), *OPT? (`options`), SYSTem:ERRor[:NEXT]?,
+    SYSTem:ERRor:COUNt?, SYSTem:VERSion? (`version`, the SCPI year the instrument follows), and
+    with `status()` the SCPI STATus:OPERation and :QUEStionable registers.
 
-    def __init__(self, idn: str):
+    `signed`: integer responses carry their sign, "+0" (IEEE 488.2 sec.8.7.2 allows either;
+    each instrument's manual shows which it sends). An error queue belongs to the `session` a
+    message came on (`handle(line, session)`: one per LAN connection on instruments that keep
+    them apart); the status registers are the instrument's."""
+
+    def __init__(self, idn: str, *, signed: bool = False, version: str = "1999.0", options: str = "0"):
         self._commands: list[_Command] = []
         self._common: dict[str, _Command] = {}
-        self._errors: deque[tuple[int, str]] = deque()
+        self._queues: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._default_queue: deque[tuple[int, str]] = deque()
+        self._session = None
         self._esr = self._ese = self._sre = 0
+        self._registers: dict[str, _StatusRegister] = {}
+        self.signed = signed
         self.command("*IDN", lambda args, query: idn, set=False)
         self.command("*CLS", self._clear_status, query=False, max_args=0)
         self.command("*ESE", self._event_enable)
         self.command("*ESR", self._read_events, set=False)
         self.command("*SRE", self._service_enable)
-        self.command("*STB", lambda args, query: str(self.status_byte), set=False)
+        self.command("*STB", lambda args, query: self.integer(self.status_byte), set=False)
         self.command("*OPC", self._operation_complete, max_args=0)
         self.command("*WAI", lambda args, query: None, query=False, max_args=0)
+        self.command("*TST", lambda args, query: self.integer(0), set=False)
+        self.command("*OPT", lambda args, query: options, set=False)
         self.command("SYSTem:ERRor[:NEXT]", self._next_error, set=False)
-        self.command("SYSTem:ERRor:COUNt", lambda args, query: str(len(self._errors)), set=False)
+        self.command("SYSTem:ERRor:COUNt", lambda args, query: self.integer(len(self._errors)), set=False)
+        self.command("SYSTem:VERSion", lambda args, query: version, set=False)
+
+    def integer(self, value: int) -> str:
+        """<NR1> response data, signed if the instrument signs it."""
+        return f"{value:+d}" if self.signed else str(value)
+
+    @property
+    def _errors(self) -> deque[tuple[int, str]]:
+        """The error queue of the session being served."""
+        if self._session is None:
+            return self._default_queue
+        return self._queues.setdefault(self._session, deque())
+
+    def status(self, *, operation: Callable[[], int], questionable: Callable[[], int],
+               bits: tuple[int, int] = (15, 15)) -> None:
+        """The SCPI status registers (SCPI-1999 vol.1 ch.9; STATus:OPERation and STATus:QUEStionable,
+        each [:EVENt]?, :CONDition?, :ENABle, :PTRansition and :NTRansition) over the instrument's
+        `operation()` and `questionable()` conditions, `bits` defined in each; STATus:PRESet. Their
+        summaries are bits 7 and 3 of the status byte. Transitions latch when the instrument is
+        addressed (a change between two messages and back is not seen)."""
+        for name, condition, defined in (("OPERation", operation, bits[0]), ("QUEStionable", questionable, bits[1])):
+            register = self._registers[name] = _StatusRegister(condition, (1 << defined) - 1)
+            self.command(f"STATus:{name}[:EVENt]", lambda args, query, r=register: self.integer(r.take_event()),
+                         set=False)
+            self.command(f"STATus:{name}:CONDition", lambda args, query, r=register: self.integer(r.condition()),
+                         set=False)
+            for part in ("ENABle", "PTRansition", "NTRansition"):
+                self.command(f"STATus:{name}:{part}", self._register_part(register, part[:3].lower()))
+        self.command("STATus:PRESet", self._preset_status, query=False, max_args=0)
+
+    def _preset_status(self, args, query):
+        for register in self._registers.values():
+            register.preset()
+
+    def _register_part(self, register: "_StatusRegister", part: str) -> Handler:
+        def handler(args, query):
+            if query:
+                return self.integer(getattr(register, part))
+            setattr(register, part, _register_value(args, 65535))
+        return handler
 
     def command(self, pattern: str, handler: Handler, *, set: bool = True, query: bool = True,
                 max_args: int | None = 1, max_query_args: int | None = 0,
@@ -149,9 +203,13 @@ class ScpiEngine:
         else:
             self._common[pattern.upper()] = entry
 
-    def handle(self, line: str) -> str | None:
-        """Run one program message; return its response message (responses joined with ";")
-        or None. IEEE 488.2 sec.7.3: units run in order; the path starts at the root."""
+    def handle(self, line: str, session: object = None) -> str | None:
+        """Run one program message (come on `session`); return its response message (responses
+        joined with ";") or None. IEEE 488.2 sec.7.3: units run in order; the path starts at the
+        root."""
+        self._session = session
+        for register in self._registers.values():
+            register.latch()
         if not line.strip(_WHITESPACE):
             return None
         responses: list[str] = []
@@ -186,6 +244,9 @@ class ScpiEngine:
         the other bits & SRE (IEEE 488.2 sec.11.2). MAV and the SCPI OPER/QUES summaries are
         not modelled and read 0."""
         summary = (EAV if self._errors else 0) | (ESB if self._esr & self._ese else 0)
+        for name, bit in (("QUEStionable", QUES), ("OPERation", OPER)):
+            if name in self._registers and self._registers[name].summary():
+                summary |= bit
         return summary | (MSS if summary & self._sre else 0)
 
     def _execute(self, header: str, args: list[str], path: list[tuple[str, str]]
@@ -227,20 +288,22 @@ class ScpiEngine:
     def _clear_status(self, args, query):
         self._errors.clear()
         self._esr = 0
+        for register in self._registers.values():
+            register.event = 0
 
     def _event_enable(self, args, query):
         if query:
-            return str(self._ese)
+            return self.integer(self._ese)
         self._ese = _register_value(args)
 
     def _service_enable(self, args, query):
         if query:
-            return str(self._sre)
+            return self.integer(self._sre)
         self._sre = _register_value(args) & ~MSS  # bit 6 of the SRE is ignored
 
     def _read_events(self, args, query):
         value, self._esr = self._esr, 0
-        return str(value)
+        return self.integer(value)
 
     def _operation_complete(self, args, query):
         """Every operation completes at once, so *OPC sets OPC and *OPC? answers 1."""
@@ -251,6 +314,35 @@ class ScpiEngine:
     def _next_error(self, args, query):
         code, message = self._errors.popleft() if self._errors else (0, "No error")
         return f"{code:+d},{format_string(message)}"
+
+
+class _StatusRegister:
+    """An SCPI status register (SCPI-1999 vol.1 ch.9): the condition, the event latched from its
+    transitions through the transition filters, and the enable mask of its summary bit."""
+
+    def __init__(self, condition: Callable[[], int], defined: int):
+        self.condition, self.defined = condition, defined
+        self.event = self.ena = self.ntr = 0
+        self.ptr = defined
+        self._last = 0
+
+    def latch(self) -> None:
+        now = self.condition()
+        self.event |= (now & ~self._last & self.ptr) | (~now & self._last & self.ntr)
+        self._last = now
+
+    def take_event(self) -> int:
+        """The event register, cleared by reading it."""
+        self.latch()
+        value, self.event = self.event, 0
+        return value
+
+    def summary(self) -> bool:
+        return bool(self.event & self.ena)
+
+    def preset(self) -> None:
+        """STATus:PRESet: enable and negative filters cleared, every defined positive one set."""
+        self.ena, self.ntr, self.ptr = 0, 0, self.defined
 
 
 # --- parsing -----------------------------------------------------------------------------
@@ -372,10 +464,11 @@ def _nearest_integer(value: float) -> int:
     return int(math.copysign(math.floor(abs(value) + 0.5), value))
 
 
-def _register_value(args: Sequence[str]) -> int:
-    """A status enable value: a number rounded to an integer in 0..255 (IEEE 488.2 ch.10)."""
+def _register_value(args: Sequence[str], highest: int = 255) -> int:
+    """A status enable value: a number rounded to an integer in 0..255 (IEEE 488.2 ch.10), or
+    0..`highest` for an SCPI register's 16 bits (SCPI-1999 vol.1 ch.9)."""
     value = _nearest_integer(parse_number(args))
-    if not 0 <= value <= 255:
+    if not 0 <= value <= highest:
         raise ScpiError(-222, "Data out of range")
     return value
 
@@ -474,14 +567,14 @@ def parse_string(args: Sequence[str], index: int = 0) -> str:
     return text[1:-1].replace(text[0] * 2, text[0])
 
 
-def format_number(value: float) -> str:
-    """<NR3> response data such as "+1.23450000E+01"; NaN and the infinities as SCPI's
-    9.91E37 and +/-9.9E37 (SCPI-1999 vol.1 ch.7)."""
+def format_number(value: float, digits: int = 8) -> str:
+    """<NR3> response data such as "+1.23450000E+01" (`digits` after the point); NaN and the
+    infinities as SCPI's 9.91E37 and +/-9.9E37 (SCPI-1999 vol.1 ch.7)."""
     if math.isnan(value):
         value = 9.91e37
     elif math.isinf(value):
         value = math.copysign(9.9e37, value)
-    return f"{value:+.8E}"
+    return f"{value:+.{digits}E}"
 
 
 def format_bool(value: bool) -> str:

@@ -115,13 +115,15 @@ class LinkFaults:
 
 class TcpServer:
     """Serves one twin on 127.0.0.1 (or `host`) to as many clients at once as the twin's
-    `connections` allows (its manual's limit; one if it names none): each connection has its
-    own input buffer, the twin (the instrument's state) is shared and handles one message at a
-    time, whichever connection it came on; a client beyond the limit is reset. A twin with a
-    `control_port` attribute also gets a control socket (Keysight LAN instruments): its port is
-    written there, and "DCL" on it is a device clear (the twin's `device_clear()`, and every
-    data connection's unread input dropped), answered "DCL". After a `disconnect` fault,
-    connections are reset as soon as they are accepted until the link is up."""
+    `connections` allows (its manual's limit, data and control connections together; one if it
+    names none): each connection has its own input buffer, the twin (the instrument's state) is
+    shared and handles one message at a time, whichever connection it came on; a client beyond
+    the limit is reset. A twin with `sessions` set is told which connection a message came on
+    (`handle(message, session)`), for what its manual keeps per connection (an error queue). A
+    twin with a `control_port` attribute also gets a control socket (Keysight LAN instruments):
+    its port is written there, and "DCL" on it is a device clear (the twin's `device_clear()`,
+    and every data connection's unread input dropped), answered "DCL". After a `disconnect`
+    fault, connections are reset as soon as they are accepted until the link is up."""
 
     def __init__(self, twin: Twin, host: str = "127.0.0.1", port: int = 0):
         self.twin = twin
@@ -129,6 +131,9 @@ class TcpServer:
         self._up_at = 0.0  # wall time (time.monotonic) from which connections are served
         self._handling = threading.Lock()  # the instrument takes one message at a time
         self._open: dict[socket.socket, list[bytes]] = {}  # data connections: their unread input
+        self._controls = 0  # control connections open
+        self._local = threading.local()  # the connection a server thread talks on
+        self._sessions = getattr(twin, "sessions", False)
         self._sock = socket.create_server((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
         self.address = f"TCPIP::{self.host}::{self.port}::SOCKET"  # what pyvisa opens
@@ -149,9 +154,10 @@ class TcpServer:
                 data = listening is self._sock
                 with self._handling:
                     refused = time.monotonic() < self._up_at or (  # the link is down, or no room
-                        data and len(self._open) >= getattr(self.twin, "connections", 1))
+                        len(self._open) + self._controls >= getattr(self.twin, "connections", 1))
                     if data and not refused:
                         self._open[conn] = [b""]
+                    self._controls += not data and not refused
                 if refused:
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
                     conn.close()
@@ -172,11 +178,11 @@ class TcpServer:
                 return
             if not chunk:
                 return
-            messages, pending[0] = (split or functools.partial(_split, twin=self.twin))(pending[0] + chunk)
+            messages, pending[0] = split(pending[0] + chunk) if split else _split(pending[0] + chunk, self.twin)
             yield from messages
 
     def _talk(self, conn: socket.socket) -> None:
-        pending = self._open[conn]
+        pending, self._local.conn = self._open[conn], conn
         try:
             with conn:
                 for message in self._messages(conn, pending):
@@ -205,17 +211,25 @@ class TcpServer:
     def handle(self, message: bytes) -> bytes | None:
         """The twin's answer to one message, one message at a time (the faults call it)."""
         with self._handling:
+            if self._sessions:
+                return self.twin.handle(message, self._local.conn)
             return self.twin.handle(message)
 
     def _control_talk(self, conn: socket.socket) -> None:
-        with conn:
-            for message in self._messages(conn, [b""], split=_lines):
-                if message.strip().upper() == b"DCL":
-                    with self._handling:
-                        for pending in self._open.values():
-                            pending[0] = b""
-                        getattr(self.twin, "device_clear", lambda: None)()
-                    conn.sendall(b"DCL\n")
+        try:
+            with conn:
+                for message in self._messages(conn, [b""], split=_lines):
+                    if message.strip().upper() == b"DCL":
+                        with self._handling:
+                            for pending in self._open.values():
+                                pending[0] = b""
+                            getattr(self.twin, "device_clear", lambda: None)()
+                        conn.sendall(b"DCL\n")
+        except OSError:  # reset meanwhile
+            pass
+        finally:
+            with self._handling:
+                self._controls -= 1
 
     def close(self) -> None:
         self._stop.set()
@@ -281,6 +295,13 @@ class PtyServer:
     def baudrate(self) -> int:
         return _BAUD_RATES.get(termios.tcgetattr(self._slave)[4], 0)
 
+    @property
+    def line_settings(self) -> dict:
+        """What a client sets its serial port to: the twin's baud rate and framing (data bits,
+        parity, stop bits; the twin's `framing`, 8N1 if it names none), in pyserial's terms."""
+        bytesize, parity, stopbits = getattr(self.twin, "framing", (8, "N", 1))
+        return {"baudrate": self.twin.baudrate, "bytesize": bytesize, "parity": parity, "stopbits": stopbits}
+
     def _receive(self) -> None:
         try:
             chunk = os.read(self._master, 4096)
@@ -322,6 +343,11 @@ class TwinGroup:
     @property
     def addresses(self) -> dict[str, str]:
         return {name: server.address for name, server in self.servers.items()}
+
+    def described(self) -> list[dict]:
+        """Per instrument: its name, model and address, and for a serial one its line settings."""
+        return [{"name": name, "model": self.models[name], "address": server.address,
+                 **getattr(server, "line_settings", {})} for name, server in self.servers.items()]
 
     def close(self) -> None:
         for server in self.servers.values():
