@@ -30,6 +30,7 @@ class ImpacTwin:
     """The pyrometer looking at the world's sample, on a serial line at `baudrate`."""
 
     terminator = b"\r"
+    framing = (8, "E", 1)  # data bits, parity, stop bits (manual, "Data format UPP")
 
     def __init__(self, world: FJHWorld, address: int = 0, baudrate: int = 19200,
                  noise_at_floor: float = 3.0, seed: int | None = None):

@@ -52,7 +52,7 @@ class InfiniiVisionTwin:
 
     terminator = b"\n"
 
-    def __init__(self, world: FJHWorld, inputs: dict[int, Signal], model: str = "DSOX3024T",
+    def __init__(self, world: FJHWorld, inputs: dict[int, Signal], model: str = "DSO-X 3024T",  # as *IDN? gives it
                  noise: float = 2e-3, seed: int | None = None, segments: int = MAX_SEGMENTS):
         self.world = world
         self.segments_option = segments

@@ -4,9 +4,16 @@ the connection limit, the control socket's device clear, the IEEE 488.2 and SCPI
 commands and status registers, unit suffixes; and a pulse train that runs on while two other
 clients poll the supply. Keysight "N6900/N7900 Series Operating and Service Guide": ch. 4
 (LAN interface: six connections, control socket), ch. 6 (common commands, STATus)."""
+import json
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
+
+import serial
 
 import h5py
 import numpy as np
@@ -17,7 +24,10 @@ from quenchlab.devices.n6900_driver import ListProgram
 from quenchlab.plans.pulses import pulse_train
 from quenchlab.writer import HDF5Writer
 
+from conftest import CONFIGS
 from test_twin_protocols import ScpiSocket
+
+QUENCHLAB = str(Path(sys.executable).parent / "quenchlab")
 
 
 @pytest.fixture
@@ -149,3 +159,22 @@ def test_a_train_runs_on_while_two_other_clients_poll_the_supply(reactor, tmp_pa
         starts = f["entry/pulse/pulse_start"][()]
         assert starts.size == 6 and np.diff(starts) == pytest.approx(1.10, rel=1e-3)
         assert f["entry/pulse/has_trace"][()].all()
+
+
+def test_quenchlab_twins_prints_what_a_client_sets_its_serial_port_to():
+    """As a user runs it: each serial twin's line with its baud rate and framing, which a plain
+    pyserial client opened with them is answered on (the pyrometer: 8E1, UPP manual)."""
+    twins = subprocess.Popen([QUENCHLAB, "twins", str(CONFIGS / "fjh-sim.yaml")], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = {line["name"]: line for line in (json.loads(twins.stdout.readline()) for _ in range(3))}
+        pyrometer = lines["pyrometer"]
+        assert (pyrometer["baudrate"], pyrometer["bytesize"], pyrometer["parity"], pyrometer["stopbits"]) == \
+            (19200, 8, "E", 1)
+        assert "baudrate" not in lines["supply"]  # a LAN instrument: its address says it all
+        with serial.Serial(pyrometer["address"], pyrometer["baudrate"], bytesize=pyrometer["bytesize"],
+                           parity=pyrometer["parity"], stopbits=pyrometer["stopbits"], timeout=1) as port:
+            port.write(b"00na\r")
+            assert port.read_until(b"\r").startswith(b"IGA")
+    finally:
+        twins.send_signal(signal.SIGTERM)
+        twins.wait(timeout=10)
