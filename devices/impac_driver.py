@@ -104,8 +104,11 @@ class Impac:
         return int(reply[:4], 16) + KELVIN, int(reply[4:], 16) + KELVIN
 
     def set_measuring_range(self, begin: float, end: float) -> None:
-        """m1XXXXYYYY: the sub range, degC in hex."""
+        """m1XXXXYYYY, the sub range in degC (hex), then m2, which confirms it: an IGA 6/23
+        Advanced keeps the old range until then (manual p. 38; quenchlab sent m1 alone before
+        its twin was corrected)."""
         self._set(f"m1{round(begin - KELVIN):04X}{round(end - KELVIN):04X}")
+        self._set("m2")
 
     def analog_live_zero(self) -> bool:
         """True for a 4-20 mA analog output, False for 0-20 mA."""

@@ -6,8 +6,14 @@ queries answer the value + CR, settings answer "ok", an unknown command "no", an
 malformed message gets no answer at all. Address 98 reaches all units without reply, 99 all
 units with reply. Temperatures are five digits in 0.1 degC; 88880 is over range and 77770
 under range. The measuring ranges read as XXXXYYYY (begin and end in degC, hex): mb the basic
-range, me the sub range the analog output spans, set with m1XXXXYYYY. Not modelled (answered
-"no"): the peak picker (lz) and streaming to a separate output port.
+range, me the sub range the analog output spans, set in two steps (p. 38): m1XXXXYYYY, then m2,
+which confirms it (until then me reads the old one; m2 with nothing to confirm answers "no").
+fh0/fh1 shows temperatures in degC or degF (readings, ranges and internal temperatures alike);
+la the aiming laser; lz the peak picker's clearing time (0 off, 1-6 10 ms to 25 s, 7 extern, 8
+auto, 9 hold: kept and read back, the picking itself is not modelled); tm the highest internal
+temperature since power-on; pa the parameters as 15 digits (emissivity in %, ez, lz, as,
+internal temperature, address, baud code, then 01000); na "IGA 6/23 Advanced". Line: 8E1
+(manual, "Data format UPP"). Streaming to a separate output port is not modelled.
 """
 import math
 import re
@@ -45,6 +51,8 @@ class ImpacTwin:
         self.range_c = (600.0, 2500.0)
         self.analog_live_zero = True  # 4-20 mA
         self.serial_number = "23041"
+        self.fahrenheit, self.laser, self.peak_clear = False, False, 0
+        self.pending_range: tuple[float, float] | None = None  # m1 given, m2 not yet
         self.forced: str | None = None  # "dropout" or "saturation" while injected
         self._apply_response_time()
 
@@ -98,7 +106,14 @@ class ImpacTwin:
             return UNDER
         if celsius > self.range_c[1]:
             return OVER
-        return f"{round(celsius * 10):05d}"
+        return f"{round(self._shown(celsius) * 10):05d}"
+
+    def _shown(self, celsius: float) -> float:
+        """A temperature in the unit fh chose."""
+        return celsius * 9 / 5 + 32 if self.fahrenheit else celsius
+
+    def _celsius(self, shown: float) -> float:
+        return (shown - 32) * 5 / 9 if self.fahrenheit else shown
 
     # --- protocol --------------------------------------------------------------------------
     def handle(self, message: bytes) -> bytes | None:
@@ -154,23 +169,62 @@ class ImpacTwin:
         """The basic measuring range, XXXXYYYY: begin and end in degC, 4 hex digits each."""
         if parameter:
             raise ValueError(parameter)
-        return _hex_range(BASIC_RANGE)
+        return _hex_range(tuple(map(self._shown, BASIC_RANGE)))
 
     def _cmd_me(self, parameter: str) -> str:
         """The sub range the analog output spans, XXXXYYYY as for mb."""
         if parameter:
             raise ValueError(parameter)
-        return _hex_range(self.range_c)
+        return _hex_range(tuple(map(self._shown, self.range_c)))
 
     def _cmd_m1(self, parameter: str) -> str:
-        """m1XXXXYYYY sets the sub range (within the basic range, at least 51 degC wide)."""
+        """m1XXXXYYYY: the sub range to confirm with m2 (within the basic range, at least 51 degC wide)."""
         if len(parameter) != 8:
             raise ValueError(parameter)
-        begin, end = int(parameter[:4], 16), int(parameter[4:], 16)
+        begin, end = (round(self._celsius(int(part, 16))) for part in (parameter[:4], parameter[4:]))
         if not (BASIC_RANGE[0] <= begin and end <= BASIC_RANGE[1] and end - begin >= 51):
             raise ValueError(parameter)
-        self.range_c = (float(begin), float(end))
+        self.pending_range = (float(begin), float(end))
         return "ok"
+
+    def _cmd_m2(self, parameter: str) -> str:
+        """m2 confirms the sub range m1 gave (the unit resets itself to it)."""
+        if parameter or self.pending_range is None:
+            raise ValueError(parameter)
+        self.range_c, self.pending_range = self.pending_range, None
+        return "ok"
+
+    def _cmd_fh(self, parameter: str) -> str:
+        return self._switch("fahrenheit", parameter)
+
+    def _cmd_la(self, parameter: str) -> str:
+        return self._switch("laser", parameter)
+
+    def _switch(self, attr: str, parameter: str) -> str:
+        """A 0/1 setting: its query answers the digit, a setting "ok"."""
+        if not parameter:
+            return str(int(getattr(self, attr)))
+        code = _digits(parameter, 1)
+        if code not in (0, 1):
+            raise ValueError(parameter)
+        setattr(self, attr, bool(code))
+        return "ok"
+
+    def _cmd_lz(self, parameter: str) -> str:
+        if not parameter:
+            return str(self.peak_clear)
+        self.peak_clear = _digits(parameter, 1)
+        return "ok"
+
+    def _cmd_pa(self, parameter: str) -> str:
+        if parameter:
+            raise ValueError(parameter)
+        baud = {1200: 0, 2400: 1, 4800: 2, 9600: 3, 19200: 4, 38400: 5, 57600: 6, 115200: 8}[self.baudrate]
+        return (f"{min(round(self.emissivity * 100), 99):02d}{self.response_code}{self.peak_clear}"
+                f"{int(self.analog_live_zero)}{self._cmd_gt('')[-2:]}{self.address:02d}{baud}01000")
+
+    def _cmd_tm(self, parameter: str) -> str:
+        return self._cmd_gt(parameter)  # the internal temperature has not changed since power-on
 
     def _cmd_as(self, parameter: str) -> str:
         if not parameter:
@@ -182,7 +236,7 @@ class ImpacTwin:
         return "ok"
 
     def _cmd_na(self, parameter: str) -> str:
-        return "IGA 6/23 Adv" if not parameter else "no"
+        return "IGA 6/23 Advanced" if not parameter else "no"
 
     def _cmd_sn(self, parameter: str) -> str:
         return self.serial_number
@@ -194,7 +248,7 @@ class ImpacTwin:
         return "00"
 
     def _cmd_gt(self, parameter: str) -> str:
-        return "031"  # internal temperature, degC
+        return f"{round(self._shown(31.0)):03d}"  # the internal temperature
 
 
 def _hex_range(range_c: tuple[float, float]) -> str:

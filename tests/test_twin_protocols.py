@@ -608,15 +608,38 @@ def test_impac_reply_formats(pyro, command, pattern):
 
 
 @pytest.mark.parametrize("command", [
-    "00ez0", "00ez9", "00as0", "00as1",
-    pytest.param("00lz0", marks=pytest.mark.xfail(
-        strict=True, reason="twin answers 'no' to lzX (peak picker not modelled); manual: "
-        "AAlzX, X = 0-9, is a setting answering ok")),
+    "00ez0", "00ez9", "00as0", "00as1", "00lz0", "00lz9", "00la1", "00fh0",
 ])
 def test_impac_settings_answer_ok(pyro, command):
     """Setting commands answer "ok" (manual p. 37-38: ezX 0-9 response time t90, asX 0/1 analog
     output 0-20/4-20 mA, lzX 0-9 clear time of the peak picker)."""
     assert pyro.query(command) == "ok"
+
+
+def test_impac_sub_range_takes_effect_when_m2_confirms_it(pyro):
+    """IGA 6/23 Advanced manual p. 38: 1. AAm1XXXXYYYY, 2. AAm2 'confirms the change'."""
+    before = pyro.query("00me")
+    assert pyro.query("00m1044C09C4") == "ok"  # 1100-2500 degC
+    assert pyro.query("00me") == before  # not yet
+    assert pyro.query("00m2") == "ok" and pyro.query("00me") == "044C09C4"
+    assert pyro.query("00m2") == "no"  # nothing left to confirm
+
+
+def test_impac_fahrenheit_laser_and_parameters(pyro):
+    """p. 38-39: fhX degC/degF for every temperature; laX; tm/gt DDD; pa 15 digits (emissivity
+    %, ez, lz, as, internal temperature, address, baud code, 01000); na the device type."""
+    assert pyro.query("00na") == "IGA 6/23 Advanced"
+    assert pyro.query("00la") == "0" and pyro.query("00la1") == "ok" and pyro.query("00la") == "1"
+    celsius = pyro.query("00gt")
+    assert pyro.query("00fh1") == "ok" and pyro.query("00fh") == "1"
+    assert int(pyro.query("00gt")) == round(int(celsius) * 9 / 5 + 32) and re.fullmatch(r"\d{3}", pyro.query("00tm"))
+    low, high = (int(pyro.query("00mb")[i:i + 4], 16) for i in (0, 4))
+    assert (low, high) == (482, 4532)  # 250-2500 degC in degF
+    pyro.query("00fh0")
+    pyro.query("00em0850")
+    pyro.query("00ez2")
+    assert re.fullmatch(r"852\d[01]\d{2}\d{2}\d01000", pyro.query("00pa")), pyro.query("00pa")
+    assert pyro.query("00pa")[7:10] == "004"  # address 00, baud code 4: 19200
 
 
 # === Keysight InfiniiVision ================================================================
