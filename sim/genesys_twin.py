@@ -40,8 +40,13 @@ Where the manual is silent, the twin chooses and says so:
   five-digit format. RST also clears latched OVP and foldback bits.
 - AC fail is a sag the control circuit rides through: the unit keeps answering. A full power
   loss is a link fault (no_reply) on the server.
-Not modelled: service requests (`!nn`), global commands (GRST, GPV, ...), SAV/RCL, MDAV?, MS?,
-backspace and `\\` repeat, the front panel (LOC does not block serial settings here), the rear
+- 7.7.3 SAV stores the settings (output, PV, PC, OVP, UVL, foldback, auto-restart, remote mode)
+  in the "last settings" memory and RCL recalls them (those of power-on until a SAV); `\\` repeats
+  the last command, answering what it answers; MDAV? answers 0 (no multi-drop option); MS? answers
+  1: a unit alone is its own master (the manual gives 1-4 for a master, 0 for a slave; that a
+  standalone unit reads 1 is the twin's reading).
+Not modelled: service requests (`!nn`), global commands (GRST, GPV, ...), backspace, the
+front panel (LOC does not block serial settings here), the rear
 J1 connector (SO, OFF and ENA bits stay 0), remote sensing, output slew and ripple (settings act
 at once). No list mode and no watchdog, as on the real supply: programs are timed by the host.
 """
@@ -154,6 +159,8 @@ class GenesysTwin:
         self.constant_current = False
         self.cc_since: float | None = None
         self.reset()
+        self._saved = self._settings()  # the "last settings" memory, as at power-on
+        self._last_command = ""  # what \\ repeats
         self._last_faults, self._last_status = 0, self._status()
         world.source = self
 
@@ -246,6 +253,10 @@ class GenesysTwin:
         reply = self._adr(argument) if valid and word == "ADR" else None
         if not self.selected:
             return None
+        if valid and word == "\\":  # repeat the last command (7.7.3)
+            word, _, argument = self._last_command.partition(" ")
+        elif valid:
+            self._last_command = f"{word} {argument}"
         if reply is None:
             reply = self._execute(word, argument) if valid else "C04"
         return reply if checksum is None else f"{reply}${_checksum(reply)}"
@@ -287,6 +298,25 @@ class GenesysTwin:
     def _cmd_rst(self, argument):
         _nothing(argument)
         self.reset()
+
+    def _settings(self) -> dict:
+        return {k: getattr(self, k) for k in ("pv", "pv_text", "pc", "pc_text", "ovp", "ovp_text", "uvl", "uvl_text",
+                                                "output", "fold", "auto_restart", "remote")}
+
+    def _cmd_sav(self, argument):
+        _nothing(argument)
+        self._saved = self._settings()
+
+    def _cmd_rcl(self, argument):
+        _nothing(argument)
+        for key, value in self._saved.items():
+            setattr(self, key, value)
+
+    def _cmd_mdav_q(self, argument):
+        return "0"
+
+    def _cmd_ms_q(self, argument):
+        return "1"
 
     def _cmd_rmt(self, argument):
         self.remote = _choice(argument, REMOTE)

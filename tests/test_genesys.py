@@ -532,3 +532,17 @@ def test_gen_wrong_baud_rate_gets_no_reply(server):
         assert client.ask("ADR 6") is None
     finally:
         client.close()
+
+
+def test_gen_sav_rcl_repeat_and_option_queries(line):
+    """7.7.3: SAV keeps the settings and RCL brings them back; backslash repeats the last command,
+    answering what it answers; MDAV? (multi-drop option) and MS? (master/slave)."""
+    line.ok("PV 5", "PC 2", "SAV", "PV 7", "PC 3")
+    assert line.ask("PV?") == "7"
+    line.ok("RCL")
+    assert line.ask("\\") == "OK"  # RCL again
+    assert (line.ask("PV?"), line.ask("PC?")) == ("5", "2")
+    assert line.ask("\\") == "2"  # PC? again
+    line.ok("PV 4")
+    assert line.ask("MV?") is not None and line.ask("\\") == line.ask("MV?")
+    assert line.ask("MDAV?") == "0" and line.ask("MS?") == "1"
