@@ -10,7 +10,9 @@ From the "Universal Electric Actuator" instruction manual, section "Optional Ser
 - `GOnn` goes to position nn (shortest route unless SM says otherwise), `HM` to position 1.
   `IFMn` sets the reply to such motion commands; the driver sends `IFM0` before its first
   motion, so a motion is never answered and is confirmed only by polling CP.
-- `IDx` makes the unit answer only commands prefixed with x: give `device_id` for such units.
+- `IDx` makes the unit answer only commands prefixed with x, and prefix its replies with x (as
+  logged from real units, e.g. `0CNT10254`): give `device_id` for such units. (quenchlab read
+  replies without the prefix until its twin was corrected.)
 - `VR` answers several lines; the driver reads FIRMWARE_LINES of them (the manual does not give
   the count: five is what other client software for these actuators reads).
 A move takes time, and a stuck or unlearned valve keeps reporting its old position, so `move`
@@ -51,7 +53,7 @@ class ViciValve:
 
     def _ask_steps(self, command: str) -> Steps:
         """Send a query and return its value: the reply without the echoed mnemonic."""
-        reply = yield from self.io.query_steps(self.prefix + command)
+        reply = (yield from self.io.query_steps(self.prefix + command)).removeprefix(self.prefix)
         if not reply.startswith(command):
             raise InstrumentError(self.name, self.address, self.prefix + command, f"answered {reply!r}")
         return reply[len(command):]

@@ -9,8 +9,12 @@ reply only for queries); queries answer their mnemonic and the value (`CP` -> `C
 lower), `CWnn`/`CCnn` force the direction, `GO`/`CW`/`CC` alone step one position, `HM` goes
 to position 1 (ignored if already there). `NPnn` sets the number of positions (even, 2-40).
 `IFMn` sets the reply to motion commands (0 none). `IDx` (0-9, A-Z) makes the unit answer only
-commands prefixed with x or with the broadcast `*`; `ID*` clears it. `VR` answers several lines
-(`VR2`: the serial board's firmware). `CNT` counts the positions moved.
+commands prefixed with x or with the broadcast `*`, and prefix its replies with x; `ID*` clears
+it. `VR` answers several lines (`VR2`: the serial board's firmware). `CNT` counts the positions
+moved. `DELn` sets the delimiter that ends commands and replies (1 CR, the default; 2 LF; 3
+CRLF). `LGn`: 1 answers as the older microelectric actuators did, "Position is = n" to CP and
+"NP = n" to NP (those two shapes are what clients written for LG1 parse; the other replies are
+kept). `/?` lists the commands, one per line.
 
 Where the manual is silent, the twin chooses and says so here:
 - Timing: a move of n positions lasts n * step_time + SETTLE. The 0.12 s + 0.02 s defaults
@@ -22,10 +26,11 @@ Where the manual is silent, the twin chooses and says so here:
   `port_at` is None for the whole move (the rotor only brushes the ports it passes).
 - A motion command received while moving is ignored.
 - IFM starts at 1 (the factory setting is not given). At IFM1/IFM2 a motion command is
-  answered at once with the position at that moment (`CPnn`): it never claims an arrival.
+  answered at once with the position at that moment (`CPnn`): it never claims an arrival. The
+  manual does not print the basic (1) and extended (2) replies; the twin answers both alike.
 - An unknown command, a bad argument or a position outside 1-NP answers "Bad command".
 - Not modelled, answered "Bad command": the two-position modes (AM1, AM2 and their TO, TT, DT,
-  LRN), DEL, LG, SO, STAT and /?.
+  LRN), SO and STAT.
 Fault hooks: `stick()` (the motor stops responding, the unit still answers), `unstick()`.
 """
 import math
@@ -39,7 +44,14 @@ BAD = "Bad command"
 BAUD_CODES = {"48": 4800, "96": 9600, "192": 19200, "384": 38400, "576": 57600, "1152": 115200}
 FIRMWARE = ("VICI Valco Universal Actuator", "Model EUD, multiposition", "Main PCB firmware 1.10",
             "Serial PCB firmware 1.02", "quenchlab twin")
-MNEMONICS = ("CNT", "IFM", "AM", "CC", "CP", "CW", "GO", "HM", "ID", "NP", "SB", "SM", "VR")
+MNEMONICS = ("CNT", "IFM", "DEL", "AM", "CC", "CP", "CW", "GO", "HM", "ID", "LG", "NP", "SB", "SM", "VR", "/?")
+DELIMITERS = {"1": b"\r", "2": b"\n", "3": b"\r\n"}
+COMMANDS = ("AM   mode (3: multiposition)", "CC   counterclockwise, CCnn to position nn", "CNT  positions moved",
+            "CP   current position", "CW   clockwise, CWnn to position nn", "DEL  delimiter: 1 CR, 2 LF, 3 CRLF",
+            "GO   next position, GOnn to position nn", "HM   home: position 1", "ID   device ID, ID* none",
+            "IFM  reply to motion commands: 0 none, 1 basic, 2 extended", "LG   replies: 0 short, 1 legacy",
+            "NP   number of positions", "SB   baud rate / 100", "SM   route: A shortest, F up, R down",
+            "VR   firmware")
 MOTIONS = {"CC", "CW", "GO", "HM"}
 IDS = string.digits + string.ascii_uppercase
 HISTORY = 64  # moves kept for port_at(t) in the recent past
@@ -108,6 +120,8 @@ class ViciTwin:
         self.device_id = None if device_id is None else str(device_id).upper()
         self.direction = "A"  # SM: shortest route
         self.reply_mode = 1  # IFM
+        self.terminator = b"\r"  # DEL
+        self.legacy = False  # LG
         self.cycles = 0  # CNT
         self.stuck = False
         self.received = 0  # messages that reached the unit at its baud rate
@@ -189,11 +203,17 @@ class ViciTwin:
         if mnemonic in MOTIONS:
             self.world.advance()  # the world integrates up to the switch with the old port
         with self._lock:
+            end = self.terminator  # a DEL command is answered with the delimiter it came with
             try:
-                answer = getattr(self, f"_cmd_{mnemonic.lower()}")(body[len(mnemonic):]) if mnemonic else BAD
+                handler = "_cmd_list" if mnemonic == "/?" else f"_cmd_{mnemonic.lower()}" if mnemonic else None
+                answer = getattr(self, handler)(body[len(mnemonic):]) if handler else BAD
             except ValueError:
                 answer = BAD
-        return None if answer is None else (answer + "\r").encode("ascii")
+        if answer is None:
+            return None
+        lines = answer.split("\r")
+        prefix = self.device_id or ""
+        return b"".join((prefix + line).encode("ascii") + end for line in lines)
 
     def _addressed(self, text: str) -> str | None:
         """The command without its device ID prefix, or None if it is meant for another unit."""
@@ -205,7 +225,8 @@ class ViciTwin:
 
     def _cmd_cp(self, argument: str) -> str:
         _nothing(argument)
-        return f"CP{self._position(self._now()):02d}"
+        here = self._position(self._now())
+        return f"Position is = {here}" if self.legacy else f"CP{here:02d}"
 
     def _cmd_go(self, argument: str) -> str | None:
         if not argument:
@@ -224,7 +245,7 @@ class ViciTwin:
 
     def _cmd_np(self, argument: str) -> str | None:
         if not argument:
-            return f"NP{self.positions:02d}"
+            return f"NP = {self.positions}" if self.legacy else f"NP{self.positions:02d}"
         count = _number(argument)
         now = self._now()
         if count % 2 or not 2 <= count <= 40 or self._busy(now) or self._position(now) > count:
@@ -274,6 +295,26 @@ class ViciTwin:
             return FIRMWARE[3]
         _nothing(argument)
         return "\r".join(FIRMWARE)
+
+    def _cmd_del(self, argument: str) -> str | None:
+        if not argument:
+            return "DEL" + next(k for k, v in DELIMITERS.items() if v == self.terminator)
+        if argument not in DELIMITERS:
+            raise ValueError(argument)
+        self.terminator = DELIMITERS[argument]
+        return None
+
+    def _cmd_lg(self, argument: str) -> str | None:
+        if not argument:
+            return f"LG{int(self.legacy)}"
+        if argument not in ("0", "1"):
+            raise ValueError(argument)
+        self.legacy = argument == "1"
+        return None
+
+    def _cmd_list(self, argument: str) -> str:
+        _nothing(argument)
+        return "\r".join(COMMANDS)
 
     def _cmd_cnt(self, argument: str) -> str | None:
         if not argument:

@@ -176,12 +176,12 @@ def test_device_id_prefix_and_broadcast(world):
         assert valve.position() == 1
         with pytest.raises(InstrumentError, match="no complete reply"):
             valve.io.query("CP")  # unprefixed: not for this unit
-        assert valve.io.query("*CP") == "CP01"
+        assert valve.io.query("*CP") == "3CP01"  # the unit's replies carry its ID
         valve.move(2)
         valve.io.write("3ID*")  # back to no ID
         assert valve.io.query("CP") == "CP02"
         valve.io.write("IDB")
-        assert valve.io.query("BNP") == "NP10"
+        assert valve.io.query("BNP") == "BNP10"
     finally:
         valve.close()
         server.close()
@@ -203,3 +203,24 @@ def test_wrong_baud_rate_gets_no_reply_and_sb_changes_the_rate(world):
         assert ViciValve(server.path, baudrate=19200).position() == 1
     finally:
         server.close()
+
+
+def test_delimiter_legacy_replies_and_the_command_list(server, twin):
+    """Command reference: DELn (1 CR, 2 LF, 3 CRLF) ends commands and replies; LG1 answers as a
+    microelectric actuator ("Position is = n", "NP = n"); /? lists the commands."""
+    import serial
+    with serial.Serial(server.path, 9600, timeout=0.5) as port:
+        def ask(command: bytes, end: bytes) -> bytes:
+            port.reset_input_buffer()
+            port.write(command)
+            return port.read_until(end)
+
+        assert ask(b"DEL3\r", b"\r") == b""  # a setting: no reply
+        assert ask(b"CP\r\n", b"\r\n") == b"CP01\r\n"
+        assert ask(b"DEL\r\n", b"\r\n") == b"DEL3\r\n"
+        ask(b"DEL2\r\n", b"\n")
+        assert ask(b"LG1\nCP\n", b"\n") == b"Position is = 1\n"
+        assert ask(b"NP\n", b"\n") == b"NP = 10\n"
+        port.write(b"/?\n")
+        listed = port.read_until(b"VR   firmware\n")
+        assert b"GO   next position" in listed and listed.endswith(b"\n")
