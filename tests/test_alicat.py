@@ -230,3 +230,46 @@ def test_wrong_baud_rate_gets_no_reply(rig):
 def test_a_line_that_is_not_a_data_frame_is_refused(line):
     with pytest.raises(ValueError, match="not an Alicat data frame"):
         parse_frame(line)
+
+
+def ask(rig, command: str, lines: int = 1) -> list[str]:
+    """A plain pyserial client (19200 8N1, CR): the reply's lines."""
+    import serial
+    with serial.Serial(rig.path, 19200, timeout=1) as port:
+        port.write(command.encode("ascii") + b"\r")
+        return [port.read_until(b"\r").decode("ascii").rstrip("\r") for _ in range(lines)]
+
+
+def test_registers_integer_setpoints_and_old_forms(rig):
+    """Primer and MC manual: Rn / Wn=v answered `A   046 = 264`; 46 the gas, 91 the streaming
+    interval (ms), 24 the setpoint in counts; a bare integer sets the setpoint in counts of 64000;
+    the `$$` forms of older firmware."""
+    assert ask(rig, "AR46") == ["A   046 = 267"]  # O2 is gas 11, bit 8 set
+    assert ask(rig, "AW46=8") == ["A   046 = 264"] and ask(rig, "A")[0].endswith("    N2")
+    assert ask(rig, "A$$R91") == ["A   091 = 50"]
+    assert ask(rig, "AW91=200") == ["A   091 = 200"] and rig.bus.stream_interval == pytest.approx(0.2)
+    frame = ask(rig, "A32000")[0].split()
+    assert float(frame[5]) == pytest.approx(5.0)  # half of the 10 SLPM full scale
+    assert ask(rig, "AR24") == ["A   024 = 32000"]
+    assert ask(rig, "A70000") == ["?"]
+    assert ask(rig, "A$$W46=11") == ["A   046 = 267"]
+
+
+def test_display_lock_tables_and_gauge_tare(rig):
+    """L / U (frames, LCK while locked); ??M* ten lines, ??D* the frame's fields; the gauge's P
+    tare; an unknown command `?`."""
+    assert ask(rig, "AL")[0].endswith("LCK") and "LCK" not in ask(rig, "A$$U")[0]
+    info = ask(rig, "A??M*", lines=10)
+    assert info[0] == "A  M00 ALICAT SCIENTIFIC" and info[4] == "A  M04 Model Number MC-10SLPM-D"
+    assert info[9] == "A  M09 Software Revision 10v20.0-R24"
+    table = ask(rig, "A??D*", lines=11)
+    assert table[0].startswith("A D00 ID_ NAME______________________ TYPE_______ WIDTH NOTES")
+    assert table[1] == "A D01 700 Unit ID                    string          1"
+    assert table[2] == "A D02 002 Abs Press                  s decimal     7/2 010 02 PSIA"
+    assert table[5] == "A D05 005 Mass Flow                  s decimal     7/3 007 02 SLPM"
+    ask(rig, "AS 10")
+    settle(rig)
+    assert float(ask(rig, "G")[0].split()[1]) > 0.05  # the gas through the filter
+    assert abs(float(ask(rig, "GP")[0].split()[1])) < 0.02  # tared: it reads zero
+    assert ask(rig, "AXYZ") == ["?"] and ask(rig, "APC") == ["?"]
+    assert ask(rig, "AVE") == ["A   10v20.0-R24 Jan  9 2025,15:04:07"]
