@@ -8,6 +8,15 @@ POSition = trigger to reference point, REFerence LEFT/CENTer/RIGHt at 1, 5 or 9 
 definite-length block; volts = (code - yreference) * yincrement + yorigin,
 time = (index - xreference) * xincrement + xorigin, in seconds from the trigger). Armed, the scope
 first fills the part of the record before the trigger and takes no trigger until it has.
+After *RST the scope runs (:RUN, auto sweep: a record whether or not a trigger comes, so
+:WAVeform:DATA? answers without :DIGitize) with channel 1 shown and the others off; :SINGle
+takes one record and stops, :RUN keeps taking them (each after a trigger in normal sweep).
+Blocks are definite-length with an 8-digit length (#8NNNNNNNN) in every format, ASCii too;
+signed BYTE/WORD data (:WAVeform:UNSigned OFF) run from -128/-32768 with the preamble's y
+reference 0, unsigned from 0 with it at mid-scale. :ACQuire:TYPE (NORMal, AVERage, HRESolution,
+PEAK), :CHANnel<n>:BWLimit and :WAVeform:POINts:MODE (NORMal, MAXimum, RAW) are kept and read
+back; their effect on the data is not modelled. :DIGitize takes a list of channels. The number
+of LAN connections the scope serves at once is not in the material at hand: one.
 
 Segmented memory (an option; `segments` its most, 1000 on the 3000T X-Series; 0 is a scope without
 it, where :ACQuire:MODE SEGMented is refused): :ACQuire:MODE SEGMented with :ACQuire:SEGMented:COUNt
@@ -45,6 +54,7 @@ class Channel:
     coupling: str = "DC"
     probe: float = 1.0
     display: bool = True
+    bandwidth_limit: bool = False
 
 
 class InfiniiVisionTwin:
@@ -64,11 +74,13 @@ class InfiniiVisionTwin:
         self.reset()
 
     def reset(self) -> None:
-        self.channels = {n: Channel() for n in range(1, 5)}
+        self.channels = {n: Channel(display=n == 1) for n in range(1, 5)}
         self.time_scale, self.time_position, self.reference = 100e-6, 0.0, "CENT"
         self.trigger_source, self.trigger_level, self.trigger_slope = "CHAN1", 0.0, "POS"
         self.sweep = "AUTO"
+        self.acquire_type, self.points_mode = "NORM", "NORM"
         self.state = "stopped"  # stopped | armed | triggered
+        self.continuous = False  # :RUN (after each record the next) or :SINGle (one, then stopped)
         self.armed_at = self.trigger_time = math.inf
         self.trigger_event = False
         self.wave_source, self.wave_format, self.msb_first, self.unsigned = 1, "BYTE", True, True
@@ -76,6 +88,7 @@ class InfiniiVisionTwin:
         self.record: dict[int, np.ndarray] = {}
         self.acquire_mode, self.segment_count, self.segment_index = "RTIM", 2, 1
         self.segments: list[tuple[float, dict[int, np.ndarray]]] = []  # (trigger time, record) each
+        self._run()
 
     # --- acquisition ---------------------------------------------------------------------
     def _span(self) -> tuple[float, float]:
@@ -90,6 +103,11 @@ class InfiniiVisionTwin:
             self.world.advance()
             now = self.world.time
         while True:
+            if self.state == "armed" and self.continuous and self.sweep == "AUTO":  # a record, trigger or not
+                start, length = self._span()
+                found = self._find_trigger(now)
+                self.trigger_time = found if found is not None else now - start - length
+                self.state, self.trigger_event = "triggered", self.trigger_event or found is not None
             if self.state == "armed":
                 found = self._find_trigger(now)
                 if found is None:
@@ -102,6 +120,9 @@ class InfiniiVisionTwin:
             self._capture()
             if self.acquire_mode == "SEGM" and len(self.segments) < self.segment_count:
                 self.state, self.armed_at = "armed", end + REARM + self._pre_trigger()
+            elif self.continuous:
+                self.state, self.armed_at = "armed", max(end, now) + self._pre_trigger()
+                return
             else:
                 self.state = "stopped"
 
@@ -135,7 +156,12 @@ class InfiniiVisionTwin:
             self.segments.append((self.trigger_time, record))
         self.record = record
 
+    def _run(self) -> None:
+        self._arm()
+        self.continuous = True
+
     def _arm(self) -> None:
+        self.continuous = False
         self.record, self.segments = {}, []
         self.state, self.armed_at, self.trigger_time = "armed", self.world.time + self._pre_trigger(), math.inf
 
@@ -168,15 +194,13 @@ class InfiniiVisionTwin:
             body = ",".join(f"{v:+.6E}" for v in volts).encode("ascii")
         else:
             _, _, _, _, y_inc, y_org, y_ref = self.preamble()
-            high = 255 if self.wave_format == "BYTE" else 65535
-            codes = np.clip(np.round((volts - y_org) / y_inc) + y_ref, 0, high)
-            if not self.unsigned:
-                codes = codes - (high + 1) // 2
+            half = 128 if self.wave_format == "BYTE" else 32768
+            low = 0 if self.unsigned else -half  # signed codes centre on 0, unsigned on y_ref
+            codes = np.clip(np.round((volts - y_org) / y_inc) + y_ref, low, low + 2 * half - 1)
             kind = ("u" if self.unsigned else "i") + ("1" if self.wave_format == "BYTE" else "2")
             order = ">" if self.msb_first else "<"
             body = codes.astype(np.dtype(order + kind)).tobytes()
-        size = str(len(body))
-        return b"#" + str(len(size)).encode() + size.encode() + body
+        return f"#8{len(body):08d}".encode() + body
 
     # --- protocol ----------------------------------------------------------------------
     def handle(self, message: bytes) -> bytes | None:
@@ -212,17 +236,20 @@ class InfiniiVisionTwin:
         e(":TRIGger[:EDGE]:SLOPe", stored(self, "trigger_slope", one_of(["POSitive", "NEGative"])))
         e(":TRIGger:FORCe", lambda a, q: self._force(), query=False)
         e(":SINGle", lambda a, q: self._arm(), query=False)
-        e(":RUN", lambda a, q: self._arm(), query=False)
-        e(":STOP", lambda a, q: setattr(self, "state", "stopped"), query=False)
-        e(":DIGitize", lambda a, q: self._digitize(), query=False)
+        e(":RUN", lambda a, q: self._run(), query=False)
+        e(":STOP", lambda a, q: self._stop(), query=False)
+        e(":DIGitize", lambda a, q: self._digitize(a), query=False, max_args=None)
+        e(":ACQuire:TYPE", stored(self, "acquire_type", one_of(["NORMal", "AVERage", "HRESolution", "PEAK"])))
+        e(":CHANnel<n>:BWLimit", self._channel_limit)
+        e(":WAVeform:POINts:MODE", stored(self, "points_mode", one_of(["NORMal", "MAXimum", "RAW"])))
         e(":TER", lambda a, q: self._read_trigger_event(), set=False)
-        e(":OPERegister:CONDition", lambda a, q: "+8" if self.state != "stopped" else "+0", set=False)
+        e(":OPERegister:CONDition", lambda a, q: "+8" if self.state != "stopped" or self.continuous else "+0",
+          set=False)
         e(":WAVeform:SOURce", self._wave_source)
         e(":WAVeform:FORMat", stored(self, "wave_format", one_of(["BYTE", "WORD", "ASCii"])))
         e(":WAVeform:BYTeorder", self._byte_order)
         e(":WAVeform:UNSigned", stored(self, "unsigned", parse_bool, format_bool))
         e(":WAVeform:POINts", self._setting("wave_points", 100, MAX_POINTS, integer=True))
-        e(":WAVeform:POINts:MODE", lambda a, q: "NORM" if q else None)
         e(":WAVeform:PREamble", lambda a, q: self._preamble_text(), set=False)
         e(":ACQuire:MODE", self._acquire_mode)
         e(":ACQuire:SEGMented:COUNt", self._setting("segment_count", 2, max(self.segments_option, 2), integer=True))
@@ -348,8 +375,21 @@ class InfiniiVisionTwin:
         if self.state == "armed":
             self.state, self.trigger_time, self.trigger_event = "triggered", self.world.time, True
 
-    def _digitize(self) -> None:
-        """:DIGitize acquires one record and stops; here it waits (in reactor time) for it."""
+    def _stop(self) -> None:
+        self.state, self.continuous = "stopped", False
+
+    def _channel_limit(self, args, query, n=1):
+        channel = self._channel_of(n)
+        if query:
+            return format_bool(channel.bandwidth_limit)
+        channel.bandwidth_limit = parse_bool(args)
+
+    def _digitize(self, sources=()) -> None:
+        """:DIGitize [CHANnel<n>, ...] acquires one record of every channel and stops; here it waits
+        (in reactor time) for it."""
+        for source in sources:
+            if source.strip().upper() not in {f"CHAN{n}" for n in self.channels} | {f"CHANNEL{n}" for n in self.channels}:
+                raise ScpiError(-224, "Illegal parameter value")
         self._arm()
         if self.sweep == "AUTO":
             self._force()

@@ -78,8 +78,10 @@ class ScpiSocket:
         return int(round(float(self.query(command))))
 
     def query_block(self, command: str) -> bytes:
-        """IEEE 488.2 definite-length block: '#', one digit N, N digits of length, the bytes."""
-        self.write(command)
+        """IEEE 488.2 definite-length block: '#', one digit N, N digits of length, the bytes
+        (an empty `command`: the block already asked for)."""
+        if command:
+            self.write(command)
         self._fill(2)
         assert self.buffer[:1] == b"#", f"not a definite-length block: {self.buffer[:20]!r}"
         digits = int(self.buffer[1:2])
@@ -818,3 +820,36 @@ def test_scope_byte_and_lsbfirst_formats(shot):
     assert np.allclose(word_lsb, word, atol=1e-9)
     assert np.max(np.abs(byte - word)) <= byte_pre["yincrement"] + word_pre["yincrement"]
     assert 0.9 < byte.min() and byte.max() < 5.1
+
+
+def test_scope_after_rst_runs_and_gives_data_in_every_format_with_an_8_digit_header(scope):
+    """3000 X-Series Programmer's Guide: after *RST the scope runs in auto sweep, so :WAV:DATA?
+    answers without :DIGitize; blocks are #8 + 8 digits; signed BYTE and WORD data read the same
+    volts as unsigned through the preamble (the cold pyrometer's 4 mA through 250 ohm: 1.0 V)."""
+    scope.write("*RST", ":CHAN1:SCAL 1", ":CHAN1:OFFS 2", ":TIM:SCAL 1e-3")
+    assert int(scope.query(":OPER:COND?")) & SCOPE_RUN
+    assert [scope.query(f":CHAN{n}:DISP?") for n in range(1, 5)] == ["1", "0", "0", "0"]
+    for fmt, unsigned, dtype in (("BYTE", 1, "u1"), ("BYTE", 0, "i1"), ("WORD", 1, ">u2"), ("WORD", 0, ">i2")):
+        scope.write(f":WAV:FORM {fmt}", f":WAV:UNS {unsigned}", ":WAV:BYT MSBF", ":WAV:POIN 1000")
+        scope.write(":WAV:DATA?")
+        scope._fill(10)
+        assert scope.buffer[:2] == b"#8", scope.buffer[:10]
+        body = scope.query_block("")  # the block already asked for
+        pre = preamble(scope.query(":WAV:PRE?"))
+        _, volts = to_volts(pre, np.frombuffer(body, dtype=dtype))
+        assert np.median(volts) == pytest.approx(1.0, abs=0.05), (fmt, unsigned)
+    scope.write(":WAV:FORM ASC")
+    scope.write(":WAV:DATA?")
+    scope._fill(10)
+    assert scope.buffer[:2] == b"#8"
+    scope.query_block("")
+    assert scope.errors() == []
+
+
+def test_scope_acquire_type_bandwidth_limit_points_mode_and_digitize_sources(scope):
+    scope.write(":ACQ:TYPE HRES", ":CHAN2:BWL ON", ":WAV:POIN:MODE RAW", ":DIG CHAN1,CHAN2")
+    assert (scope.query(":ACQ:TYPE?"), scope.query(":CHAN2:BWL?"), scope.query(":WAV:POIN:MODE?")) == \
+        ("HRES", "1", "RAW")
+    assert scope.errors() == []
+    scope.write(":DIG CHAN9")
+    assert scope.errors()[0][0] in (-224, -114)
