@@ -41,23 +41,47 @@ class N6900:
     def __init__(self, address: str, name: str = "supply", timeout: float = 2.0):
         self.io = VisaTransport(name, address, timeout=timeout)
         self.name, self.address = name, address
+        self.priority: str | None = None  # "voltage" or "current" ([SOURce:]FUNCtion), once known
 
     def identify(self) -> str:
         return self.io.query("*IDN?")
 
 
     # --- setpoints, output, measurements ---------------------------------------------------
+    def set_priority(self, control: str) -> None:
+        """Voltage or current priority ([SOURce:]FUNCtion VOLT|CURR, ch. 6). A change switches the
+        output off and returns the levels and limits to their *RST values: send it with the
+        output off, before them."""
+        function = {"voltage": "VOLT", "current": "CURR"}[control]
+        if self.priority is None:
+            self.priority = "current" if self.io.query("FUNC?") == "CURR" else "voltage"
+        if control != self.priority:
+            self.io.write(f"FUNC {function}")
+            self.priority = control
+
+    def _header(self, quantity: str) -> str:
+        """VOLT or CURR where the priority's own quantity is meant, its :LIM for the other: a
+        voltage-priority output holds VOLT and is bounded by CURR:LIM (CURR does nothing there),
+        and the reverse in current priority. quenchlab sent CURR as the bound in voltage priority
+        until its twin was corrected: a real unit would have ignored it."""
+        if self.priority is None:
+            self.set_priority("voltage")
+        own = {"voltage": "VOLT", "current": "CURR"}[self.priority]
+        return quantity if quantity == own else f"{quantity}:LIM"
+
     def set_voltage(self, volts: float) -> None:
-        self.io.write(f"VOLT {volts:.6g}")
+        """The output voltage in voltage priority, the voltage bound in current priority."""
+        self.io.write(f"{self._header('VOLT')} {volts:.6g}")
 
     def set_current(self, amps: float) -> None:
-        self.io.write(f"CURR {amps:.6g}")
+        """The current bound in voltage priority, the output current in current priority."""
+        self.io.write(f"{self._header('CURR')} {amps:.6g}")
 
     def voltage_setting(self) -> float:
-        return float(self.io.query("VOLT?"))
+        return float(self.io.query(f"{self._header('VOLT')}?"))
 
     def current_setting(self) -> float:
-        return float(self.io.query("CURR?"))
+        return float(self.io.query(f"{self._header('CURR')}?"))
 
     def output_off(self) -> None:
         """Abort any list and switch the output off (safe in any state), confirmed by OUTP?: a
@@ -128,9 +152,10 @@ class N6900:
         if not 1 <= count <= MAX_LIST_COUNT:
             raise ValueError(f"a list runs 1-{MAX_LIST_COUNT} times")
         stepped, fixed = ("CURR", "VOLT") if program.control == "current" else ("VOLT", "CURR")
-        self.io.write(f"ABOR:TRAN;:{fixed}:MODE FIX;:{stepped}:MODE FIX;:{stepped} 0;:{fixed} {program.limit:.6g}")
+        self.io.write("ABOR:TRAN")
+        self.set_priority(program.control)  # the stepped quantity is the priority's, the other its bound
+        self.io.write(f"{fixed}:MODE FIX;:{stepped}:MODE FIX;:{stepped} 0;:{fixed}:LIM {program.limit:.6g}")
         self.io.write(f"LIST:{stepped} {','.join(f'{v:.6g}' for v in levels)}")
-        self.io.write(f"LIST:{fixed} {program.limit:.6g}")
         self.io.write(f"LIST:DWEL {','.join(f'{d:.7g}' for d in dwells)};:LIST:COUN {count};:LIST:TERM:LAST OFF")
         first_step = ",".join(["1"] + ["0"] * (len(levels) - 1))  # trigger out as each pulse starts
         self.io.write(f"LIST:TOUT:BOST {first_step};:LIST:TOUT:EOST {first_step.replace('1', '0')}")

@@ -12,6 +12,14 @@ reals with 7 significant digits ("+8.160000E+01"), SYSTem:VERSion? "1995.0", *OP
 real unit answers. Numbers take unit suffixes (VOLT 12.5 V, CURR 500 mA, ...:DEL 20 ms) and MIN,
 MAX, DEF (their queries too: VOLT? MAX). MEASure/FETCh:POWer? give V x I.
 
+Priority (ch. 6, [SOURce:]FUNCtion): in voltage priority (*RST) the output holds VOLTage (or
+LIST:VOLTage) and CURRent:LIMit bounds its current; CURRent is kept but does nothing. In current
+priority it holds CURRent (or LIST:CURRent) and VOLTage:LIMit bounds its voltage; VOLTage is kept
+but does nothing. Setting the other mode's limit is +315 "Settings conflict error" (as a real unit
+answers VOLT:LIM in voltage priority). Changing FUNCtion switches the output off and returns the
+output settings (levels, limits, list modes) to their *RST values. The *RST limits are the twin's
+choice, the manual at hand giving none: CURR:LIM the rated current, VOLT:LIM the rated voltage.
+
 LAN (ch. 4, "Using the Advanced Power System", LAN interface): up to six connections at once,
 data and control together; each data connection has its own input buffer and its own error
 queue, the instrument's settings and status registers are shared; the control socket's port is
@@ -126,9 +134,9 @@ class N6900Twin:
     # --- state -----------------------------------------------------------------------------
     def reset(self) -> None:
         """*RST state (Operating and Service Guide, "*RST" and "Factory-reset state")."""
-        self.voltage = 0.0
-        self.current = 0.0
         self.output = False
+        self.function = "VOLT"  # priority
+        self._output_settings()
         self.ovp = self.rating.volts * 1.2
         self.ocp = False
         self.protection_delay = 0.02
@@ -136,8 +144,6 @@ class N6900Twin:
         self.watchdog_delay = 60.0
         self.tripped = 0
         self.last_io = self.world.time
-        self.current_mode = "FIX"
-        self.voltage_mode = "FIX"
         self.list = ListProgram()
         self.transient_source = "IMM"
         self.transient = "idle"  # idle | waiting | running
@@ -151,6 +157,30 @@ class N6900Twin:
         self.pin1_function = "DIO"
         self.acq_trigger_time = math.inf
         self.data_format, self.byte_order = "ASC", "NORM"
+
+    def _output_settings(self) -> None:
+        """The output settings a *RST or a change of priority returns to."""
+        self.voltage, self.current = 0.0, 0.0
+        self.current_limit, self.voltage_limit = self.rating.amps, self.rating.volts
+        self.current_mode = self.voltage_mode = "FIX"
+
+    def _priority(self, args, query):
+        if query:
+            return self.function
+        function = parse_choice(args, 0, ["VOLTage", "CURRent"])
+        if function != self.function:
+            self.function, self.output = function, False
+            self._output_settings()
+
+    def _limit(self, attr, function, high, units):
+        """CURR:LIM (voltage priority) or VOLT:LIM (current priority): +315 in the other mode."""
+        number = self._number(attr, 0, high, default=high, units=units)
+
+        def handler(args, query):
+            if not query and self.function != function:
+                raise ScpiError(315, "Settings conflict error")
+            return number(args, query)
+        return handler
 
     FAULTS = ("trip_ov", "trip_oc", "trip_ot", "trip_watchdog")
 
@@ -181,12 +211,13 @@ class N6900Twin:
 
     def drive(self, t: float) -> tuple[bool, float, float]:
         self._settle(t)
-        volts, amps = self.voltage, self.current
+        current_priority = self.function == "CURR"
+        volts, amps = (self.voltage_limit, self.current) if current_priority else (self.voltage, self.current_limit)
         if self.transient == "running":
             step = self._list_step(t)
-            if self.current_mode == "LIST":
+            if self.current_mode == "LIST" and current_priority:
                 amps = self.list.level(self.list.current, step)
-            if self.voltage_mode == "LIST":
+            if self.voltage_mode == "LIST" and not current_priority:
                 volts = self.list.level(self.list.voltage, step)
         amps = min(amps, self.rating.watts / max(volts, 1e-9), self.rating.amps)
         return self.output and not self.tripped, volts, amps
@@ -230,6 +261,11 @@ class N6900Twin:
           max_query_args=1)
         e("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", self._number("current", 0, r.amps * 1.02, units="A"),
           max_query_args=1)
+        e("[SOURce:]FUNCtion", self._priority)
+        e("[SOURce:]CURRent:LIMit[:POSitive][:IMMediate][:AMPLitude]",
+          self._limit("current_limit", "VOLT", r.amps * 1.02, "A"), max_query_args=1)
+        e("[SOURce:]VOLTage:LIMit[:POSitive][:IMMediate][:AMPLitude]",
+          self._limit("voltage_limit", "CURR", r.volts * 1.02, "V"), max_query_args=1)
         e("[SOURce:]VOLTage:PROTection[:LEVel]", self._number("ovp", 0, r.volts * 1.2, default=r.volts * 1.2, units="V"),
           max_query_args=1)
         e("[SOURce:]CURRent:PROTection:STATe", stored(self, "ocp", parse_bool, format_bool))

@@ -119,7 +119,7 @@ def test_a_dropped_link_is_reconnected_and_the_query_resent(twins, live_supply):
     assert live_supply.measure()[0] > 0
     assert time.monotonic() - start >= 0.4  # new connections were reset until the link came up
     assert [e.what for e in live_supply.io.take_events()] == ["link lost: reconnected, resent"]
-    assert twins.supply.output and (twins.supply.voltage, twins.supply.current) == (5, 1)
+    assert twins.supply.output and (twins.supply.voltage, twins.supply.current_limit) == (5, 1)
 
 
 def test_a_write_lost_with_the_link_is_an_error_then_the_output_goes_off(twins, live_supply):

@@ -177,4 +177,5 @@ def test_quenchlab_twins_prints_what_a_client_sets_its_serial_port_to():
             assert port.read_until(b"\r").startswith(b"IGA")
     finally:
         twins.send_signal(signal.SIGTERM)
-        twins.wait(timeout=10)
+        twins.communicate(timeout=30)  # drained, so a full pipe cannot hold it up
+    assert twins.returncode == 0

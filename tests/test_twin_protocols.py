@@ -262,7 +262,7 @@ def test_n6900_output_heats_the_sample(twins, supply):
     current and MEAS:VOLT? the I*R drop; the sample's temperature rises. OUTP OFF: no current,
     OFF bit 2 ("output is programmed off")."""
     start = twins.world.temperature
-    supply.write("VOLT 20", "CURR 3")
+    supply.write("VOLT 20", "CURR:LIM 3")  # voltage priority (*RST): the current is bounded by CURR:LIM
     assert supply.query_float("MEAS:CURR?") == pytest.approx(0.0, abs=1e-3)
     supply.write("OUTP ON")
     time.sleep(0.1)
@@ -277,11 +277,30 @@ def test_n6900_output_heats_the_sample(twins, supply):
     assert supply.query_float("MEAS:CURR?") == pytest.approx(0.0, abs=1e-3)
     assert operation(supply) & OFF
     # constant voltage: a generous current limit, the supply holds the voltage
-    supply.write("VOLT 1", "CURR 10", "OUTP ON")
+    supply.write("VOLT 1", "CURR:LIM 10", "OUTP ON")
     time.sleep(0.05)
     assert supply.query_float("MEAS:VOLT?") == pytest.approx(1.0, rel=0.01)
     assert 0.0 < supply.query_float("MEAS:CURR?") < 10.0
     assert operation(supply) & CV
+    supply.write("OUTP OFF")
+
+
+def test_n6900_priority_modes(supply):
+    """ch. 6 [SOURce:]FUNCtion: in voltage priority CURR does nothing and CURR:LIM bounds the
+    current; VOLT:LIM there is a settings conflict (+315). Changing priority switches the output
+    off and returns the levels to *RST values; current priority holds CURR, bounded by VOLT:LIM."""
+    assert supply.query("FUNC?") == "VOLT"
+    supply.write("VOLT:LIM 10")
+    assert supply.errors() == [(315, '"Settings conflict error"')]
+    supply.write("VOLT 2", "CURR:LIM 4", "OUTP ON")
+    supply.write("FUNC CURR")
+    assert supply.query("OUTP?") == "0" and supply.query("VOLT?") == "+0.000000E+00"
+    supply.write("VOLT:LIM 20", "CURR 1.5", "OUTP ON")
+    time.sleep(0.05)
+    assert supply.query_float("MEAS:CURR?") == pytest.approx(1.5, rel=0.01)
+    assert operation(supply) & CC
+    supply.write("CURR:LIM 3")
+    assert supply.errors() == [(315, '"Settings conflict error"')]
     supply.write("OUTP OFF")
 
 
@@ -312,7 +331,7 @@ def test_n6900_io_watchdog(supply):
     I/O within the delay the output is latched off "but the programmed output state is not
     changed" (OUTP? still 1); the PROT bit 11 (2048) of the questionable register is set; I/O
     afterwards does not restore it; OUTP:PROT:CLE does."""
-    supply.write("VOLT 5", "CURR 0.5", "OUTP ON")
+    supply.write("VOLT 5", "CURR:LIM 0.5", "OUTP ON")
     supply.write("OUTP:PROT:WDOG:DEL 1", "OUTP:PROT:WDOG ON")
     assert supply.query("OUTP:PROT:WDOG?") == "1"
     assert supply.query_float("OUTP:PROT:WDOG:DEL?") == 1.0
@@ -338,7 +357,7 @@ def test_n6900_list_pulse_status_and_return(supply):
     the transient system waits for its BUS trigger (WTG-tran bit 4, TRAN-active bit 6 "initiated
     or in progress"); *TRG runs the list; TRAN-active clears when it is done; with
     LIST:TERM:LAST OFF (*RST) the output returns to the settings in force before the list."""
-    supply.write("VOLT 10", "CURR 0.2", "OUTP ON")
+    supply.write("FUNC CURR", "VOLT:LIM 10", "CURR 0.2", "OUTP ON")
     supply.write("LIST:CURR 1,0.5", "LIST:DWEL 0.4,0.1", "CURR:MODE LIST", "TRIG:TRAN:SOUR BUS")
     assert supply.query_int("LIST:CURR:POIN?") == 2
     assert supply.query_int("LIST:DWEL:POIN?") == 2
@@ -363,7 +382,7 @@ def test_n6900_list_pulse_status_and_return(supply):
 def test_n6900_list_terminate_last_holds_last_step(supply):
     """LIST:TERMinate:LAST ON (ch. 6): when the list completes, the output keeps the last
     step's setting instead of returning to the pre-list setting."""
-    supply.write("VOLT 10", "CURR 0.2", "OUTP ON")
+    supply.write("FUNC CURR", "VOLT:LIM 10", "CURR 0.2", "OUTP ON")
     supply.write("LIST:CURR 1,0.6", "LIST:DWEL 0.1", "LIST:TERM:LAST ON", "CURR:MODE LIST",
                  "TRIG:TRAN:SOUR BUS", "INIT:TRAN", "*TRG")
     settle(supply)
@@ -377,7 +396,7 @@ def test_n6900_list_terminate_last_holds_last_step(supply):
 def test_n6900_abort_transient_stops_the_list(supply):
     """ABORt:TRANsient (ch. 6 LIST:COUNt notes, protocols.md): stops a running list at once;
     the output returns to the settings in force before the list started."""
-    supply.write("VOLT 10", "CURR 0.3", "OUTP ON")
+    supply.write("FUNC CURR", "VOLT:LIM 10", "CURR 0.3", "OUTP ON")
     supply.write("LIST:CURR 1.2", "LIST:DWEL 2", "CURR:MODE LIST", "TRIG:TRAN:SOUR BUS",
                  "INIT:TRAN", "*TRG")
     settle(supply)
@@ -398,7 +417,7 @@ def test_n6900_mismatched_list_lengths(supply):
     length of 1"): a 3-step current list with a 2-step dwell list is rejected with an error on
     the queue when the list is initiated or triggered, and no list runs. A 1-step dwell list
     applies to every step."""
-    supply.write("VOLT 10", "CURR 0.2", "OUTP ON")
+    supply.write("FUNC CURR", "VOLT:LIM 10", "CURR 0.2", "OUTP ON")
     supply.write("LIST:CURR 1,2,3", "LIST:DWEL 0.1,0.2", "CURR:MODE LIST", "TRIG:TRAN:SOUR BUS")
     assert supply.query_int("LIST:CURR:POIN?") == 3
     assert supply.query_int("LIST:DWEL:POIN?") == 2
@@ -423,7 +442,7 @@ def test_n6900_digitizer_records_the_pulse(supply):
     pre-trigger samples, TRIG:ACQ:SOUR TRAN1 starts the record with the list; FETC:ARR:CURR?
     and FETC:ARR:VOLT? return POIN comma-separated values showing the pulse."""
     points, interval, pre = 500, 102.4e-6, 50  # interval: a multiple of 5.12 us
-    supply.write("VOLT 20", "CURR 0", "OUTP ON")
+    supply.write("FUNC CURR", "VOLT:LIM 20", "CURR 0", "OUTP ON")
     supply.write("LIST:CURR 2,0", "LIST:DWEL 0.02,0.01", "CURR:MODE LIST", "TRIG:TRAN:SOUR BUS")
     supply.write(f"SENS:SWE:POIN {points}", f"SENS:SWE:TINT {interval}", f"SENS:SWE:OFFS:POIN {-pre}",
                  "TRIG:ACQ:SOUR TRAN1")
@@ -453,7 +472,7 @@ def test_n6900_digitizer_sends_real_blocks_in_either_byte_order(supply):
     block of 32-bit IEEE 754 values, most significant byte first unless FORMat:BORDer SWAPped;
     *RST gives ASCii and NORMal."""
     assert supply.query("FORM?") == "ASC" and supply.query("FORM:BORD?") == "NORM"
-    supply.write("VOLT 20", "CURR 0", "OUTP ON", "LIST:CURR 2,0", "LIST:DWEL 0.01,0.01", "CURR:MODE LIST",
+    supply.write("FUNC CURR", "VOLT:LIM 20", "CURR 0", "OUTP ON", "LIST:CURR 2,0", "LIST:DWEL 0.01,0.01", "CURR:MODE LIST",
                  "TRIG:TRAN:SOUR BUS", "SENS:SWE:POIN 100", "SENS:SWE:TINT 204.8e-6", "TRIG:ACQ:SOUR TRAN1",
                  "INIT:ACQ", "INIT:TRAN", "*TRG")
     ascii_values = np.array([float(v) for v in supply.query("FETC:ARR:CURR?").split(",")])
@@ -568,7 +587,7 @@ def test_impac_hot_sample_and_emissivity_bias(twins, supply, pyro):
     eps_set)): a lower set emissivity reads higher, a higher one lower; the shift matches an
     InGaAs wavelength (1-2.6 um). With the set emissivity equal to the sample's the reading is
     the sample temperature."""
-    supply.write("VOLT 50", "CURR 14", "OUTP ON")
+    supply.write("VOLT 50", "CURR:LIM 14", "OUTP ON")
     time.sleep(0.15)  # the thin film settles within tens of ms
     readings = {}
     for setting in ("0850", "0700", "1000"):
@@ -706,7 +725,7 @@ def shot(config):
             time.sleep(0.05)
             result["armed_run"] = scope.query_int(":OPER:COND?")
             result["armed_ter"] = scope.query(":TER?")
-            supply.write("*RST", "VOLT 50", "CURR 0", "DIG:PIN1:FUNC TOUT",
+            supply.write("*RST", "FUNC CURR", "VOLT:LIM 50", "CURR 0", "DIG:PIN1:FUNC TOUT",
                          "LIST:CURR 14,0", "LIST:DWEL 0.5,0.05", "CURR:MODE LIST", "TRIG:TRAN:SOUR BUS")
             supply.write("LIST:TOUT:BOST 1,0")  # what the manual needs for a trigger-out
             supply.write("*CLS", "OUTP ON", "INIT:TRAN", "*TRG")
