@@ -78,8 +78,8 @@ def phase_change(time, temperature, supply_time, current, voltage, plateau: Plat
                       left=np.nan, right=np.nan)
     on = amps > OFF * np.nanmax(np.abs(current))
     if not np.isfinite(power[at]).all():
-        raise QuenchlabError(f"the supply's record of V and I does not cover the plateau at {level:.1f} K: the heat "
-                             "taken there, and so a phase change, cannot be told")
+        raise QuenchlabError(f"the record holds no V x I over the plateau at {level:.1f} K (a capacitor bank measures "
+                             "no voltage): the heat taken there, and so a phase change, cannot be told")
     below = (temperature >= level - max(BELOW[0] * level, 4 * BAND)) & (temperature <= level - BELOW[1])
     cooling = below & ~on & np.isfinite(amps) & (time > plateau.end)
     rising = below & on & (time < plateau.start)
