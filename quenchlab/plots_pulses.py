@@ -107,7 +107,7 @@ def _mark_analysis(axis, analysed_at: dict[str, float]) -> None:
         names.setdefault(value, []).append(key)
     for value, keys in names.items():
         if low < value < high:
-            text, colour, style = MARKS[keys[0]]
+            _, colour, style = MARKS[keys[0]]
             axis.axhline(value, color=colour, lw=0.8, ls=style)
             words = ", ".join(MARKS[k][0] for k in keys)
             axis.text(0.99, value, f"{words} {value:.0f} K", transform=axis.get_yaxis_transform(), ha="right",
