@@ -19,6 +19,7 @@ QUESTIONABLE_BITS = {1: "over-voltage", 2: "over-current", 4: "power fail", 16: 
 MAX_LIST_STEPS = 512
 MAX_DWELL = 262.144  # s
 MAX_LIST_COUNT = 4096  # LIST:COUNt, 1-4096 (or INFinity)
+PRIORITY = {"voltage": "VOLT", "current": "CURR"}  # a program's control -> [SOURce:]FUNCtion
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,10 @@ class N6900:
         """Voltage or current priority ([SOURce:]FUNCtion VOLT|CURR, ch. 6). A change switches the
         output off and returns the levels and limits to their *RST values: send it with the
         output off, before them."""
-        function = {"voltage": "VOLT", "current": "CURR"}[control]
         if self.priority is None:
             self.priority = "current" if self.io.query("FUNC?") == "CURR" else "voltage"
         if control != self.priority:
-            self.io.write(f"FUNC {function}")
+            self.io.write(f"FUNC {PRIORITY[control]}")
             self.priority = control
 
     def _header(self, quantity: str) -> str:
@@ -66,8 +66,7 @@ class N6900:
         until its twin was corrected: a real unit would have ignored it."""
         if self.priority is None:
             self.set_priority("voltage")
-        own = {"voltage": "VOLT", "current": "CURR"}[self.priority]
-        return quantity if quantity == own else f"{quantity}:LIM"
+        return quantity if quantity == PRIORITY[self.priority] else f"{quantity}:LIM"
 
     def set_voltage(self, volts: float) -> None:
         """The output voltage in voltage priority, the voltage bound in current priority."""
@@ -151,7 +150,8 @@ class N6900:
             raise ValueError(f"list dwells must be within 0-{MAX_DWELL} s")
         if not 1 <= count <= MAX_LIST_COUNT:
             raise ValueError(f"a list runs 1-{MAX_LIST_COUNT} times")
-        stepped, fixed = ("CURR", "VOLT") if program.control == "current" else ("VOLT", "CURR")
+        stepped = PRIORITY[program.control]
+        fixed = "VOLT" if stepped == "CURR" else "CURR"
         self.io.write("ABOR:TRAN")
         self.set_priority(program.control)  # the stepped quantity is the priority's, the other its bound
         self.io.write(f"{fixed}:MODE FIX;:{stepped}:MODE FIX;:{stepped} 0;:{fixed}:LIM {program.limit:.6g}")

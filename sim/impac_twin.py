@@ -227,13 +227,7 @@ class ImpacTwin:
         return self._cmd_gt(parameter)  # the internal temperature has not changed since power-on
 
     def _cmd_as(self, parameter: str) -> str:
-        if not parameter:
-            return "1" if self.analog_live_zero else "0"
-        code = _digits(parameter, 1)
-        if code not in (0, 1):
-            raise ValueError(parameter)
-        self.analog_live_zero = code == 1
-        return "ok"
+        return self._switch("analog_live_zero", parameter)
 
     def _cmd_na(self, parameter: str) -> str:
         return "IGA 6/23 Advanced" if not parameter else "no"

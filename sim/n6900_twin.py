@@ -250,9 +250,6 @@ class N6900Twin:
             reply = self.engine.handle(message.decode("ascii", errors="replace").strip(), session)
         return None if reply is None else reply.encode("latin-1") + b"\n"  # a REAL block's bytes, one per character
 
-    def device_clear(self) -> None:
-        """DCL on the control socket: input and output cleared; settings and the output stay."""
-
     def _register(self) -> None:
         e, r = self.engine.command, self.rating
         e("*RST", lambda a, q: self.reset(), query=False, max_args=0)

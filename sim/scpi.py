@@ -241,8 +241,8 @@ class ScpiEngine:
     @property
     def status_byte(self) -> int:
         """*STB?: bit 2 error queue not empty, bit 5 ESB = ESR & ESE, bit 6 MSS = summary of
-        the other bits & SRE (IEEE 488.2 sec.11.2). MAV and the SCPI OPER/QUES summaries are
-        not modelled and read 0."""
+        the other bits & SRE (IEEE 488.2 sec.11.2); with `status()`, bits 3 and 7 the QUES and
+        OPER summaries. MAV is not modelled and reads 0."""
         summary = (EAV if self._errors else 0) | (ESB if self._esr & self._ese else 0)
         for name, bit in (("QUEStionable", QUES), ("OPERation", OPER)):
             if name in self._registers and self._registers[name].summary():

@@ -121,8 +121,8 @@ class TcpServer:
     the limit is reset. A twin with `sessions` set is told which connection a message came on
     (`handle(message, session)`), for what its manual keeps per connection (an error queue). A
     twin with a `control_port` attribute also gets a control socket (Keysight LAN instruments):
-    its port is written there, and "DCL" on it is a device clear (the twin's `device_clear()`,
-    and every data connection's unread input dropped), answered "DCL". After a `disconnect`
+    its port is written there, and "DCL" on it is a device clear (every data connection's unread
+    input dropped; replies are sent as they are made, so none waits), answered "DCL". After a `disconnect`
     fault, connections are reset as soon as they are accepted until the link is up."""
 
     def __init__(self, twin: Twin, host: str = "127.0.0.1", port: int = 0):
@@ -223,7 +223,6 @@ class TcpServer:
                         with self._handling:
                             for pending in self._open.values():
                                 pending[0] = b""
-                            getattr(self.twin, "device_clear", lambda: None)()
                         conn.sendall(b"DCL\n")
         except OSError:  # reset meanwhile
             pass

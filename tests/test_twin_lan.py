@@ -56,10 +56,10 @@ def test_a_seventh_connection_is_refused(twins, clients):
     assert all(client.query("*OPC?") == "1" for client in six)
     host, port = twins.servers["supply"].host, twins.servers["supply"].port
     with socket.create_connection((host, port), timeout=5) as seventh:
-        seventh.sendall(b"*IDN?\n")
-        try:
-            assert seventh.recv(100) == b""  # closed at once
-        except ConnectionResetError:
+        try:  # reset at once: the reset may meet the query on its way, or the read
+            seventh.sendall(b"*IDN?\n")
+            assert seventh.recv(100) == b""
+        except (ConnectionResetError, BrokenPipeError):
             pass
     six[0].close()
     time.sleep(0.3)  # the server sees it closed
