@@ -84,6 +84,11 @@ def _fixed(value: float, full_scale: float) -> str:
     return _format(full_scale).format(value)
 
 
+def _width(text: str) -> str:
+    """A number's width/decimals as ??D* gives them ("7/2")."""
+    return f"{len(text)}/{len(text.partition('.')[2])}"
+
+
 class _Unit:
     """What every unit answers, whatever it measures."""
 
@@ -227,7 +232,7 @@ class FlowController(_Unit):
                 f"{fixed(self.setpoint)} {GAS_TABLE[self.gas]:>6}{status}")
 
     def columns(self) -> list[tuple]:
-        flow = f"{len(self._fixed(0.0))}/{len(self._fixed(0.0).partition('.')[2])}"
+        flow = _width(self._fixed(0.0))
         return [(700, "Unit ID", "string", 1, ""), (ABSOLUTE, "Abs Press", "s decimal", "7/2", "010 02 PSIA"),
                 (3, "Flow Temp", "s decimal", "7/2", "002 02 `C"),
                 (VOLUMETRIC, "Volu Flow", "s decimal", flow, "007 02 LPM"),
@@ -313,9 +318,8 @@ class PressureGauge(_Unit):
         return _fixed(min(pressure, self.full_scale), self.full_scale) + status
 
     def columns(self) -> list[tuple]:
-        text = _fixed(0.0, self.full_scale)
         return [(700, "Unit ID", "string", 1, ""),
-                (DIFFERENTIAL, "Diff Press", "s decimal", f"{len(text)}/{len(text.partition('.')[2])}",
+                (DIFFERENTIAL, "Diff Press", "s decimal", _width(_fixed(0.0, self.full_scale)),
                  f"{self.code:03d} 02 {self.unit}"),
                 *((702, "*Status", "string", 3, code) for code in ("LCK", "POV"))]
 
