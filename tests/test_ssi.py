@@ -4,6 +4,7 @@ import time
 
 import bluesky.plan_stubs as bps
 import pytest
+import serial
 from bluesky import RunEngine
 
 from quenchlab.clock import ReactorClock
@@ -78,6 +79,19 @@ def test_raw_protocol_case_formats_er_and_hash(bench):
         line.close()
 
 
+def test_an_unfinished_command_is_dropped_after_a_second_of_wall_time(bench):
+    """A-2: one second after its last character; the reactor clock (50x here) does not hurry it."""
+    with serial.Serial(bench[2].path, 9600, timeout=0.5) as line:
+        line.write(b"FO0")
+        time.sleep(0.3)  # 15 s of reactor time
+        line.write(b"500\r")
+        assert line.read_until(b"/") == b"OK/"
+        line.write(b"FO02")
+        time.sleep(1.3)
+        line.write(b"CS\r")
+        assert line.read_until(b"/").startswith(b"OK,5.00,")
+
+
 def test_a_40_ml_head_takes_tenths(make_bench):
     world, twin, server = make_bench(head_max_flow=40.0)
     driver = SsiPump(server.path, head_max_flow=40.0, timeout=0.2)
@@ -90,6 +104,32 @@ def test_a_40_ml_head_takes_tenths(make_bench):
         assert driver.flow() == 39.9
     finally:
         driver.close()
+
+
+def test_the_rest_of_the_command_table(bench):
+    """A.1.3 pp. A-3, A-4: PI's 17 fields, KD/KE, PCxx/RC, SF, HTx and RE."""
+    world, twin, server = bench
+    line = SerialTransport("pump", server.path, baudrate=9600, timeout=0.2)
+    try:
+        assert ask(line, b"PI\r") == b"OK,0.00,0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0/"  # HT1: steel, 10 mL/min
+        for command in (b"FO0500\r", b"KD\r", b"PC25\r", b"RU\r"):
+            assert ask(line, command) == b"OK/", command
+        assert ask(line, b"RC\r") == b"OK,25/" and ask(line, b"pc51\r") == b"Er/" and ask(line, b"PC5\r") == b"Er/"
+        assert ask(line, b"pi\r") == b"OK,5.00,1,25,1,0,0,0,0,0,0,0,1,0,0,0,0,0/"
+        assert ask(line, b"SF\r") == b"OK/"  # fault mode: stopped at once; none of RF's faults
+        assert pumping(world, twin) == 0.0 and ask(line, b"RF\r") == b"OK,0,0,0/"
+        assert ask(line, b"CS\r") == b"OK,5.00,1500,0,PSI,0,0,0/"
+        assert ask(line, b"RU\r") == b"OK/" and pumping(world, twin) == 5.0
+        assert ask(line, b"HT4\r") == b"OK/"  # a plastic 40 mL/min head: stopped, limits reset
+        assert ask(line, b"CS\r") == b"OK,5.0,1500,0,PSI,1,0,0/" and ask(line, b"RC\r") == b"OK,0/"
+        assert ask(line, b"UP5001\r") == b"Er/" and ask(line, b"UP5000\r") == b"OK/"  # plastic: 5000 psi at most
+        assert ask(line, b"FL400\r") == b"Er/" and ask(line, b"FL399\r") == b"OK/"  # FL: 001-399 on a 40
+        assert ask(line, b"HT7\r") == b"Er/" and ask(line, b"HT\r") == b"Er/"
+        assert ask(line, b"RE\r") == b"OK/"  # the power-up configuration; the head stays
+        assert ask(line, b"PI\r") == b"OK,0.0,0,0,4,0,0,0,0,0,0,0,0,0,0,0,0,0/"
+        assert ask(line, b"CS\r") == b"OK,0.0,1500,0,PSI,1,0,0/"
+    finally:
+        line.close()
 
 
 def test_identify_and_setup_of_a_fresh_pump(pump):
