@@ -8,9 +8,23 @@ or, with FORMat REAL, an IEEE 488.2 block of IEEE 754 singles in the FORMat:BORD
 status registers (Operation: CV 1, CC 2, OFF 4, WTG-meas 8, WTG-tran 16, MEAS-active 32,
 TRAN-active 64, 9 bits defined; Questionable: OV 1, OC 2, OT 16, PROT/watchdog 2048, 14 bits
 defined), with STATus:PRESet (ch. 6, STATus). Integers are answered signed ("+0", "+8192") and
-reals with 7 significant digits ("+8.160000E+01"), SYSTem:VERSion? "1995.0", *OPT? "0", as a
-real unit answers. Numbers take unit suffixes (VOLT 12.5 V, CURR 500 mA, ...:DEL 20 ms) and MIN,
-MAX, DEF (their queries too: VOLT? MAX). MEASure/FETCh:POWer? give V x I.
+reals with 7 significant digits ("+8.160000E+01"), SYSTem:VERSion? "1995.0", as a real unit
+answers; settings counted in whole units are integers (OUTP:PROT:WDOG:DEL? "+60", SENS:SWE:POIN?).
+Numbers take unit suffixes (VOLT 12.5 V, CURR 500 mA, ...:DEL 20 ms) and MIN, MAX, DEF (their
+queries too: VOLT? MAX). MEASure/FETCh:POWer? give V x I.
+
+Ranges and *RST values, as an N6974A answers them (a recorded session of one, fw B.02.03): levels
+and limits reach 102 % of the rating, OVP 120 %; VOLTage, VOLTage:LIMit and the positive current
+limit's MIN are 0.1 % of the rating (the N6974A reads 0.026 A for 0.0255: its resolution, not
+modelled). *RST: VOLTage its MIN, CURRent 0, CURRent:LIMit 1 % of its MAX, CURRent:LIMit:NEGative
+-10 % (its MIN without an N7909A dissipator, which the twin does not have), VOLTage:LIMit its MAX
+(probable: read from a unit in its reset state), TRIGger:TRANsient:SOURce BUS,
+OUTPut:PROTection:MODE LOWZ, OUTP:PROT:WDOG:DEL 60 s. CURRent takes down to -10 % (the output
+sinks what a source outside drives into it; the sample is passive, so the twin delivers 0 A
+there). *OPT? names the options the twin serves, "302,303" (the digitizer, SENSe:SWEep and
+FETCh:ARRay; LIST), which a unit without them refuses with +302; a unit with none answers "0".
+The form of the reply with options fitted is assumed (a comma list, as Keysight's *OPT? gives).
+Default model N6973A: 60 V, 33.3 A, 2000 W (the family's 2 kW, 60 V unit).
 
 Priority (ch. 6, [SOURce:]FUNCtion): in voltage priority (*RST) the output holds VOLTage (or
 LIST:VOLTage) and CURRent:LIMit bounds its current; CURRent is kept but does nothing. In current
@@ -18,13 +32,15 @@ priority it holds CURRent (or LIST:CURRent) and VOLTage:LIMit bounds its voltage
 but does nothing. Setting the other mode's limit is +315 "Settings conflict error" (as a real unit
 answers VOLT:LIM in voltage priority). Changing FUNCtion switches the output off and returns the
 output settings (levels, limits, list modes) to their *RST values. The *RST limits are the twin's
-choice, the manual at hand giving none: CURR:LIM the rated current, VOLT:LIM the rated voltage.
+above. OUTPut:PROTection:MODE HIGHZ|LOWZ is stored; its effect at turn-off (LOWZ sinks for about
+2 ms) is not modelled.
 
 LAN (ch. 4, "Using the Advanced Power System", LAN interface): up to six connections at once,
 data and control together; each data connection has its own input buffer and its own error
 queue, the instrument's settings and status registers are shared; the control socket's port is
 SYSTem:COMMunicate:TCPip:CONTrol?, and "DCL" on it is a device clear, echoed. Telnet (5024) is
-not served.
+not served. A service request is not announced on the control socket ("SRQ +nn", as other
+Keysight supplies send it): *STB? reports it.
 """
 import math
 from dataclasses import dataclass, field
@@ -45,10 +61,18 @@ MAX_SWEEP_POINTS = 512 * 1024
 
 @dataclass(frozen=True)
 class Rating:
-    model: str = "N6952A"
+    model: str = "N6973A"
     volts: float = 60.0
-    amps: float = 100.0
+    amps: float = 33.3
     watts: float = 2000.0
+
+    @property
+    def max_volts(self) -> float:
+        return self.volts * 1.02
+
+    @property
+    def max_amps(self) -> float:
+        return self.amps * 1.02
 
 
 @dataclass
@@ -125,7 +149,7 @@ class N6900Twin:
         self.world = world
         self.rating = rating
         self.engine = ScpiEngine(f"Keysight Technologies,{rating.model},{serial},D.03.01", signed=True,
-                                 version="1995.0", options="0")
+                                 version="1995.0", options="302,303")
         self.engine.status(operation=self._operation, questionable=self._questionable, bits=(9, 14))
         self._register()
         self.reset()
@@ -145,13 +169,13 @@ class N6900Twin:
         self.tripped = 0
         self.last_io = self.world.time
         self.list = ListProgram()
-        self.transient_source = "IMM"
+        self.transient_source = "BUS"
         self.transient = "idle"  # idle | waiting | running
         self.list_start = math.inf
         self.list_boundaries: list[float] = []
         self.cc_since: float | None = None
         self.constant_current = False
-        self.acq_points, self.acq_interval, self.acq_offset = 3255, 20.48e-6, 0
+        self.acq_points, self.acq_interval, self.acq_offset = 3255, MIN_SAMPLE_INTERVAL, 0  # 1 PLC at 60 Hz
         self.acq_source = "BUS"
         self.acquisition = "idle"  # idle | waiting | triggered
         self.pin1_function = "DIO"
@@ -160,9 +184,11 @@ class N6900Twin:
 
     def _output_settings(self) -> None:
         """The output settings a *RST or a change of priority returns to."""
-        self.voltage, self.current = 0.0, 0.0
-        self.current_limit, self.voltage_limit = self.rating.amps, self.rating.volts
+        r = self.rating
+        self.voltage, self.current = r.volts * 0.001, 0.0
+        self.current_limit, self.negative_limit, self.voltage_limit = r.max_amps * 0.01, -r.max_amps * 0.1, r.max_volts
         self.current_mode = self.voltage_mode = "FIX"
+        self.protection_mode = "LOWZ"
 
     def _priority(self, args, query):
         if query:
@@ -172,9 +198,9 @@ class N6900Twin:
             self.function, self.output = function, False
             self._output_settings()
 
-    def _limit(self, attr, function, high, units):
-        """CURR:LIM (voltage priority) or VOLT:LIM (current priority): +315 in the other mode."""
-        number = self._number(attr, 0, high, default=high, units=units)
+    def _limit(self, attr, function, low, high, default, units):
+        """CURR:LIM[:NEG] (voltage priority) or VOLT:LIM (current priority): +315 in the other mode."""
+        number = self._number(attr, low, high, default=default, units=units)
 
         def handler(args, query):
             if not query and self.function != function:
@@ -219,7 +245,7 @@ class N6900Twin:
                 amps = self.list.level(self.list.current, step)
             if self.voltage_mode == "LIST" and not current_priority:
                 volts = self.list.level(self.list.voltage, step)
-        amps = min(amps, self.rating.watts / max(volts, 1e-9), self.rating.amps)
+        amps = min(max(amps, 0.0), self.rating.watts / max(volts, 1e-9), self.rating.amps)  # a passive load
         return self.output and not self.tripped, volts, amps
 
     def next_change(self, t: float) -> float:
@@ -254,15 +280,18 @@ class N6900Twin:
         e, r = self.engine.command, self.rating
         e("*RST", lambda a, q: self.reset(), query=False, max_args=0)
         e("*TRG", lambda a, q: self._bus_trigger(), query=False, max_args=0)
-        e("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]", self._number("voltage", 0, r.volts * 1.02, units="V"),
-          max_query_args=1)
-        e("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", self._number("current", 0, r.amps * 1.02, units="A"),
-          max_query_args=1)
+        e("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]",
+          self._number("voltage", r.volts * 0.001, r.max_volts, units="V"), max_query_args=1)
+        e("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]",
+          self._number("current", -r.max_amps * 0.1, r.max_amps, default=0, units="A"), max_query_args=1)
         e("[SOURce:]FUNCtion", self._priority)
         e("[SOURce:]CURRent:LIMit[:POSitive][:IMMediate][:AMPLitude]",
-          self._limit("current_limit", "VOLT", r.amps * 1.02, "A"), max_query_args=1)
+          self._limit("current_limit", "VOLT", r.max_amps * 0.001, r.max_amps, r.max_amps * 0.01, "A"), max_query_args=1)
+        e("[SOURce:]CURRent:LIMit:NEGative[:IMMediate][:AMPLitude]",
+          self._limit("negative_limit", "VOLT", -r.max_amps * 0.1, -r.max_amps * 0.001, -r.max_amps * 0.1, "A"),
+          max_query_args=1)
         e("[SOURce:]VOLTage:LIMit[:POSitive][:IMMediate][:AMPLitude]",
-          self._limit("voltage_limit", "CURR", r.volts * 1.02, "V"), max_query_args=1)
+          self._limit("voltage_limit", "CURR", r.volts * 0.001, r.max_volts, r.max_volts, "V"), max_query_args=1)
         e("[SOURce:]VOLTage:PROTection[:LEVel]", self._number("ovp", 0, r.volts * 1.2, default=r.volts * 1.2, units="V"),
           max_query_args=1)
         e("[SOURce:]CURRent:PROTection:STATe", stored(self, "ocp", parse_bool, format_bool))
@@ -273,10 +302,11 @@ class N6900Twin:
         for delay in ("[SOURce:]CURRent:PROTection:DELay[:TIME]", "OUTPut:PROTection:DELay"):  # the second: an alias
             e(delay, self._number("protection_delay", 0, 0.255, default=0.02, units="S"), max_query_args=1)
         e("OUTPut:PROTection:WDOG[:STATe]", stored(self, "watchdog", parse_bool, format_bool))
-        e("OUTPut:PROTection:WDOG:DELay", self._number("watchdog_delay", 1, 3600, step=1.0, default=60, units="S"),
+        e("OUTPut:PROTection:WDOG:DELay", self._number("watchdog_delay", 1, 3600, step=1, default=60, units="S"),
           max_query_args=1)
-        e("[SOURce:]LIST:CURRent[:LEVel]", self._list("current", r.amps * 1.02), max_args=None)
-        e("[SOURce:]LIST:VOLTage[:LEVel]", self._list("voltage", r.volts * 1.02), max_args=None)
+        e("OUTPut:PROTection:MODE", stored(self, "protection_mode", one_of(["HIGHZ", "LOWZ"])))
+        e("[SOURce:]LIST:CURRent[:LEVel]", self._list("current", r.max_amps), max_args=None)
+        e("[SOURce:]LIST:VOLTage[:LEVel]", self._list("voltage", r.max_volts), max_args=None)
         e("[SOURce:]LIST:DWELl", self._list("dwell", MAX_DWELL), max_args=None)
         e("[SOURce:]LIST:CURRent:POINts", lambda a, q: self.engine.integer(len(self.list.current)), set=False)
         e("[SOURce:]LIST:VOLTage:POINts", lambda a, q: self.engine.integer(len(self.list.voltage)), set=False)
@@ -292,10 +322,9 @@ class N6900Twin:
         e("INITiate[:IMMediate]:TRANsient", lambda a, q: self._initiate(), query=False, max_args=0)
         e("ABORt:TRANsient", lambda a, q: self._abort(), query=False, max_args=0)
         e("[SOURce:]DIGital:PIN1:FUNCtion", stored(self, "pin1_function", one_of(["DIO", "DINPut", "TOUTput", "TINPut", "FAULt", "INHibit", "ONCouple", "OFFCouple"])))
-        e("SENSe:SWEep:POINts", self._number("acq_points", 1, MAX_SWEEP_POINTS, step=1.0), max_query_args=1)
-        e("SENSe:SWEep:TINTerval", self._number("acq_interval", MIN_SAMPLE_INTERVAL, 40000.0, default=20.48e-6,
-                                                units="S"), max_query_args=1)
-        e("SENSe:SWEep:OFFSet:POINts", self._number("acq_offset", -(MAX_SWEEP_POINTS - 1), 2e9, step=1.0), max_query_args=1)
+        e("SENSe:SWEep:POINts", self._number("acq_points", 1, MAX_SWEEP_POINTS, step=1, default=3255), max_query_args=1)
+        e("SENSe:SWEep:TINTerval", self._number("acq_interval", MIN_SAMPLE_INTERVAL, 40000.0, units="S"), max_query_args=1)
+        e("SENSe:SWEep:OFFSet:POINts", self._number("acq_offset", -(MAX_SWEEP_POINTS - 1), 2e9, step=1), max_query_args=1)
         e("TRIGger:ACQuire:SOURce", stored(self, "acq_source", one_of(["BUS", "TRANsient1", "EXTernal"])))
         e("TRIGger:ACQuire[:IMMediate]", lambda a, q: self._trigger_acquisition(self.world.time), query=False, max_args=0)
         e("INITiate[:IMMediate]:ACQuire", lambda a, q: self._initiate_acquisition(), query=False, max_args=0)
@@ -313,15 +342,19 @@ class N6900Twin:
     # handler factories
     def _number(self, attr, low, high, step=None, default=None, units=None):
         """A number setting, with its unit suffix, MIN, MAX and DEF (the *RST value, `low` unless
-        given); its query answers the setting, or MIN, MAX or DEF."""
+        given); its query answers the setting, or MIN, MAX or DEF. With an integer `step` it is
+        kept, and answered, as an integer."""
+        form = (lambda value: self.engine.integer(round(value))) if isinstance(step, int) else real
+
         def handler(args, query):
             if query and not args:
-                return real(getattr(self, attr))
+                return form(getattr(self, attr))
             value = parse_number(args, minimum=low, maximum=high, default=low if default is None else default,
                                  units=units)
+            value = round(value / step) * step if step else value
             if query:  # VOLT? MAX
-                return real(value)
-            setattr(self, attr, round(value / step) * step if step else value)
+                return form(value)
+            setattr(self, attr, value)
         return handler
 
     def _mode(self, attr):

@@ -63,7 +63,7 @@ def test_a_seventh_connection_is_refused(twins, clients):
         pass
     six[0].close()
     time.sleep(0.3)  # the server sees it closed
-    assert clients().query("*IDN?").startswith("Keysight Technologies,N6952A")
+    assert clients().query("*IDN?").startswith("Keysight Technologies,N6973A")
 
 
 def test_dcl_on_the_control_socket_clears_a_data_connections_unread_input(twins, clients):
@@ -76,13 +76,13 @@ def test_dcl_on_the_control_socket_clears_a_data_connections_unread_input(twins,
         control.sendall(b"DCL\n")
         assert control.recv(100) == b"DCL\n"
     assert data.query("*IDN?").startswith("Keysight")  # not "VOLT 3;:OUTP*IDN?"
-    assert data.query("VOLT?") == "+0.000000E+00" and data.query("SYST:ERR?") == '+0,"No error"'
+    assert data.query("VOLT?") == "+6.000000E-02" and data.query("SYST:ERR?") == '+0,"No error"'
 
 
 def test_common_commands_answer_as_the_instrument_does(clients):
     supply = clients()
     assert supply.query("*TST?") == "+0"
-    assert supply.query("*OPT?") == "0"
+    assert supply.query("*OPT?") == "302,303"  # the digitizer and lists it serves
     assert supply.query("SYST:VERS?") == "1995.0"
     supply.write("*ESE 36", "*SRE 48")
     assert (supply.query("*ESE?"), supply.query("*SRE?")) == ("+36", "+48")
@@ -97,7 +97,7 @@ def test_the_status_registers_latch_transitions_and_preset(clients):
     assert supply.query("STAT:OPER:PTR?") == "+511" and supply.query("STAT:QUES:PTR?") == "+16383"
     assert supply.query("STAT:OPER:COND?") == "+4"  # output off
     supply.query("STAT:OPER?")  # read and cleared
-    supply.write("STAT:OPER:ENAB 1", "*SRE 128", "VOLT 1 V", "CURR 10 A", "OUTP ON")
+    supply.write("STAT:OPER:ENAB 1", "*SRE 128", "VOLT 1 V", "CURR:LIM 10 A", "OUTP ON")
     assert supply.query("*OPC?") == "1"
     assert int(supply.query("STAT:OPER:COND?")) & 1  # constant voltage into the cold film
     assert int(supply.query("*STB?")) & (128 | 64) == 128 | 64  # OPER summary, and the service request
@@ -112,7 +112,10 @@ def test_the_status_registers_latch_transitions_and_preset(clients):
     ("VOLT 1250 mV", "VOLT?", "+1.250000E+00"),
     ("CURR 500 MA", "CURR?", "+5.000000E-01"),
     ("VOLT MAX", "VOLT?", "+6.120000E+01"),
-    ("VOLT DEF", "VOLT?", "+0.000000E+00"),
+    ("VOLT DEF", "VOLT?", "+6.000000E-02"),  # *RST: its MIN, 0.1 % of the rating
+    ("CURR -3.3", "CURR?", "-3.300000E+00"),  # CURR may sink: -10 % of 33.966 A at most
+    ("OUTP:PROT:WDOG:DEL 90 s", "OUTP:PROT:WDOG:DEL?", "+90"),
+    ("SENS:SWE:POIN 1000.4", "SENS:SWE:POIN?", "+1000"),
     ("CURR:PROT:DEL 50 ms", "OUTP:PROT:DEL?", "+5.000000E-02"),
     ("VOLT 5", "VOLT? MAX", "+6.120000E+01"),
 ])
