@@ -6,27 +6,39 @@ POSition = trigger to reference point, REFerence LEFT/CENTer/RIGHt at 1, 5 or 9 
 :TRIGger[:EDGE], :SINGle/:RUN/:STOP/:DIGitize, :TER? (read-and-clear trigger event),
 :OPERegister:CONDition? (bit 3 = 8, Run), and :WAVeform (PREamble, DATA? as an IEEE 488.2
 definite-length block; volts = (code - yreference) * yincrement + yorigin,
-time = (index - xreference) * xincrement + xorigin, in seconds from the trigger). Armed, the scope
-first fills the part of the record before the trigger and takes no trigger until it has.
+time = (index - xreference) * xincrement + xorigin, in seconds from the trigger; each also has its
+own query, :WAVeform:XINCrement? ... :YREFerence?). Armed, the scope first fills the part of the
+record before the trigger and takes no trigger until it has; then it is armed: :AER? (read and
+cleared, and by *CLS, as :TER? is) answers 1 and :OPERegister:CONDition? has bit 5 (32, Wait
+Trig) set while it waits.
 After *RST the scope runs (:RUN, auto sweep: a record whether or not a trigger comes, so
 :WAVeform:DATA? answers without :DIGitize) with channel 1 shown and the others off; :SINGle
 takes one record and stops, :RUN keeps taking them (each after a trigger in normal sweep).
 Blocks are definite-length with an 8-digit length (#8NNNNNNNN) in every format, ASCii too;
 signed BYTE/WORD data (:WAVeform:UNSigned OFF) run from -128/-32768 with the preamble's y
-reference 0, unsigned from 0 with it at mid-scale. :ACQuire:TYPE (NORMal, AVERage, HRESolution,
-PEAK), :CHANnel<n>:BWLimit and :WAVeform:POINts:MODE (NORMal, MAXimum, RAW) are kept and read
-back; their effect on the data is not modelled. :DIGitize takes a list of channels. The number
-of LAN connections the scope serves at once is not in the material at hand: one.
+reference 0, unsigned from 0 with it at mid-scale. Code 0 (-128/-32768 signed) is a hole, never
+data: a reading below the screen is clipped to the next code, above it to the top one.
+:ACQuire:TYPE (NORMal, PEAK, AVERage, HRESolution: the preamble's type 0-3, and with AVERage its
+count :ACQuire:COUNt, 2-65536), :CHANnel<n>:BWLimit, :CHANnel<n>:IMPedance (ONEMeg, FIFTy) and
+:WAVeform:POINts:MODE (NORMal, MAXimum, RAW) are kept and read back; their effect on the data is
+not modelled. :ACQuire:POINts? gives the points of a record. :TIMebase:MODE is MAIN (the only
+one modelled) and :TIMebase? sums the time base up. :TRIGger:SLOPe takes EITHer as well.
+:DIGitize takes a list of channels. The number of LAN connections the scope serves at once is
+not in the material at hand: one. Assumed *RST values: :ACQuire:COUNt 8, the channels' scale
+1 V/div.
 
 Segmented memory (an option; `segments` its most, 1000 on the 3000T X-Series; 0 is a scope without
 it, where :ACQuire:MODE SEGMented is refused): :ACQuire:MODE SEGMented with :ACQuire:SEGMented:COUNt
 (2 to the most) takes one
 segment per trigger, the acquisition memory divided between them, and stops once all are
-taken; :ACQuire:SEGMented:INDex selects the segment that :WAVeform:DATA? and :PREamble? give,
+taken, under :RUN as under :SINGle (the twin's reading); :ACQuire:SEGMented:INDex selects the
+segment that :WAVeform:DATA? and :PREamble? give (with :WAVeform:SEGMented:ALL ON, DATA? gives
+every segment taken, one after another, and the preamble the points of one),
 :WAVeform:SEGMented:COUNt? says how many were taken and :WAVeform:SEGMented:TTAG? the selected
-one's trigger time from the first (NR3). From the 3000T X-Series guide; not in the material
-at hand, so assumed: the *RST count (2), the memory (4 Mpts) and a re-arm time of 20 us
-(the 1000 X-Series user's guide gives about 19 us), and the refusal's error (-221).
+one's trigger time from the first (NR3). AVERage is not available in segmented mode. *OPT?
+names SGM. From the 3000T X-Series guide; not in the material at hand, so assumed: the *RST
+count (2), the memory (4 Mpts) and a re-arm time of 20 us (the 1000 X-Series user's guide gives
+about 19 us), the refusals' error (-221), and *OPT?'s layout ("0,0,SGM").
 """
 import math
 from collections.abc import Callable
@@ -43,6 +55,7 @@ MAX_SEGMENTS = 1000  # the 3000T X-Series'
 REARM = 20e-6  # s after a segment's record before the next trigger is taken
 REFERENCE_DIVISION = {"LEFT": 1, "CENT": 5, "RIGH": 9}
 FORMAT_CODE = {"BYTE": 0, "WORD": 1, "ASC": 4}
+TYPE_CODE = {"NORM": 0, "PEAK": 1, "AVER": 2, "HRES": 3}
 
 Signal = Callable[[np.ndarray], np.ndarray]  # reactor times -> volts at the input
 
@@ -55,6 +68,7 @@ class Channel:
     probe: float = 1.0
     display: bool = True
     bandwidth_limit: bool = False
+    impedance: str = "ONEM"
 
 
 class InfiniiVisionTwin:
@@ -69,7 +83,8 @@ class InfiniiVisionTwin:
         self.inputs = inputs
         self.noise = noise  # V rms of the front end
         self.rng = np.random.default_rng(seed)
-        self.engine = ScpiEngine(f"KEYSIGHT TECHNOLOGIES,{model},MYSIM0001,07.50.2021102830")
+        self.engine = ScpiEngine(f"KEYSIGHT TECHNOLOGIES,{model},MYSIM0001,07.50.2021102830",
+                                 options="0,0,SGM" if segments else "0")
         self._register()
         self.reset()
 
@@ -78,13 +93,14 @@ class InfiniiVisionTwin:
         self.time_scale, self.time_position, self.reference = 100e-6, 0.0, "CENT"
         self.trigger_source, self.trigger_level, self.trigger_slope = "CHAN1", 0.0, "POS"
         self.sweep = "AUTO"
-        self.acquire_type, self.points_mode = "NORM", "NORM"
+        self.acquire_type, self.average_count, self.points_mode, self.time_mode = "NORM", 8, "NORM", "MAIN"
         self.state = "stopped"  # stopped | armed | triggered
         self.continuous = False  # :RUN (after each record the next) or :SINGle (one, then stopped)
         self.armed_at = self.trigger_time = math.inf
-        self.trigger_event = False
+        self.trigger_event = self.arm_event = False
+        self._arm_noted = math.nan  # armed_at of the arming :AER? last reported
         self.wave_source, self.wave_format, self.msb_first, self.unsigned = 1, "BYTE", True, True
-        self.wave_points = 1000
+        self.wave_points, self.all_segments = 1000, False
         self.record: dict[int, np.ndarray] = {}
         self.acquire_mode, self.segment_count, self.segment_index = "RTIM", 2, 1
         self.segments: list[tuple[float, dict[int, np.ndarray]]] = []  # (trigger time, record) each
@@ -103,6 +119,8 @@ class InfiniiVisionTwin:
             self.world.advance()
             now = self.world.time
         while True:
+            if self.state == "armed" and self.armed_at <= now and self.armed_at != self._arm_noted:
+                self.arm_event, self._arm_noted = True, self.armed_at  # an event: once per arming
             if self.state == "armed" and self.continuous and self.sweep == "AUTO":  # a record, trigger or not
                 start, length = self._span()
                 found = self._find_trigger(now)
@@ -118,8 +136,10 @@ class InfiniiVisionTwin:
             if self.state != "triggered" or now < end:
                 return
             self._capture()
-            if self.acquire_mode == "SEGM" and len(self.segments) < self.segment_count:
-                self.state, self.armed_at = "armed", end + REARM + self._pre_trigger()
+            if self.acquire_mode == "SEGM":
+                taken = len(self.segments) == self.segment_count
+                self.state, self.armed_at = ("stopped", math.inf) if taken else ("armed", end + REARM + self._pre_trigger())
+                self.continuous = self.continuous and not taken
             elif self.continuous:
                 self.state, self.armed_at = "armed", max(end, now) + self._pre_trigger()
                 return
@@ -135,15 +155,19 @@ class InfiniiVisionTwin:
         if times.size < 2:
             return None
         volts = self.inputs.get(channel, np.zeros_like)(times)
-        above = volts >= self.trigger_level if self.trigger_slope == "POS" else volts <= self.trigger_level
-        crossings = np.flatnonzero(~above[:-1] & above[1:])
+        above = volts >= self.trigger_level
+        rising, falling = ~above[:-1] & above[1:], above[:-1] & ~above[1:]
+        crossings = np.flatnonzero({"POS": rising, "NEG": falling, "EITH": rising | falling}[self.trigger_slope])
         return float(times[crossings[0] + 1]) if crossings.size else None
+
+    def _record_points(self) -> int:
+        """Points of a record (:ACQuire:POINts?)."""
+        points = min(self.wave_points, MAX_POINTS)
+        return min(points, MEMORY // self.segment_count) if self.acquire_mode == "SEGM" else points
 
     def _capture(self) -> None:
         start, length = self._span()
-        points = min(self.wave_points, MAX_POINTS)
-        if self.acquire_mode == "SEGM":
-            points = min(points, MEMORY // self.segment_count)
+        points = self._record_points()
         times = self.trigger_time + start + np.arange(points) * (length / points)
         record = {}
         for n, channel in self.channels.items():
@@ -176,6 +200,15 @@ class InfiniiVisionTwin:
             return self.record
         return self.segments[self.segment_index - 1][1] if self.segment_index <= len(self.segments) else {}
 
+    def _transferred(self) -> np.ndarray:
+        """The volts :WAVeform:DATA? gives: the selected record, or every segment (SEGMented:ALL)."""
+        if self.acquire_mode == "SEGM" and self.all_segments and self.segments:
+            return np.concatenate([record[self.wave_source] for _, record in self.segments])
+        record = self._selected()
+        if self.wave_source not in record:
+            raise ScpiError(-230, "Data corrupt or stale")
+        return record[self.wave_source]
+
     def preamble(self) -> tuple[int, float, float, int, float, float, int]:
         channel = self.channels[self.wave_source]
         start, length = self._span()
@@ -186,17 +219,14 @@ class InfiniiVisionTwin:
         return points, length / points, start, 0, full / (codes * 0.8), channel.offset, y_reference
 
     def _waveform_data(self) -> bytes:
-        record = self._selected()
-        if self.wave_source not in record:
-            raise ScpiError(-230, "Data corrupt or stale")
-        volts = record[self.wave_source]
+        volts = self._transferred()
         if self.wave_format == "ASC":
             body = ",".join(f"{v:+.6E}" for v in volts).encode("ascii")
         else:
             _, _, _, _, y_inc, y_org, y_ref = self.preamble()
             half = 128 if self.wave_format == "BYTE" else 32768
-            low = 0 if self.unsigned else -half  # signed codes centre on 0, unsigned on y_ref
-            codes = np.clip(np.round((volts - y_org) / y_inc) + y_ref, low, low + 2 * half - 1)
+            low = 0 if self.unsigned else -half  # signed codes centre on 0, unsigned on y_ref; low is a hole
+            codes = np.clip(np.round((volts - y_org) / y_inc) + y_ref, low + 1, low + 2 * half - 1)
             kind = ("u" if self.unsigned else "i") + ("1" if self.wave_format == "BYTE" else "2")
             order = ">" if self.msb_first else "<"
             body = codes.astype(np.dtype(order + kind)).tobytes()
@@ -218,44 +248,75 @@ class InfiniiVisionTwin:
     def _register(self) -> None:
         e = self.engine.command
         e("*RST", lambda a, q: self.reset(), query=False)
+        e("*CLS", lambda a, q: self._clear_status(), query=False, max_args=0)
         e(":CHANnel<n>:SCALe", self._channel("scale", 1e-3, 5.0))
         e(":CHANnel<n>:RANGe", self._channel_range)
         e(":CHANnel<n>:OFFSet", self._channel("offset", -40.0, 40.0))
         e(":CHANnel<n>:PROBe", self._channel("probe", 0.001, 10000.0))
         e(":CHANnel<n>:COUPling", self._channel_coupling)
         e(":CHANnel<n>:DISPlay", self._channel_display)
+        e(":CHANnel<n>:IMPedance", self._channel_impedance)
         e(":CHANnel<n>", self._channel_summary, set=False)
         e(":TIMebase:SCALe", self._timebase_scale)
         e(":TIMebase:RANGe", self._timebase_range)
         e(":TIMebase:POSition", self._setting("time_position", -500.0, 500.0))
         e(":TIMebase:REFerence", stored(self, "reference", one_of(["LEFT", "CENTer", "RIGHt"])))
+        e(":TIMebase:MODE", stored(self, "time_mode", one_of(["MAIN"])))
+        e(":TIMebase", lambda a, q: self._timebase_summary(), set=False)
         e(":TRIGger:MODE", self._trigger_mode)
         e(":TRIGger:SWEep", stored(self, "sweep", one_of(["AUTO", "NORMal"])))
         e(":TRIGger[:EDGE]:SOURce", self._trigger_source)
         e(":TRIGger[:EDGE]:LEVel", self._setting("trigger_level", -100.0, 100.0))
-        e(":TRIGger[:EDGE]:SLOPe", stored(self, "trigger_slope", one_of(["POSitive", "NEGative"])))
+        e(":TRIGger[:EDGE]:SLOPe", stored(self, "trigger_slope", one_of(["POSitive", "NEGative", "EITHer"])))
         e(":TRIGger:FORCe", lambda a, q: self._force(), query=False)
         e(":SINGle", lambda a, q: self._arm(), query=False)
         e(":RUN", lambda a, q: self._run(), query=False)
         e(":STOP", lambda a, q: self._stop(), query=False)
         e(":DIGitize", lambda a, q: self._digitize(a), query=False, max_args=None)
-        e(":ACQuire:TYPE", stored(self, "acquire_type", one_of(["NORMal", "AVERage", "HRESolution", "PEAK"])))
+        e(":ACQuire:TYPE", self._acquire_type)
+        e(":ACQuire:COUNt", self._setting("average_count", 2, 65536, integer=True))
+        e(":ACQuire:POINts", lambda a, q: str(self._record_points()), set=False)
         e(":CHANnel<n>:BWLimit", self._channel_limit)
         e(":WAVeform:POINts:MODE", stored(self, "points_mode", one_of(["NORMal", "MAXimum", "RAW"])))
-        e(":TER", lambda a, q: self._read_trigger_event(), set=False)
-        e(":OPERegister:CONDition", lambda a, q: "+8" if self.state != "stopped" or self.continuous else "+0",
-          set=False)
+        e(":TER", lambda a, q: self._read_event("trigger_event"), set=False)
+        e(":AER", lambda a, q: self._read_event("arm_event"), set=False)
+        e(":OPERegister:CONDition", lambda a, q: self._operation(), set=False)
         e(":WAVeform:SOURce", self._wave_source)
         e(":WAVeform:FORMat", stored(self, "wave_format", one_of(["BYTE", "WORD", "ASCii"])))
         e(":WAVeform:BYTeorder", self._byte_order)
         e(":WAVeform:UNSigned", stored(self, "unsigned", parse_bool, format_bool))
         e(":WAVeform:POINts", self._setting("wave_points", 100, MAX_POINTS, integer=True))
         e(":WAVeform:PREamble", lambda a, q: self._preamble_text(), set=False)
+        for n, name in enumerate(("XINCrement", "XORigin", "XREFerence", "YINCrement", "YORigin", "YREFerence")):
+            e(f":WAVeform:{name}", lambda a, q, n=n: self._preamble_text().split(",")[4 + n], set=False)
         e(":ACQuire:MODE", self._acquire_mode)
         e(":ACQuire:SEGMented:COUNt", self._setting("segment_count", 2, max(self.segments_option, 2), integer=True))
         e(":ACQuire:SEGMented:INDex", self._segment_index)
         e(":WAVeform:SEGMented:COUNt", lambda a, q: str(len(self.segments)), set=False)
         e(":WAVeform:SEGMented:TTAG", lambda a, q: self._time_tag(), set=False)
+        e(":WAVeform:SEGMented:ALL", stored(self, "all_segments", parse_bool, format_bool))
+
+    def _clear_status(self) -> None:
+        self.engine.clear_status()
+        self.trigger_event = self.arm_event = False
+
+    def _operation(self) -> str:
+        """Bit 3 (8) Run: not stopped; bit 5 (32) Wait Trig: armed, the pre-trigger filled."""
+        running = self.state != "stopped" or self.continuous
+        waiting = self.state == "armed" and self.world.time >= self.armed_at
+        return f"+{8 * running + 32 * waiting}"
+
+    def _acquire_type(self, args, query):
+        if query:
+            return self.acquire_type
+        kind = parse_choice(args, 0, ["NORMal", "AVERage", "HRESolution", "PEAK"])
+        if kind == "AVER" and self.acquire_mode == "SEGM":
+            raise ScpiError(-221, "Settings conflict;averaging is not available in segmented mode")
+        self.acquire_type = kind
+
+    def _timebase_summary(self) -> str:
+        return (f":TIM:MODE {self.time_mode};REF {self.reference};MAIN:RANG {format_number(10 * self.time_scale)};"
+                f"POS {format_number(self.time_position)}")
 
     def _acquire_mode(self, args, query):
         if query:
@@ -263,6 +324,8 @@ class InfiniiVisionTwin:
         mode = parse_choice(args, 0, ["RTIMe", "SEGMented"])
         if mode == "SEGM" and not self.segments_option:
             raise ScpiError(-221, "Settings conflict;segmented memory option not installed")
+        if mode == "SEGM" and self.acquire_type == "AVER":
+            raise ScpiError(-221, "Settings conflict;averaging is not available in segmented mode")
         self.acquire_mode = mode
 
     def _segment_index(self, args, query):
@@ -277,7 +340,8 @@ class InfiniiVisionTwin:
 
     def _preamble_text(self) -> str:
         points, x_inc, x_org, x_ref, y_inc, y_org, y_ref = self.preamble()
-        fields = [str(FORMAT_CODE[self.wave_format]), "0", str(points), "1",
+        count = self.average_count if self.acquire_type == "AVER" else 1
+        fields = [str(FORMAT_CODE[self.wave_format]), str(TYPE_CODE[self.acquire_type]), str(points), str(count),
                   format_number(x_inc), format_number(x_org), str(x_ref),
                   format_number(y_inc), format_number(y_org), str(y_ref)]
         return ",".join(fields)
@@ -316,6 +380,12 @@ class InfiniiVisionTwin:
         if query:
             return channel.coupling
         channel.coupling = parse_choice(args, 0, ["AC", "DC"])
+
+    def _channel_impedance(self, args, query, n=1):
+        channel = self._channel_of(n)
+        if query:
+            return channel.impedance
+        channel.impedance = parse_choice(args, 0, ["ONEMeg", "FIFTy"])
 
     def _channel_display(self, args, query, n=1):
         channel = self._channel_of(n)
@@ -399,6 +469,8 @@ class InfiniiVisionTwin:
             self.world.clock.sleep(max(length / 20, 1e-4))
             self._update()
 
-    def _read_trigger_event(self) -> str:
-        event, self.trigger_event = self.trigger_event, False
+    def _read_event(self, attr: str) -> str:
+        """:TER? or :AER?: the event register, read and cleared."""
+        event = getattr(self, attr)
+        setattr(self, attr, False)
         return "+1" if event else "+0"

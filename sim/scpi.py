@@ -130,7 +130,7 @@ class ScpiEngine:
         self._registers: dict[str, _StatusRegister] = {}
         self.signed = signed
         self.command("*IDN", lambda args, query: idn, set=False)
-        self.command("*CLS", self._clear_status, query=False, max_args=0)
+        self.command("*CLS", lambda args, query: self.clear_status(), query=False, max_args=0)
         self.command("*ESE", self._event_enable)
         self.command("*ESR", self._read_events, set=False)
         self.command("*SRE", self._service_enable)
@@ -285,7 +285,8 @@ class ScpiEngine:
         raise ScpiError(-113, "Undefined header")
 
     # built-in common commands and SYSTem:ERRor (IEEE 488.2 ch.10, SCPI-1999 SYSTem:ERRor)
-    def _clear_status(self, args, query):
+    def clear_status(self) -> None:
+        """*CLS: the error queue and the event registers."""
         self._errors.clear()
         self._esr = 0
         for register in self._registers.values():

@@ -203,11 +203,16 @@ def test_n6900_idn_and_reset_state(supply):
     assert len(fields) == 4, fields
     assert fields[0].lower() == "keysight technologies"
     assert re.fullmatch(r"N[67]9\d\dA", fields[1]), fields[1]
-    supply.write("VOLT 5", "OUTP:PROT:WDOG:DEL 10", "*RST")
-    assert supply.query_float("VOLT?") == 0.0
+    supply.write("VOLT 5", "OUTP:PROT:WDOG:DEL 10", "TRIG:TRAN:SOUR IMM", "OUTP:PROT:MODE HIGHZ", "*RST")
+    assert supply.query("VOLT?") == supply.query("VOLT? MIN") == "+6.000000E-02"  # 0.1 % of 60 V
+    assert supply.query("VOLT:LIM?") == supply.query("VOLT:LIM? MAX") == "+6.120000E+01"
+    assert supply.query("CURR?") == "+0.000000E+00"
+    assert supply.query("CURR:LIM?") == "+3.396600E-01"  # 1 % of its MAX, 102 % of 33.3 A
+    assert supply.query("CURR:LIM:NEG?") == supply.query("CURR:LIM:NEG? MIN") == "-3.396600E+00"
+    assert supply.query("TRIG:TRAN:SOUR?") == "BUS" and supply.query("OUTP:PROT:MODE?") == "LOWZ"
     assert supply.query("OUTP?") == "0"
     assert supply.query("OUTP:PROT:WDOG?") == "0"
-    assert supply.query_float("OUTP:PROT:WDOG:DEL?") == 60.0
+    assert supply.query("OUTP:PROT:WDOG:DEL?") == "+60"
     assert supply.query_int("LIST:CURR:POIN?") == 1
     assert supply.errors() == []
 
@@ -294,7 +299,7 @@ def test_n6900_priority_modes(supply):
     assert supply.errors() == [(315, '"Settings conflict error"')]
     supply.write("VOLT 2", "CURR:LIM 4", "OUTP ON")
     supply.write("FUNC CURR")
-    assert supply.query("OUTP?") == "0" and supply.query("VOLT?") == "+0.000000E+00"
+    assert supply.query("OUTP?") == "0" and supply.query("VOLT?") == "+6.000000E-02"
     supply.write("VOLT:LIM 20", "CURR 1.5", "OUTP ON")
     time.sleep(0.05)
     assert supply.query_float("MEAS:CURR?") == pytest.approx(1.5, rel=0.01)
@@ -308,7 +313,7 @@ def test_n6900_ovp_trip_latches_until_cleared(supply):
     """Over-voltage protection (ch. 4 "Programming Output Protection", ch. 6
     OUTPut:PROTection:CLEar): the trip latches the output off, STAT:QUES:COND? bit 0 (OV) shows
     why; OUTP:PROT:CLE clears it once the cause is removed and restores the output."""
-    supply.write("VOLT:PROT 5", "VOLT 10", "CURR 5", "OUTP ON")
+    supply.write("VOLT:PROT 5", "VOLT 10", "CURR:LIM 5", "OUTP ON")
     time.sleep(0.05)
     assert questionable(supply) & QUES_OV
     assert supply.query_float("MEAS:CURR?") == pytest.approx(0.0, abs=1e-3)
@@ -872,3 +877,60 @@ def test_scope_acquire_type_bandwidth_limit_points_mode_and_digitize_sources(sco
     assert scope.errors() == []
     scope.write(":DIG CHAN9")
     assert scope.errors()[0][0] in (-224, -114)
+
+
+def test_scope_arm_event_scaling_queries_and_channel_summaries(scope):
+    """:AER? is 1 once the trigger is armed (read and cleared, and by *CLS); :OPERegister bit 5
+    (Wait Trig) is set while it waits; each preamble value has its own query; the preamble's
+    type and count follow :ACQuire:TYPE and :COUNt; :TIMebase? sums the time base up."""
+    scope.write("*RST", ":STOP", ":TRIG:SWE NORM", ":TRIG:EDGE:SOUR EXT", ":TIM:SCAL 1e-4")
+    scope.query(":AER?")  # the auto sweep's armings since *RST: read and cleared
+    scope.write(":SING")
+    assert wait_for(lambda: scope.query(":AER?") == "+1" or None, 5.0)
+    assert scope.query(":AER?") == "+0"  # read: cleared
+    assert scope.query_int(":OPER:COND?") & (SCOPE_RUN | 32) == SCOPE_RUN | 32
+    scope.write(":SING")
+    assert wait_for(lambda: scope.query_int(":OPER:COND?") & 32 or None, 5.0)
+    scope.write("*CLS")
+    assert scope.query(":AER?") == "+0"
+    scope.write(":TRIG:FORC")
+    assert wait_for(lambda: not scope.query_int(":OPER:COND?") & (SCOPE_RUN | 32) or None, 5.0)
+    scope.write(":ACQ:TYPE AVER", ":ACQ:COUN 16", ":WAV:POIN 1000")
+    pre = scope.query(":WAV:PRE?").split(",")
+    assert pre[1:4:2] == ["2", "16"] and scope.query(":ACQ:POIN?") == pre[2] == "1000"
+    names = ("XINC", "XOR", "XREF", "YINC", "YOR", "YREF")
+    assert [scope.query(f":WAV:{name}?") for name in names] == pre[4:]
+    assert scope.query(":TIM?") == f":TIM:MODE MAIN;REF CENT;MAIN:RANG {float(pre[4]) * 1000:+.8E};POS +0.00000000E+00"
+    scope.write(":CHAN2:IMP FIFT", ":TRIG:SLOP EITH")
+    assert (scope.query(":CHAN1:IMP?"), scope.query(":CHAN2:IMP?"), scope.query(":TRIG:SLOP?")) == ("ONEM", "FIFT", "EITH")
+    assert scope.errors() == []
+
+
+def test_scope_segmented_memory_takes_its_count_and_gives_one_or_all(scope):
+    """3000T guide, :ACQuire:SEGMented and :WAVeform:SEGMented: one segment per trigger, then
+    stopped (under :RUN too); INDex selects, TTAG? times from the first, ALL ON gives every
+    segment; averaging is refused in segmented mode; *OPT? names SGM."""
+    assert "SGM" in scope.query("*OPT?").split(",")
+    scope.write("*RST", ":ACQ:TYPE AVER", ":ACQ:MODE SEGM")
+    assert [code for code, _ in scope.errors()] == [-221]
+    scope.write(":ACQ:TYPE NORM", ":ACQ:MODE SEGM", ":ACQ:SEGM:COUN 3", ":ACQ:TYPE AVER")
+    assert [code for code, _ in scope.errors()] == [-221]
+    scope.write(":TRIG:SWE NORM", ":TRIG:EDGE:SOUR EXT", ":TIM:SCAL 1e-4", ":WAV:POIN 500", ":WAV:FORM BYTE")
+    scope.write(":CHAN1:SCAL 0.1", ":CHAN1:OFFS 3")  # the cold pyrometer's 1 V: far below the screen
+    for run in (":SING", ":RUN"):
+        scope.write(run)
+        for _ in range(5):  # more triggers than segments
+            assert wait_for(lambda: scope.query_int(":OPER:COND?") & 32 or scope.query_int(":OPER:COND?") == 0 or None, 5.0)
+            scope.write(":TRIG:FORC")
+        assert wait_for(lambda: scope.query(":WAV:SEGM:COUN?") == "3" or None, 5.0)
+        assert scope.query_int(":OPER:COND?") & SCOPE_RUN == 0, run  # all taken: stopped
+        scope.write(":ACQ:SEGM:IND 3")
+        assert float(scope.query(":WAV:SEGM:TTAG?")) > 0
+        one = scope.query_block(":WAV:DATA?")
+        scope.write(":WAV:SEGM:ALL ON")
+        every = scope.query_block(":WAV:DATA?")
+        assert scope.query(":WAV:SEGM:ALL?") == "1" and scope.query(":WAV:PRE?").split(",")[2] == "500"
+        assert len(one) == 500 and len(every) == 1500 and every[1000:] == one
+        assert set(every) == {1}  # clipped low: code 1; 0 is a hole, never data
+        scope.write(":WAV:SEGM:ALL OFF")
+    assert scope.errors() == []
