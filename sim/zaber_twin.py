@@ -13,26 +13,38 @@ Written from the "Zaber ASCII Protocol Manual" (firmware 7):
   axis (at device scope: any axis) moves; the flag is the highest-priority warning of the axis
   (of every axis at device scope), `--` for none; the empty command only reports status.
 - Warning flags: FS stall (latched until `warnings clear`), WR no reference position (from
-  power-up until homed), NI a movement command interrupted a move in progress (cleared by a
-  movement command sent while idle, or by `warnings clear`). `warnings` answers the count and
-  the flags, `warnings clear` the flags it cleared.
+  power-up until homed or `set pos`), NI a movement command interrupted a move in progress
+  (until a movement command is sent while the axis is idle: the manual does not list it among
+  the flags `warnings clear` clears). `warnings` answers the count and the flags, `warnings
+  clear` the flags it cleared.
 - `home` moves to the home sensor at `limit.approach.maxspeed` and sets the position to 0;
-  `move abs n` (microsteps, limit.min to limit.max, homed axes only: else RJ with BADDATA and
-  the WR flag); `stop` decelerates at `accel`; at device scope they act on every axis.
-- Settings (`get`/`set`): device `deviceid`, `system.serial`, `version`, `version.build`,
-  `system.axiscount`, `comm.packet.size.max`, `comm.checksum` (settable); axis `pos`,
-  `maxspeed`, `accel`, `limit.approach.maxspeed` (settable), `limit.min`, `limit.max`,
-  `resolution`, `peripheralid`. An axis setting read at device scope answers one value per axis.
+  `move abs n`, `move rel n` (microsteps; the target within limit.min to limit.max, else RJ
+  BADDATA), `move min`, `move max`, `move vel v` (signed maxspeed data: towards the end of
+  travel until `stop`); `stop` decelerates at `accel`, `estop` stops at once; at device scope
+  they act on every axis. `system reset` answers, then restarts as at power-up (motion stopped,
+  no reference, outputs off; settings kept). `tools echo text` answers the text.
+- Settings (`get`/`set`): device `deviceid` (`device.id`), `system.serial`, `version`,
+  `version.build`, `system.axiscount`, `system.access`, `device.hw.modified`, `comm.rs232.baud`,
+  `comm.checksum` (settable); axis `pos` (settable: sets the reference), `maxspeed`, `accel`,
+  `limit.approach.maxspeed` (settable), `limit.min`, `limit.max`, `limit.home.triggered`,
+  `motion.busy`, `resolution`, `peripheralid` (`peripheral.id`), `peripheral.serial`,
+  `peripheral.hw.modified`. An axis setting read at device scope answers one value per axis.
 - Native units ("Physical units"): position in microsteps; maxspeed = microsteps/s x 1.6384;
   accel = microsteps/s^2 x 1.6384 / 10000 (0: no ramp).
 - `io info` (analog out, analog in, digital out, digital in), `io get do [n]`, `io set do n 0|1`.
 
 Where the manual is silent, the twin chooses and says so here:
 - The default microstep, 0.49609375 um, is a 6.35 mm lead screw at 200 full steps per turn
-  and the default resolution of 64 microsteps per step; `deviceid`, `peripheralid`, `system.serial` and `version` are
-  placeholders, not a catalogue product (zaber-motion looks them up only when identifying).
+  and the default resolution of 64 microsteps per step; `deviceid`, `peripheralid`, the serials
+  and `version` are placeholders (zaber-motion looks them up only when identifying). The version,
+  7.21, is one that has every setting the twin serves and none it lacks (comm.packet.size.max,
+  multi-setting `get` and the other settings of 7.26 and later are not served).
 - A command whose checksum fails is ignored: no reply, nothing done (its address cannot be
-  trusted either, and the manual's rejection reasons include none for a checksum). Commands longer than `comm.packet.size.max` and alerts are not modelled.
+  trusted either, and the manual's rejection reasons include none for a checksum). Alerts
+  (`comm.alert`), info messages, streams, triggers and lockstep are not modelled: answered
+  BADCOMMAND, as a setting or command the twin does not have.
+- Relative, min/max and velocity moves need a reference, as absolute ones do (the twin's
+  choice: it keeps an unhomed collector from moving at all). `move vel 0` stops as `stop` does.
 - Moves follow a trapezoidal profile from rest; a move sent while the axis moves starts its
   profile from where the axis is, at rest (no velocity blending). A stall stops the axis at
   once. Settings changed during a move apply from the next one.
@@ -55,12 +67,14 @@ VELOCITY_UNIT = 1.6384  # maxspeed data per microstep/s
 ACCEL_UNIT = 1.6384 / 10000  # accel data per microstep/s^2
 PRIORITY = ("FD", "FQ", "FS", "FT", "FB", "FP", "FE", "WH", "WL", "WP", "WV", "WT", "WM", "WR",
             "NC", "NI", "ND", "NU", "NJ")  # highest first
-CLEARABLE = {"FS", "NI"}
+CLEARABLE = {"FS"}  # by `warnings clear`
 DIGITAL_OUTPUTS = 4
 HISTORY = 64  # segments (and shutter changes) kept for where(t) in the recent past
-DEVICE = {"deviceid": "30222", "system.serial": "12345", "version": "7.38", "version.build": "1877",
-          "comm.packet.size.max": "80", "system.axiscount": "2"}  # placeholders, see above
-RESOLUTION, PERIPHERAL_ID = 64, "70245"
+DEVICE = {"deviceid": "30222", "device.id": "30222", "system.serial": "12345", "version": "7.21",
+          "version.build": "1877", "system.axiscount": "2", "system.access": "1",
+          "device.hw.modified": "0"}  # placeholders, see above
+PERIPHERAL = {"resolution": "64", "peripheralid": "70245", "peripheral.id": "70245", "peripheral.serial": "0",
+              "peripheral.hw.modified": "0"}
 
 
 def lrc(text: str) -> str:
@@ -133,6 +147,7 @@ class _Axis:
     accel: int
     approach: int  # limit.approach.maxspeed
     travel: int  # limit.max
+    start: float  # where the carriage sat at power-up, microsteps from the home sensor
     offset: float  # where `pos` reads 0, microsteps from the home sensor (0 once homed)
     segments: list[Segment] = field(default_factory=list)
     homed: bool = False
@@ -143,7 +158,7 @@ class _Axis:
 
     def physical(self, t: float) -> float:
         segment = self.segment(t)
-        return segment.state(t)[0] if segment else self.offset
+        return segment.state(t)[0] if segment else self.start
 
     def busy(self, t: float) -> bool:
         return bool(self.segments) and t < self.segments[-1].end
@@ -164,11 +179,12 @@ class _Axis:
         phases = _profile(target - here, speed / VELOCITY_UNIT, self.accel / ACCEL_UNIT)
         self._append(t, Segment(t, here, target, phases, home))
 
-    def stop(self, t: float) -> None:
-        """Decelerate at accel from the present velocity of the move in progress (NI)."""
+    def stop(self, t: float, at_once: bool = False) -> None:
+        """Decelerate at accel (at once for an estop) from the present velocity of the move in
+        progress (NI)."""
         here, v = self.segments[-1].state(t)
         accel = self.accel / ACCEL_UNIT
-        if not (accel and v):
+        if not (accel and v) or at_once:
             return self._append(t, Segment(t, here, here, ()))
         sign = math.copysign(1.0, v)
         self._append(t, Segment(t, here, here + sign * v * v / (2 * accel), ((abs(v) / accel, v, -sign * accel),)))
@@ -197,7 +213,7 @@ class ZaberTwin:
         self.axes = [_Axis(maxspeed=round(maxspeed_mm_s * steps * VELOCITY_UNIT),
                            accel=round(accel_mm_s2 * steps * ACCEL_UNIT),
                            approach=round(home_speed_mm_s * steps * VELOCITY_UNIT),
-                           travel=round(travel * steps), offset=start * steps)
+                           travel=round(travel * steps), start=start * steps, offset=start * steps)
                      for travel, start in zip(travel_mm, power_up_mm)]
         self.outputs = [0] * DIGITAL_OUTPUTS
         self.checksum = False  # comm.checksum
@@ -309,23 +325,59 @@ class ZaberTwin:
         return "0"
 
     def _cmd_move(self, axis: int, args: list[str], now: float) -> str:
-        if len(args) != 2 or args[0] != "abs":
-            raise _Rejected("BADDATA" if args and args[0] == "abs" else "BADCOMMAND")
-        target = _integer(args[1])
-        axes = self._targets(axis)
-        if any(not one.homed or not 0 <= target <= one.travel for one in axes):
+        """move abs|rel n, move min|max, move vel v: each axis's target (and speed) first, all
+        checked before any moves; axes with a reference only. Targets are positions as `pos`
+        reads them (the distance from the sensor once homed, shifted by a `set pos`)."""
+        kind, values = (args[0], args[1:]) if args else ("", [])
+        if kind not in ("abs", "rel", "min", "max", "vel"):
+            raise _Rejected("BADCOMMAND")
+        if len(values) != (kind in ("abs", "rel", "vel")):
             raise _Rejected("BADDATA")
+        value = _integer(values[0]) if values else 0
+        axes = self._targets(axis)
+        if kind == "vel" and value == 0:
+            return self._cmd_stop(axis, [], now)
+        plans = []
         for one in axes:
-            one.begin(now, target, one.maxspeed)  # homed: pos reads the distance from the sensor
+            here = round(one.physical(now) - one.offset)
+            target = {"abs": value, "rel": here + value, "min": 0, "max": one.travel,
+                      "vel": one.travel if value > 0 else 0}[kind]
+            if not one.homed or not 0 <= target <= one.travel:
+                raise _Rejected("BADDATA")
+            plans.append((one, target + one.offset, abs(value) if kind == "vel" else one.maxspeed))
+        for one, target, speed in plans:
+            one.begin(now, target, speed)
         return "0"
 
-    def _cmd_stop(self, axis: int, args: list[str], now: float) -> str:
+    def _cmd_stop(self, axis: int, args: list[str], now: float, at_once: bool = False) -> str:
         if args:
             raise _Rejected("BADDATA")
         for one in self._targets(axis):
             if one.busy(now):
-                one.stop(now)
+                one.stop(now, at_once)
         return "0"
+
+    def _cmd_estop(self, axis: int, args: list[str], now: float) -> str:
+        return self._cmd_stop(axis, args, now, at_once=True)
+
+    def _cmd_system(self, axis: int, args: list[str], now: float) -> str:
+        """system reset: the reply, then a restart as at power-up (settings kept)."""
+        if axis:
+            raise _Rejected("DEVICEONLY")
+        if args != ["reset"]:
+            raise _Rejected("BADCOMMAND" if not args else "BADDATA")
+        for one in self.axes:
+            if one.busy(now):
+                one.stop(now, at_once=True)
+            one.offset, one.homed, one.flags = one.physical(now), False, set()
+        self.outputs = [0] * DIGITAL_OUTPUTS
+        self._shutter = [*self._shutter[-HISTORY:], (now, False)]
+        return "0"
+
+    def _cmd_tools(self, axis: int, args: list[str], now: float) -> str:
+        if args[:1] != ["echo"]:
+            raise _Rejected("BADCOMMAND")
+        return " ".join(args[1:]) or "0"
 
     def _cmd_warnings(self, axis: int, args: list[str], now: float) -> str:
         if args not in ([], ["clear"]):
@@ -341,17 +393,20 @@ class ZaberTwin:
         if len(args) != 1:
             raise _Rejected("BADDATA")
         name = args[0]
-        if name in DEVICE or name == "comm.checksum":
+        device = {**DEVICE, "comm.checksum": str(int(self.checksum)), "comm.rs232.baud": str(self.baudrate)}
+        if name in device:
             if axis:
                 raise _Rejected("DEVICEONLY")
-            return str(int(self.checksum)) if name == "comm.checksum" else DEVICE[name]
+            return device[name]
         return " ".join(self._axis_setting(one, name, now) for one in self._targets(axis))
 
     def _axis_setting(self, one: _Axis, name: str, now: float) -> str:
+        if name in PERIPHERAL:
+            return PERIPHERAL[name]
         values = {"pos": lambda: round(one.physical(now) - one.offset), "maxspeed": lambda: one.maxspeed,
                   "accel": lambda: one.accel, "limit.approach.maxspeed": lambda: one.approach,
                   "limit.min": lambda: 0, "limit.max": lambda: one.travel,
-                  "resolution": lambda: RESOLUTION, "peripheralid": lambda: PERIPHERAL_ID}
+                  "limit.home.triggered": lambda: int(one.physical(now) <= 0.5), "motion.busy": lambda: int(one.busy(now))}
         if name not in values:
             raise _Rejected("BADCOMMAND")
         return str(values[name]())
@@ -364,6 +419,13 @@ class ZaberTwin:
             if axis or value not in (0, 1):
                 raise _Rejected("DEVICEONLY" if axis else "BADDATA")
             self.checksum = bool(value)
+            return "0"
+        if name == "pos":  # the axis is where it is, now called `value`: a reference
+            for one in self._targets(axis):
+                if one.busy(now):
+                    raise _Rejected("BADDATA")  # the twin's choice: not while it moves
+            for one in self._targets(axis):
+                one.offset, one.homed = one.physical(now) - value, True
             return "0"
         attribute = {"maxspeed": "maxspeed", "accel": "accel", "limit.approach.maxspeed": "approach"}.get(name)
         if attribute is None:
@@ -382,13 +444,22 @@ class ZaberTwin:
         if args[:2] == ["get", "do"] and len(args) <= 3:
             channels = [self._channel(args[2])] if len(args) == 3 else range(DIGITAL_OUTPUTS)
             return " ".join(str(self.outputs[c]) for c in channels)
-        if args[:2] == ["set", "do"] and len(args) == 4 and args[3] in ("0", "1"):
-            channel = self._channel(args[2])
-            self.outputs[channel] = int(args[3])
-            if channel == self.shutter_output - 1:
-                self._shutter = [*self._shutter[-HISTORY:], (now, bool(self.outputs[channel]))]
-            return "0"
+        if args[:3] == ["set", "do", "port"] and len(args) == 3 + DIGITAL_OUTPUTS:
+            return self._set_outputs(dict(enumerate(args[3:])), now)
+        if args[:2] == ["set", "do"] and len(args) == 4:
+            return self._set_outputs({self._channel(args[2]): args[3]}, now)
         raise _Rejected("BADDATA" if args[:1] in (["get"], ["set"]) else "BADCOMMAND")
+
+    def _set_outputs(self, values: dict[int, str], now: float) -> str:
+        """io set do n 0|1, io set do port a b c d: every value checked before any is set."""
+        if any(value not in ("0", "1") for value in values.values()):
+            raise _Rejected("BADDATA")
+        for channel, value in values.items():
+            self.outputs[channel] = int(value)
+        shutter = bool(self.outputs[self.shutter_output - 1])
+        if shutter != next((state for _, state in reversed(self._shutter)), False):
+            self._shutter = [*self._shutter[-HISTORY:], (now, shutter)]
+        return "0"
 
     @staticmethod
     def _channel(text: str) -> int:

@@ -236,7 +236,50 @@ def test_the_official_library_drives_the_twin_offline(server, twin, clock, tmp_p
             assert axis.get_position(zaber_motion.Units.NATIVE) == 0
             axis.move_absolute(target, zaber_motion.Units.NATIVE)
             assert axis.get_position(zaber_motion.Units.NATIVE) == target
+        axis = device.get_axis(1)
+        axis.move_relative(-5_000, zaber_motion.Units.NATIVE)
+        assert axis.get_position(zaber_motion.Units.NATIVE) == 15_000
+        axis.move_max()
+        assert axis.get_position(zaber_motion.Units.NATIVE) == axis.settings.get("limit.max")
+        axis.move_velocity(-400_000, zaber_motion.Units.NATIVE)  # maxspeed data: towards the home end
+        axis.stop()  # waits until idle
+        assert 0 < axis.get_position(zaber_motion.Units.NATIVE) < axis.settings.get("limit.max")
+        axis.move_min()
+        assert axis.settings.get("limit.home.triggered") == 1
+        axis.move_absolute(20_000, zaber_motion.Units.NATIVE)
+        device.io.set_all_digital_outputs([DigitalOutputAction.OFF, DigitalOutputAction.ON] * 2)
+        assert device.io.get_all_digital_outputs() == [False, True, False, True]
         device.io.set_digital_output(1, DigitalOutputAction.ON)
         assert device.io.get_digital_output(1)
     mm = twin.microstep_um / 1000
     assert twin.where(clock.now()) == (pytest.approx(20_000 * mm), pytest.approx(40_000 * mm), True)
+
+
+def test_relative_end_and_velocity_moves_estop_reset_and_set_pos(stage, twin, clock):
+    """The ASCII protocol's move rel|min|max|vel, estop, system reset, set pos, tools echo, with a
+    plain client (the driver's transport, raw messages)."""
+    def reply(message: str) -> str:
+        return raw(stage, f"/1 {message}\n").decode().strip()
+    assert reply("1 move rel 100") == "@01 1 RJ IDLE WR BADDATA"  # no reference yet
+    assert reply("1 set pos 1000") == "@01 1 OK IDLE -- 0"  # sets it: WR gone
+    assert reply("1 move rel -1001") == "@01 1 RJ IDLE -- BADDATA"  # would end below limit.min
+    assert reply("1 move rel 500") == "@01 1 OK BUSY -- 0"
+    wait_until(lambda: not stage.busy(1))
+    assert stage.position(1) == 1500
+    assert reply("1 move vel 20000") == "@01 1 OK BUSY -- 0"
+    assert reply("1 move max") == "@01 1 OK BUSY NI 0"  # interrupted the velocity move
+    assert reply("1 warnings clear") == "@01 1 OK BUSY NI 01 NI"  # NI is not cleared by it
+    assert reply("1 estop") == "@01 1 OK IDLE NI 0"  # at once: idle in the same reply
+    stopped = stage.position(1)
+    assert reply("1 move min") == "@01 1 OK BUSY -- 0"  # a move sent while idle clears NI
+    wait_until(lambda: not stage.busy(1))
+    assert stage.position(1) == 0  # limit.min of the position set, not the home sensor:
+    assert reply("1 get limit.home.triggered") == "@01 1 OK IDLE -- 0"
+    assert 1500 < stopped and reply("1 get motion.busy") == "@01 1 OK IDLE -- 0"
+    assert reply("0 tools echo hello there") == "@01 0 OK IDLE WR hello there"  # axis 2 has no reference
+    assert reply("0 io set do port 1 1 1 2") == "@01 0 RJ IDLE WR BADDATA"  # nothing set
+    assert reply("0 io set do port 1 0 0 1") == "@01 0 OK IDLE WR 0" and reply("0 io get do") == "@01 0 OK IDLE WR 1 0 0 1"
+    assert twin.where(clock.now())[2] is True
+    assert reply("0 system reset") == "@01 0 OK IDLE WR 0"  # then a restart: outputs off, no reference
+    assert reply("0 io get do") == "@01 0 OK IDLE WR 0 0 0 0" and twin.where(clock.now())[2] is False
+    assert reply("0 get version") == "@01 0 OK IDLE WR 7.21" and reply("0 get comm.rs232.baud") == "@01 0 OK IDLE WR 115200"
