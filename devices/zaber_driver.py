@@ -161,7 +161,7 @@ class ZaberStage:
         return set(self.command("warnings", axis).data.split()[1:])
 
     def clear_warnings(self) -> None:
-        """Clear the latched warnings (FS, FQ, NI ...) of every axis."""
+        """Clear the latched warnings (FS, FQ ...) of every axis; NI stays until a move is sent while idle."""
         self.command("warnings clear")
 
     # --- digital outputs ---------------------------------------------------------------------
