@@ -114,11 +114,16 @@ def run(config: Path = typer.Argument(..., help="reactor config (YAML)"),
 @app.command()
 def twins(config: Path = typer.Argument(..., help="reactor config (YAML): FJH or aerosol"),
           speed: float = typer.Option(1.0, "--speed", min=1.0, help="reactor clock speed-up"),
-          faults: Path = typer.Option(None, "--faults", help="fault scenario (YAML) to inject")):
+          faults: Path = typer.Option(None, "--faults", help="fault scenario (YAML) to inject"),
+          gateway: bool = typer.Option(False, "--gateway", help="serve the serial twins on TCP ports, as "
+                                       "serial-to-Ethernet gateways do (socket:// addresses)"),
+          write_config: Path = typer.Option(None, "--write-config", metavar="RIG.yaml",
+                                            help="write a copy of CONFIG whose addresses are the running twins'")):
     """Start a config's twins and serve them until SIGINT/SIGTERM; prints one JSON line each."""
     from .clock import ReactorClock
     from .faults import apply_scenario, load_scenario
     from .reactor_config import load_reactor_config
+    from .rig_file import write_rig_file
     try:
         cfg, _ = load_reactor_config(config)
         scenario = load_scenario(faults) if faults else None
@@ -132,12 +137,14 @@ def twins(config: Path = typer.Argument(..., help="reactor config (YAML): FJH or
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     clock = ReactorClock(speed)
-    with Twins(cfg, clock) as running:
-        if scenario:
-            try:
+    with Twins(cfg, clock, gateway=gateway) as running:
+        try:
+            if scenario:
                 apply_scenario(scenario, running, clock, str(faults))
-            except QuenchlabError as error:
-                _fail(error)
+            if write_config:
+                write_rig_file(config, running.config_addresses(), write_config)
+        except QuenchlabError as error:
+            _fail(error)
         for instrument in running.described():
             print(json.dumps(instrument), flush=True)
         while not stop.wait(0.2):

@@ -9,7 +9,7 @@ from .alicat_twin import AlicatBus
 from .impac_twin import ImpacTwin
 from .liquid_path import SyringePath
 from .ne1000_twin import NE1000Twin
-from .servers import PtyServer, SerialLines, TwinGroup
+from .servers import TwinGroup
 from .ssi_twin import SsiTwin
 from .vici_twin import ViciTwin
 from .zaber_twin import ZaberTwin
@@ -17,9 +17,11 @@ from .zaber_twin import ZaberTwin
 
 class AerosolTwins(TwinGroup):
     """Valve, pump (a syringe or an HPLC pump), gas bus (controllers and the filter gauge share
-    it), flame pyrometer and, if configured, the collector carrying the plate."""
+    it), flame pyrometer and, if configured, the collector carrying the plate; with `gateway`,
+    each served on a TCP port as a serial-to-Ethernet gateway would serve it."""
 
-    def __init__(self, config: AerosolConfig, clock: ReactorClock | None = None, seed: int | None = None):
+    def __init__(self, config: AerosolConfig, clock: ReactorClock | None = None, seed: int | None = None,
+                 gateway: bool = False):
         i = config.instruments
         precursors = {port: Precursor(r.precursor, r.solids, r.flame_offset) for port, r in config.reservoirs.items()}
         line = LineModel(dead_volume=config.dead_volume, capture=config.line.capture,
@@ -51,5 +53,10 @@ class AerosolTwins(TwinGroup):
                                        shutter_output=c.shutter_output, address=c.device, baudrate=c.baudrate)
             self.world.collector, self.world.locate = self.collector, cache(config.plate.locate)
             twins["collector"], self.models["collector"] = self.collector, c.model
-        self.lines = SerialLines()
-        self.servers = {name: PtyServer(twin, self.lines) for name, twin in twins.items()}
+        self.servers = {name: self.serial_server(twin, gateway) for name, twin in twins.items()}
+        self._roles = ["filter_gauge", *(f"gases.{role}" for role in i.gases)]
+
+    def config_addresses(self) -> dict[str, str]:
+        """The gas controllers and the filter gauge share the gas bus's address."""
+        addresses = {name: address for name, address in self.addresses.items() if name != "gases"}
+        return addresses | {role: self.addresses["gases"] for role in self._roles}

@@ -9,7 +9,7 @@ from .impac_twin import ImpacTwin
 from .infiniivision_twin import InfiniiVisionTwin
 from .n6900_twin import N6900Twin
 from .samples import PRESETS
-from .servers import PtyServer, TcpServer, TwinGroup
+from .servers import TcpServer, TwinGroup
 
 
 class FJHTwins(TwinGroup):
@@ -20,14 +20,15 @@ class FJHTwins(TwinGroup):
     pseudo-terminal. The pyrometer's analog output drives the digitizer channel through the
     configured shunt; the N6900's trigger-out (digital pin 1) is wired to the digitizer's EXT
     input; a current probe (`digitizer.current_channel`) gives `current_sensitivity` volts per
-    ampere of the sample's current.
+    ampere of the sample's current. With `gateway`, the serial twins are served on TCP ports as
+    serial-to-Ethernet gateways would serve them.
     """
 
-    def __init__(self, config: FJHConfig, clock: ReactorClock | None = None):
+    def __init__(self, config: FJHConfig, clock: ReactorClock | None = None, gateway: bool = False):
         instruments = config.instruments
         self.world = FJHWorld(PRESETS[config.simulation.sample], clock or ReactorClock())
         seed = config.simulation.seed
-        self.supply, server = self._supply(instruments.supply)
+        self.supply, server = self._supply(instruments.supply, gateway)
         self.pyrometer = ImpacTwin(self.world, address=instruments.pyrometer.bus_address,
                                    baudrate=instruments.pyrometer.baudrate, seed=seed)
         digitizer = instruments.digitizer
@@ -38,16 +39,16 @@ class FJHTwins(TwinGroup):
                                            segments=digitizer.segments)
         self.models = {"supply": instruments.supply.model, "pyrometer": "impac-upp",
                        "digitizer": "keysight-infiniivision"}
-        self.servers = {"supply": server, "pyrometer": PtyServer(self.pyrometer),
+        self.servers = {"supply": server, "pyrometer": self.serial_server(self.pyrometer, gateway),
                         "digitizer": TcpServer(self.digitizer)}
 
-    def _supply(self, supply):
+    def _supply(self, supply, gateway: bool):
         """The configured supply's twin on the world, and its server."""
         if supply.model == "tdk-genesys":
             twin = GenesysTwin(self.world, address=supply.unit, baudrate=supply.baudrate)
-            return twin, PtyServer(twin)
+            return twin, self.serial_server(twin, gateway)
         if supply.model == "capbank":
             twin = CapBankTwin(self.world)
-            return twin, PtyServer(twin)
+            return twin, self.serial_server(twin, gateway)
         twin = N6900Twin(self.world)
         return twin, TcpServer(twin)

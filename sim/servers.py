@@ -1,4 +1,5 @@
-"""Loopback transports for twins: a TCP socket (LAN instruments) and a pseudo-terminal (serial).
+"""Loopback transports for twins: a TCP socket (LAN instruments, or a serial twin behind a
+serial-to-Ethernet gateway) and a pseudo-terminal (serial).
 
 A twin is any object with `handle(message: bytes) -> bytes | None`; the server splits the
 byte stream into messages at the twin's terminator (or with the twin's own `split`, for
@@ -35,6 +36,13 @@ class Twin(Protocol):
 def _lines(buffer: bytes) -> tuple[list[bytes], bytes]:
     *lines, rest = buffer.split(b"\n")
     return lines, rest
+
+
+def line_settings(twin: Twin) -> dict:
+    """What a client (or a gateway) sets a serial twin's port to: its baud rate and framing (data
+    bits, parity, stop bits; the twin's `framing`, 8N1 if it names none), in pyserial's terms."""
+    bytesize, parity, stopbits = getattr(twin, "framing", (8, "N", 1))
+    return {"baudrate": twin.baudrate, "bytesize": bytesize, "parity": parity, "stopbits": stopbits}
 
 
 def _split(buffer: bytes, twin: Twin) -> tuple[list[bytes], bytes]:
@@ -123,9 +131,13 @@ class TcpServer:
     twin with a `control_port` attribute also gets a control socket (Keysight LAN instruments):
     its port is written there, and "DCL" on it is a device clear (every data connection's unread
     input dropped; replies are sent as they are made, so none waits), answered "DCL". After a `disconnect`
-    fault, connections are reset as soon as they are accepted until the link is up."""
+    fault, connections are reset as soon as they are accepted until the link is up.
 
-    def __init__(self, twin: Twin, host: str = "127.0.0.1", port: int = 0):
+    With `gateway`, the twin is a serial one behind a serial-to-Ethernet gateway in raw TCP mode:
+    its address is pyserial's `socket://host:port`, one client at a time, and the gateway holds
+    the line's settings (`line_settings`), so no baud rate is checked."""
+
+    def __init__(self, twin: Twin, host: str = "127.0.0.1", port: int = 0, gateway: bool = False):
         self.twin = twin
         self.faults = LinkFaults()
         self._up_at = 0.0  # wall time (time.monotonic) from which connections are served
@@ -136,7 +148,10 @@ class TcpServer:
         self._sessions = getattr(twin, "sessions", False)
         self._sock = socket.create_server((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
-        self.address = f"TCPIP::{self.host}::{self.port}::SOCKET"  # what pyvisa opens
+        self.address = f"socket://{self.host}:{self.port}" if gateway else \
+            f"TCPIP::{self.host}::{self.port}::SOCKET"  # what pyserial, or pyvisa, opens
+        if gateway:
+            self.line_settings = line_settings(twin)
         self._listening = [self._sock]
         if hasattr(twin, "control_port"):
             self._control = socket.create_server((host, 0))
@@ -296,10 +311,7 @@ class PtyServer:
 
     @property
     def line_settings(self) -> dict:
-        """What a client sets its serial port to: the twin's baud rate and framing (data bits,
-        parity, stop bits; the twin's `framing`, 8N1 if it names none), in pyserial's terms."""
-        bytesize, parity, stopbits = getattr(self.twin, "framing", (8, "N", 1))
-        return {"baudrate": self.twin.baudrate, "bytesize": bytesize, "parity": parity, "stopbits": stopbits}
+        return line_settings(self.twin)
 
     def _receive(self) -> None:
         try:
@@ -342,6 +354,19 @@ class TwinGroup:
     @property
     def addresses(self) -> dict[str, str]:
         return {name: server.address for name, server in self.servers.items()}
+
+    def config_addresses(self) -> dict[str, str]:
+        """The address of every instrument entry of the config ("gases.sheath" for a nested one)."""
+        return self.addresses
+
+    def serial_server(self, twin: Twin, gateway: bool) -> "PtyServer | TcpServer":
+        """A serial twin's server: a pseudo-terminal served with the group's other serial lines,
+        or with `gateway` a TCP port as a serial-to-Ethernet gateway gives."""
+        if gateway:
+            return TcpServer(twin, gateway=True)
+        if self.lines is None:
+            self.lines = SerialLines()
+        return PtyServer(twin, self.lines)
 
     def described(self) -> list[dict]:
         """Per instrument: its name, model and address, and for a serial one its line settings."""

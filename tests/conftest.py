@@ -17,6 +17,7 @@ from quenchlab.sim.servers import PtyServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
+QUENCHLAB = str(Path(sys.executable).parent / "quenchlab")  # the command line, as a user types it
 
 # A test whose assertions hold the host's wall-clock timing against a twin in another process
 # (host-timed steps, a closed loop's ticks) runs again, up to twice, if it fails: a shared

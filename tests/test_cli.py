@@ -3,7 +3,6 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import csv
@@ -20,9 +19,8 @@ from quenchlab.analysis import FIGURES, GrainGrowth, KineticParameters, equivale
 from quenchlab.devices.n6900_driver import N6900
 from quenchlab.record import read_run
 
-from conftest import CONFIGS
+from conftest import CONFIGS, QUENCHLAB
 
-QUENCHLAB = str(Path(sys.executable).parent / "quenchlab")
 
 
 def quenchlab(*args, cwd, timeout=120):

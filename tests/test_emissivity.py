@@ -3,7 +3,6 @@ has another emissivity than the pyrometer is set to, the emissivity it gives bac
 sample's."""
 import subprocess
 from dataclasses import astuple
-import sys
 from pathlib import Path
 
 import h5py
@@ -19,9 +18,8 @@ from quenchlab.reactor import FJHReactor
 from quenchlab.recipe import compile_recipe, load_recipe
 from quenchlab.writer import HDF5Writer
 
-from conftest import CONFIGS
+from conftest import CONFIGS, QUENCHLAB
 
-QUENCHLAB = str(Path(sys.executable).parent / "quenchlab")
 
 
 def test_the_longest_flat_stretch_is_the_plateau():

@@ -9,18 +9,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import h5py
 import pytest
 import yaml
 from quenchlab.devices.n6900_driver import N6900
 
-from conftest import CONFIGS
+from conftest import CONFIGS, QUENCHLAB
 
-QUENCHLAB = str(Path(sys.executable).parent / "quenchlab")
 WATCHDOG = 2.0  # s, as programmed from the test's config
 
 

@@ -2,8 +2,6 @@
 current that realises a profile, learning from pulse to pulse, the limits; and a kelvin recipe
 run on the thin-film twin from the command line, its record read back."""
 import subprocess
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -20,9 +18,8 @@ from quenchlab.recipe import load_recipe
 from quenchlab.recipe_plan import checked_plan
 from quenchlab.thermal_model import AMBIENT, SampleModel, identify
 
-from conftest import CONFIGS, wall_timed
+from conftest import CONFIGS, QUENCHLAB, wall_timed
 
-QUENCHLAB = str(Path(sys.executable).parent / "quenchlab")
 KELVIN = CONFIGS / "recipes" / "thin-film-2000K-kelvin.yaml"
 TRUTH = SampleModel(r0=2.3, r1=-7e-4, r2=2e-7, heat_capacity=4e-3, radiative=1.9e-11, conductive=6e-3,
                     t_low=300.0, t_high=3000.0)

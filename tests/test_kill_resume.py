@@ -5,15 +5,13 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import h5py
 
-from conftest import CONFIGS
+from conftest import CONFIGS, QUENCHLAB
 
-QUENCHLAB = str(Path(sys.executable).parent / "quenchlab")
 KILL_POINTS = int(os.environ.get("QUENCHLAB_KILL_POINTS", "20"))
 
 

@@ -5,7 +5,6 @@ import re
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,9 +20,8 @@ from quenchlab.library import load_library
 from quenchlab.library_run import Progress, run_library
 from quenchlab.preflight import aerosol_forecast, aerosol_slots
 
-from conftest import CONFIGS
+from conftest import CONFIGS, QUENCHLAB
 
-QUENCHLAB = str(Path(sys.executable).parent / "quenchlab")
 AEROSOL = CONFIGS / "aerosol-sim.yaml"
 SYRINGE = CONFIGS / "aerosol-syringe-sim.yaml"
 SPEED = 100.0

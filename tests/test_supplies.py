@@ -4,7 +4,6 @@ command line, the record read back; every exit path leaves the output off or the
 bad configs and recipes are refused before any instrument is touched."""
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -29,9 +28,8 @@ from quenchlab.recipe_plan import checked_plan
 from quenchlab.shot_recipe import compile_shot
 from quenchlab.supply_plans import compile_host_timed
 
-from conftest import CONFIGS, wall_timed
+from conftest import CONFIGS, QUENCHLAB, wall_timed
 
-QUENCHLAB = str(Path(sys.executable).parent / "quenchlab")
 GENESYS, CAPBANK = CONFIGS / "fjh-genesys-sim.yaml", CONFIGS / "fjh-capbank-sim.yaml"
 HOST_TIMED, SHOT = CONFIGS / "recipes" / "thin-film-host-timed.yaml", CONFIGS / "recipes" / "carbon-paper-shot.yaml"
 

@@ -8,10 +8,8 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import serial
 
@@ -24,10 +22,9 @@ from quenchlab.devices.n6900_driver import ListProgram
 from quenchlab.plans.pulses import pulse_train
 from quenchlab.writer import HDF5Writer
 
-from conftest import CONFIGS
+from conftest import CONFIGS, QUENCHLAB
 from test_twin_protocols import ScpiSocket
 
-QUENCHLAB = str(Path(sys.executable).parent / "quenchlab")
 
 
 @pytest.fixture
