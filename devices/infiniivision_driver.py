@@ -36,6 +36,10 @@ class InfiniiVision:
     def identify(self) -> str:
         return self.io.query("*IDN?")
 
+    def options(self) -> str:
+        """*OPT?: the licensed options, SGM among them with segmented memory."""
+        return self.io.query("*OPT?")
+
     def configure_channel(self, channel: int, volts_range: float, offset: float) -> None:
         self.io.write(f":CHAN{channel}:RANG {volts_range:.6g};OFFS {offset:.6g};COUP DC;DISP 1")
         self.io.check_errors()

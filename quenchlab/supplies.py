@@ -36,6 +36,11 @@ class SupplyBuilder:
         return {"channel": d.channel, "shunt": d.shunt, "record": d.record, "pre_trigger": d.pre_trigger,
                 "points": d.points, "analysis": self.config.analysis.settings(), "name": name}
 
+    def refusals(self, driver) -> list[tuple[str, str, str]]:
+        """(setting, as configured, as the instrument has it) for each fact of the instrument that
+        the config contradicts and a run cannot change: a run refuses to start on any."""
+        return []
+
     def safe(self, driver) -> list[str]:
         """Output off, confirmed by reading it back; returns what went wrong."""
         try:
@@ -153,24 +158,27 @@ class CapBankBuilder(SupplyBuilder):
         return CapBank(address, name="supply", baudrate=s.baudrate, timeout=s.timeout)
 
     def prepare(self, driver: CapBank) -> None:
-        s, bank = self.settings, driver.rating()
         driver.dump()
+        for setting, configured, reported in self.refusals(driver):
+            raise InstrumentError(driver.name, driver.address, BANK_QUERIES[setting], f"the controller reports {reported}, not the "
+                                  f"{configured} of instruments.supply.{setting}: the shots would be misjudged "
+                                  "(pre-flight forecasts them from the config); correct the config (or the bank)")
+        driver.set_watchdog(round(self.settings.watchdog))
+
+    def refusals(self, driver: CapBank) -> list[tuple[str, str, str]]:
+        """The bank's capacitance (CAP?), highest voltage (VMAX?), charge current (ICHG?), safe
+        voltage (VSAFE?) and dump resistance (RDUMP?), where the config gives them."""
+        s, bank = self.settings, driver.rating()
+        found = []
         if abs(bank["capacitance"] - s.capacitance) > 1e-6 * s.capacitance:
-            raise InstrumentError(driver.name, driver.address, "CAP?", f"the controller reports a {bank['capacitance']:g} F "
-                                  f"bank, not the {s.capacitance:g} F of instruments.supply.capacitance: the energy "
-                                  "of a shot would be misjudged; correct the config (or the bank)")
+            found.append(("capacitance", f"{s.capacitance:g} F", f"{bank['capacitance']:g} F"))
         if s.max_charge_voltage > bank["max_voltage"]:
-            raise InstrumentError(driver.name, driver.address, "VMAX?", f"the bank charges to at most "
-                                  f"{bank['max_voltage']:g} V: lower instruments.supply.max_charge_voltage "
-                                  f"({s.max_charge_voltage:g} V)")
-        for field, figure, query in (("charge_current", "A", "ICHG?"), ("safe_voltage", "V", "VSAFE?"),
-                                     ("dump_resistance", "ohm", "RDUMP?")):
+            found.append(("max_charge_voltage", f"{s.max_charge_voltage:g} V", f"at most {bank['max_voltage']:g} V"))
+        for field, figure in (("charge_current", "A"), ("safe_voltage", "V"), ("dump_resistance", "ohm")):
             configured = getattr(s, field)
             if configured is not None and abs(bank[field] - configured) > 0.01 * configured:
-                raise InstrumentError(driver.name, driver.address, query, f"the controller reports {bank[field]:g} "
-                                      f"{figure}, not the {configured:g} {figure} of instruments.supply.{field} that "
-                                      "pre-flight forecasts the shots with: correct the config")
-        driver.set_watchdog(round(s.watchdog))
+                found.append((field, f"{configured:g} {figure}", f"{bank[field]:g} {figure}"))
+        return found
 
     def readbacks(self, driver: CapBank) -> list[Readback]:
         return [("watchdog", driver.watchdog(), self.settings.watchdog)]
@@ -197,4 +205,6 @@ class CapBankBuilder(SupplyBuilder):
         return [] if state in ("DUMPING", "IDLE", "FAULT") else [f"the bank reads {state} after DUMP"]
 
 
+BANK_QUERIES = {"capacitance": "CAP?", "max_charge_voltage": "VMAX?", "charge_current": "ICHG?",
+                "safe_voltage": "VSAFE?", "dump_resistance": "RDUMP?"}  # what reads each
 BUILDERS = {"keysight-n6900": N6900Builder, "tdk-genesys": GenesysBuilder, "capbank": CapBankBuilder}

@@ -18,6 +18,7 @@ import threading
 import time
 import traceback
 import tty
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -83,9 +84,12 @@ class Disconnect(Exception):
         self.down = down
 
 
+LOGGED = 10_000  # messages a server keeps, the newest
+
+
 class LinkFaults:
     """The faults injected on one server's link, applied to each message in turn; `kinds` are
-    those this link can have."""
+    those this link can have. `messages` keeps the newest messages that came over it."""
 
     KINDS = ("no_reply", "garbage", "partial", "latency", "disconnect")
     SERIAL = KINDS[:-1]  # a serial line has no connection to drop
@@ -93,6 +97,7 @@ class LinkFaults:
     def __init__(self, now: Callable[[], float] = time.monotonic, kinds: tuple[str, ...] = KINDS):
         self.now, self.kinds = now, kinds
         self.pending: list[LinkFault] = []
+        self.messages: deque[bytes] = deque(maxlen=LOGGED)
 
     def add(self, fault: LinkFault) -> None:
         if fault.kind not in self.kinds:
@@ -100,6 +105,7 @@ class LinkFaults:
         self.pending.append(fault)
 
     def exchange(self, twin: "Twin", message: bytes) -> bytes | None:
+        self.messages.append(message)
         fault = self.pending and next((f for f in self.pending if f.armed(self.now(), message)), None)
         if not fault:
             return twin.handle(message)
@@ -354,6 +360,10 @@ class TwinGroup:
     @property
     def addresses(self) -> dict[str, str]:
         return {name: server.address for name, server in self.servers.items()}
+
+    def messages(self) -> dict[str, list[bytes]]:
+        """The messages each twin's link carried (the newest, at most LOGGED)."""
+        return {name: list(server.faults.messages) for name, server in self.servers.items()}
 
     def config_addresses(self) -> dict[str, str]:
         """The address of every instrument entry of the config ("gases.sheath" for a nested one)."""

@@ -224,7 +224,7 @@ def test_a_genesys_whose_ovp_was_changed_refuses_to_fire():
 def test_a_bank_of_another_capacitance_is_refused_at_connect(tmp_path):
     config = load_config(edited(CAPBANK, tmp_path / "rig.yaml",
                                 lambda d: d["instruments"]["supply"].update(capacitance="50 mF")))[0]
-    with pytest.raises(InstrumentError, match=r"supply at .*: the controller reports a 0\.06 F bank, not the "
+    with pytest.raises(InstrumentError, match=r"supply at .*: the controller reports 0\.06 F, not the "
                                               r"0\.05 F of instruments\.supply\.capacitance.*\(command 'CAP\?'\)"):
         FJHReactor(config, simulate=True)
 
