@@ -105,6 +105,7 @@ class VisaTransport(_Link):
         self.timeout = timeout
         self._unconfirmed: list[str] = []  # written since the last reply
         self._down = False  # a reconnect failed: the next command tries again first
+        self._answered = False  # a reply came: the link was up once
         try:
             self._resource = self._open(timeout)
         except Exception as error:  # pyvisa-py raises a bare Exception when a connection times out
@@ -181,6 +182,7 @@ class VisaTransport(_Link):
                     raise InstrumentError(self.name, self.address, command, f"I/O failed ({error})") from None
                 else:
                     self._unconfirmed.clear()
+                    self._answered = True
                     return reply
 
     def _drain(self) -> None:
@@ -222,8 +224,9 @@ class VisaTransport(_Link):
                 self._resource.timeout = self.timeout * 1000
                 self._down = False
                 return
+        lost = "link lost, could not reconnect" if self._answered else "cannot connect"  # a socket opens lazily
         raise InstrumentError(self.name, self.address, command,
-                              f"link lost, could not reconnect within {self.timeout:g} s ({reason}){effect}") from None
+                              f"{lost} within {self.timeout:g} s ({reason}){effect}") from None
 
     def close(self) -> None:
         self._resource.close()

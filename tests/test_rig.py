@@ -12,17 +12,17 @@ import yaml
 from conftest import CONFIGS, QUENCHLAB
 
 
+SERVED = {"fjh-sim.yaml": 3, "aerosol-sim.yaml": 5}  # twins a config's `quenchlab twins` serves
+
+
 @contextmanager
 def running_twins(config: Path, *options: str):
     """`quenchlab twins CONFIG OPTIONS` as a user starts it; yields its JSON lines by name."""
     twins = subprocess.Popen([QUENCHLAB, "twins", str(config), *map(str, options)], stdout=subprocess.PIPE, text=True)
     try:
-        first = twins.stdout.readline()
-        assert first, "quenchlab twins ended before serving"
-        lines = [json.loads(first)]
-        while lines[-1]["name"] != "pyrometer":  # every config's twins list the pyrometer last
-            lines.append(json.loads(twins.stdout.readline()))
-        yield {line["name"]: line for line in lines}
+        lines = [twins.stdout.readline() for _ in range(SERVED[config.name])]
+        assert all(lines), f"quenchlab twins ended before serving: {lines}"
+        yield {line["name"]: line for line in map(json.loads, lines)}
     finally:
         twins.send_signal(signal.SIGTERM)
         twins.communicate(timeout=30)
