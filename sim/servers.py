@@ -298,7 +298,10 @@ class PtyServer:
     The baud rate the client chose is read from the terminal: a message sent at another
     speed than the twin's `baudrate` is dropped, as a real UART would see only garbage.
     Linux pseudo-terminals always report 8 data bits and no parity, so parity cannot be
-    checked here.
+    checked here. They also refuse (EINVAL) a client's settings whose only change is the parity
+    they drop: a second client opening at 8E1 would fail. So the server marks the line (IXANY,
+    which does nothing with XON/XOFF off) whenever a client has cleared the mark, and the next
+    client's settings always change something.
     """
 
     def __init__(self, twin: Twin, lines: SerialLines | None = None):
@@ -306,6 +309,7 @@ class PtyServer:
         self.faults = LinkFaults(kinds=LinkFaults.SERIAL)
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
+        self._mark(termios.tcgetattr(self._slave))
         self.path = self.address = os.ttyname(self._slave)  # what pyserial opens
         self._buffer = b""
         self._own_lines = lines is None
@@ -313,7 +317,15 @@ class PtyServer:
         self._lines.add(self._master, self._receive)
 
     def baudrate(self) -> int:
-        return _BAUD_RATES.get(termios.tcgetattr(self._slave)[4], 0)
+        """The client's baud rate (the line marked again for the next client, if need be)."""
+        settings = termios.tcgetattr(self._slave)
+        self._mark(settings)
+        return _BAUD_RATES.get(settings[4], 0)
+
+    def _mark(self, settings: list) -> None:
+        if not settings[0] & termios.IXANY:
+            settings = [settings[0] | termios.IXANY, *settings[1:]]
+            termios.tcsetattr(self._slave, termios.TCSANOW, settings)
 
     @property
     def line_settings(self) -> dict:

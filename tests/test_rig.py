@@ -2,14 +2,17 @@
 a rig file pointing at them, and quenchlab run on it through the code path a real rig takes."""
 import json
 import signal
+import socket
 import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
+import pytest
 import yaml
 
-from conftest import CONFIGS, QUENCHLAB
+from conftest import CONFIGS, QUENCHLAB, ROOT
 
 
 SERVED = {"fjh-sim.yaml": 3, "aerosol-sim.yaml": 5}  # twins a config's `quenchlab twins` serves
@@ -70,3 +73,18 @@ def test_write_config_replaces_only_a_file_it_wrote(tmp_path):
     for _ in range(2):  # the second time over its own file
         with running_twins(CONFIGS / "fjh-sim.yaml", "--write-config", written):
             assert written.read_text().startswith("# written by `quenchlab twins`")
+
+
+def test_pytest_rig_runs_the_rig_tests_on_the_instruments_a_rig_file_names(tmp_path):
+    rig = tmp_path / "rig.yaml"
+    with running_twins(CONFIGS / "fjh-sim.yaml", "--write-config", rig):
+        result = subprocess.run([Path(sys.executable).parent / "pytest", "-q", "-p", "no:cacheprovider", "--rig", rig,
+                                 ROOT / "tests" / "test_on_rig.py", ROOT / "tests" / "test_check.py"],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "3 passed, 2 skipped" in result.stdout  # the FJH ones; the aerosol ones skipped; none unmarked
+
+
+def test_without_rig_no_test_reaches_beyond_loopback():
+    with pytest.raises(PermissionError, match="without --rig"):
+        socket.create_connection(("192.0.2.7", 5025), timeout=0.1)  # TEST-NET-1: never routed
