@@ -28,8 +28,8 @@ class Trace:
 class InfiniiVision:
     """An oscilloscope capturing single records."""
 
-    def __init__(self, address: str, name: str = "digitizer", timeout: float = 5.0):
-        self.io = VisaTransport(name, address, timeout=timeout)
+    def __init__(self, address: str, name: str = "digitizer", timeout: float = 5.0, visa_library: str = "@py"):
+        self.io = VisaTransport(name, address, timeout=timeout, library=visa_library)
         self.name, self.address = name, address
         self.pre_trigger = 0.0  # s of the configured record before its trigger
 

@@ -39,8 +39,8 @@ class ListProgram:
 class N6900:
     """One output of an N6900/N7900 supply."""
 
-    def __init__(self, address: str, name: str = "supply", timeout: float = 2.0):
-        self.io = VisaTransport(name, address, timeout=timeout)
+    def __init__(self, address: str, name: str = "supply", timeout: float = 2.0, visa_library: str = "@py"):
+        self.io = VisaTransport(name, address, timeout=timeout, library=visa_library)
         self.name, self.address = name, address
         self.priority: str | None = None  # "voltage" or "current" ([SOURce:]FUNCtion), once known
 

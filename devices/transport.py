@@ -27,7 +27,7 @@ import serial
 
 from quenchlab.errors import InstrumentError
 
-_resource_manager: pyvisa.ResourceManager | None = None
+_resource_managers: dict[str, pyvisa.ResourceManager] = {}  # one per VISA library
 
 
 @dataclass(frozen=True)
@@ -65,11 +65,11 @@ class _Link:
         return events
 
 
-def _visa() -> pyvisa.ResourceManager:
-    global _resource_manager
-    if _resource_manager is None:
-        _resource_manager = pyvisa.ResourceManager("@py")
-    return _resource_manager
+def _visa(library: str) -> pyvisa.ResourceManager:
+    """The resource manager of a VISA library: "@py" (pyvisa-py), "@ivi" (a vendor VISA) or a path."""
+    if library not in _resource_managers:
+        _resource_managers[library] = pyvisa.ResourceManager(library)
+    return _resource_managers[library]
 
 
 def _no_delay(resource: pyvisa.resources.MessageBasedResource) -> None:
@@ -100,9 +100,9 @@ class VisaTransport(_Link):
     the second raises BrokenPipeError.
     """
 
-    def __init__(self, name: str, address: str, timeout: float = 2.0, retries: int = 2):
+    def __init__(self, name: str, address: str, timeout: float = 2.0, retries: int = 2, library: str = "@py"):
         super().__init__(name, address, retries)
-        self.timeout = timeout
+        self.timeout, self.library = timeout, library
         self._unconfirmed: list[str] = []  # written since the last reply
         self._down = False  # a reconnect failed: the next command tries again first
         self._answered = False  # a reply came: the link was up once
@@ -115,7 +115,7 @@ class VisaTransport(_Link):
         """The resource; on a LAN socket with Nagle's algorithm off (VI_ATTR_TCPIP_NODELAY, true by
         default in the VISA specification, not in pyvisa-py): a short command written behind one
         not yet acknowledged would otherwise wait for the instrument's delayed ACK, tens of ms."""
-        resource = _visa().open_resource(self.address, read_termination="\n", write_termination="\n",
+        resource = _visa(self.library).open_resource(self.address, read_termination="\n", write_termination="\n",
                                          timeout=timeout * 1000, open_timeout=timeout * 1000)
         if resource.interface_type == pyvisa.constants.InterfaceType.tcpip:
             _no_delay(resource)

@@ -4,7 +4,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .config import TWIN, LibraryPolicy, PyrometerConfig
+from .addresses import TWIN, SerialAddress
+from .config import LibraryPolicy, PyrometerConfig
 from .files import Strict, load
 from .plate import PlateConfig, Point
 from .units import Kelvin, Quantity, Seconds
@@ -17,7 +18,7 @@ GAS_ROLES = ("dispersion", "pilot_fuel", "pilot_oxidizer", "sheath")
 
 class ValveConfig(Strict):
     model: Literal["vici-universal"]
-    address: str = Field(description="serial port, e.g. /dev/ttyUSB1")
+    address: SerialAddress = Field(description="serial port, e.g. /dev/ttyUSB1")
     baudrate: Literal[4800, 9600, 19200, 38400, 57600, 115200] = 9600
     positions: Annotated[int, Field(ge=2, le=40)]
     move_timeout: Annotated[Seconds, Field(gt=0, le=120)] = 10.0
@@ -26,7 +27,7 @@ class ValveConfig(Strict):
 
 class FlowControllerConfig(Strict):
     model: Literal["alicat-mc"]
-    address: str
+    address: SerialAddress
     unit: Annotated[str, Field(pattern="^[A-Z]$")]
     gas: str
     full_scale: Annotated[Slpm, Field(gt=0)]
@@ -43,7 +44,7 @@ class FlowControllerConfig(Strict):
 
 class GaugeConfig(Strict):
     model: Literal["alicat-p"]
-    address: str
+    address: SerialAddress
     unit: Annotated[str, Field(pattern="^[A-Z]$")]
     max_pressure_drop: Annotated[Quantity("kPa"), Field(gt=0)] = 50.0
 
@@ -52,7 +53,7 @@ class SyringePumpConfig(Strict):
     """An NE-1000 syringe pump refilled through check valves from the selected reservoir."""
 
     model: Literal["ne1000"]
-    address: str
+    address: SerialAddress
     pump_address: Annotated[int, Field(ge=0, le=99)] = 0
     baudrate: Literal[300, 1200, 2400, 9600, 19200] = 9600
     diameter: Annotated[Quantity("mm"), Field(gt=0, le=50)]
@@ -74,7 +75,7 @@ class HplcPumpConfig(Strict):
     """A Teledyne SSI HPLC piston pump drawing through the selector valve, continuously."""
 
     model: Literal["ssi-hplc"]
-    address: str
+    address: SerialAddress
     baudrate: Literal[9600] = 9600
     head_volume: Annotated[Millilitres, Field(ge=0)] = Field(
         description="pump head and pulse damper: part of the line's dead volume")
@@ -92,7 +93,7 @@ class CollectorConfig(Strict):
     """A Zaber XY stage carrying the plate; one of its digital outputs drives the shutter."""
 
     model: Literal["zaber-ascii"]
-    address: str
+    address: SerialAddress
     baudrate: Literal[9600, 19200, 38400, 57600, 115200] = 115200
     device: Annotated[int, Field(ge=1, le=99)] = 1
     microstep: Annotated[Quantity("um"), Field(gt=0)] = Field(description="the stage's microstep size")

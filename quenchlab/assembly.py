@@ -1,6 +1,6 @@
 """What every reactor assembly shares: drivers opened in order and closed in reverse, each
 even if another fails, after the line is brought to its safe state; the twins stopped last."""
-from .config import TWIN
+from .addresses import TWIN
 from .errors import ConfigError
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from rich.table import Table
 
-from .check_instruments import READERS, REFUSES, Difference
+from .addresses import is_gateway
+from .check_instruments import LEAVES, READERS, REFUSES, Difference
 from .errors import QuenchlabError
 
 
@@ -51,16 +52,20 @@ def address_of(config, name: str) -> str:
     return entry.address
 
 
-def check_one(name: str, model: str, entry, address: str) -> Checked:
-    """Open, identify, read back and close one instrument; whatever goes wrong is its problem."""
+def check_one(name: str, model: str, entry, address: str, library: str = "@py") -> Checked:
+    """Open (LAN ones with the VISA `library`), identify, read back and close one instrument;
+    whatever goes wrong is its problem."""
     found, reader, driver = Checked(name, model, address), READERS[model], None
     try:
-        driver = reader.open(entry, address, name)
+        driver = reader.open(entry, address, name, library)
         found.identity = reader.identify(driver)
         if not reader.model_matches(found.identity):
             found.problem = f"another model: {model} expected"
             return found
         found.differences = reader.differences(driver, entry)
+        if is_gateway(address):
+            found.differences.append(Difference("serial line", "the config's baud rate (and the model's framing)",
+                                                "set on the gateway: socket:// cannot set it", LEAVES))
         times = []
         for _ in range(3):
             start = time.perf_counter()
@@ -77,7 +82,8 @@ def check_one(name: str, model: str, entry, address: str) -> Checked:
 
 def check(config, addresses: dict[str, str] | None = None) -> list[Checked]:
     """Every instrument of `config`, at the config's addresses or at `addresses` (its twins')."""
-    return [check_one(name, model, entry, (addresses or {}).get(name) or address_of(config, name))
+    library = getattr(config, "visa_library", "@py")
+    return [check_one(name, model, entry, (addresses or {}).get(name) or address_of(config, name), library)
             for name, model, entry in instruments(config)]
 
 

@@ -32,7 +32,7 @@ class Difference:
 class Reader:
     """How to open one model, what its identity must match, and what to compare."""
 
-    open: Callable  # (entry, address, name) -> driver
+    open: Callable  # (entry, address, name, VISA library) -> driver
     identity: str  # a regular expression the identity matches on this model
     differences: Callable  # (driver, entry) -> [Difference]
     identify: Callable = lambda driver: driver.identify()
@@ -52,7 +52,7 @@ def _differ(setting: str, configured, actual, run: str = PROGRAMS, tolerance: fl
                                        f"{actual:g}" if isinstance(actual, float) else str(actual), run)]
 
 
-def _supply(config, address: str, name: str):
+def _supply(config, address: str, name: str, library: str):
     return BUILDERS[config.instruments.supply.model](config).open(address)
 
 
@@ -98,23 +98,24 @@ def _gas_differences(driver: AlicatUnit, entry) -> list[Difference]:
 READERS = {
     **{model: Reader(_supply, identity, _supply_differences) for model, identity in
        (("keysight-n6900", r"^[^,]+,N[67]9\d\dA,"), ("tdk-genesys", r"^LAMBDA,GEN"), ("capbank", r"."))},
-    "impac-upp": Reader(lambda e, address, name: Impac(address, e.bus_address, e.baudrate, name=name),
+    "impac-upp": Reader(lambda e, address, name, library: Impac(address, e.bus_address, e.baudrate, name=name),
                         r"^(IGA|IS)", _pyrometer_differences, ping=lambda driver: driver.emissivity()),
-    "keysight-infiniivision": Reader(lambda e, address, name: InfiniiVision(address, name=name, timeout=e.timeout),
-                                     r"^[^,]+,(DSO|MSO)-?X", _digitizer_differences),
-    "vici-universal": Reader(lambda e, address, name: ViciValve(address, name=name, baudrate=e.baudrate), r".",
+    "keysight-infiniivision": Reader(
+        lambda e, address, name, library: InfiniiVision(address, name=name, timeout=e.timeout, visa_library=library),
+        r"^[^,]+,(DSO|MSO)-?X", _digitizer_differences),
+    "vici-universal": Reader(lambda e, address, name, library: ViciValve(address, name=name, baudrate=e.baudrate), r".",
                              lambda driver, e: _differ("positions", e.positions, driver.positions(), REFUSES),
                              ping=lambda driver: driver.position()),
-    "ssi-hplc": Reader(lambda e, address, name: SsiPump(address, name=name, baudrate=e.baudrate,
-                                                        head_max_flow=e.max_flow),
+    "ssi-hplc": Reader(lambda e, address, name, library: SsiPump(address, name=name, baudrate=e.baudrate,
+                                                                 head_max_flow=e.max_flow),
                        r"SR3O|Version", _pump_differences, ping=lambda driver: driver.pressure()),
-    "zaber-ascii": Reader(lambda e, address, name: ZaberStage(address, device=e.device, baudrate=e.baudrate, name=name),
+    "zaber-ascii": Reader(lambda e, address, name, library: ZaberStage(address, device=e.device, baudrate=e.baudrate, name=name),
                           r"^device \d+ firmware \d", _collector_differences,
                           identify=lambda driver: f"device {driver.get('deviceid')} firmware {driver.get('version')}",
                           ping=lambda driver: driver.warnings()),
-    "alicat-mc": Reader(lambda e, address, name: AlicatUnit(address, e.unit, name=name), r".", _gas_differences,
+    "alicat-mc": Reader(lambda e, address, name, library: AlicatUnit(address, e.unit, name=name), r".", _gas_differences,
                         identify=lambda driver: driver.firmware(), ping=lambda driver: driver.poll()),
-    "alicat-p": Reader(lambda e, address, name: AlicatUnit(address, e.unit, name=name), r".",
+    "alicat-p": Reader(lambda e, address, name, library: AlicatUnit(address, e.unit, name=name), r".",
                        lambda driver, e: _differ("pressure unit", "kPa", driver.full_scale(DIFFERENTIAL_PRESSURE).unit,
                                                  REFUSES),
                        identify=lambda driver: driver.firmware(), ping=lambda driver: driver.poll()),

@@ -4,18 +4,18 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from .addresses import TWIN, SerialAddress, VisaAddress, VisaLibrary
 from .analysis import AnalysisSettings, GrainGrowth, KineticParameters
 from .files import Strict, load
 from .supply_config import CapBankConfig, GenesysConfig
 from .units import Amperes, Joules, Kelvin, Ohms, Quantity, Seconds, Volts
 
-TWIN = "twin"  # the address of an instrument played by its simulated twin
 PT90_STEPS = (0.0, 1e-3, 3e-3, 5e-3, 10e-3, 50e-3, 0.25, 1.0, 3.0, 10.0)
 
 
 class SupplyConfig(Strict):
     model: Literal["keysight-n6900"]
-    address: str = Field(description="VISA address, e.g. TCPIP::192.168.1.20::5025::SOCKET")
+    address: VisaAddress = Field(description="VISA address, e.g. TCPIP::192.168.1.20::5025::SOCKET")
     timeout: Annotated[Seconds, Field(gt=0, le=60)] = 2.0
     ovp: Annotated[Volts, Field(gt=0, le=1000)]
     ocp: bool = False
@@ -32,7 +32,7 @@ class SupplyConfig(Strict):
 
 class PyrometerConfig(Strict):
     model: Literal["impac-upp"]
-    address: str = Field(description="serial port, e.g. /dev/ttyUSB0")
+    address: SerialAddress = Field(description="serial port, e.g. /dev/ttyUSB0")
     bus_address: Annotated[int, Field(ge=0, le=97)] = 0
     baudrate: Literal[9600, 19200, 38400, 57600, 115200] = 19200
     emissivity: Annotated[float, Field(ge=0.05, le=1.0)] = 0.85
@@ -53,7 +53,7 @@ class PyrometerConfig(Strict):
 
 class DigitizerConfig(Strict):
     model: Literal["keysight-infiniivision"]
-    address: str = Field(description="VISA address, e.g. TCPIP::192.168.1.21::INSTR")
+    address: VisaAddress = Field(description="VISA address, e.g. TCPIP::192.168.1.21::INSTR")
     timeout: Annotated[Seconds, Field(gt=0, le=60)] = 5.0
     channel: Annotated[int, Field(ge=1, le=4)] = 1
     shunt: Annotated[Ohms, Field(gt=0, le=1000)] = 250.0
@@ -137,6 +137,7 @@ class FJHConfig(Strict):
     reactor: str
     kind: Literal["fjh"]
     data_dir: str = "data"
+    visa_library: VisaLibrary = Field("@py", description="the VISA the LAN/USB/GPIB instruments are opened with")
     library: LibraryPolicy = LibraryPolicy()
     instruments: Instruments
     limits: Limits

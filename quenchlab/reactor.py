@@ -46,7 +46,8 @@ class FJHReactor(Assembly):
         self.pyrometer_driver.set_response_time(c.pyrometer.response_time)
         self.pyrometer_driver.set_measuring_range(c.pyrometer.range_begin, c.pyrometer.range_end)
         self.pyrometer_driver.set_analog_live_zero(c.pyrometer.analog_output == "4-20 mA")
-        self.digitizer_driver = self._open(InfiniiVision(addresses["digitizer"], timeout=c.digitizer.timeout))
+        self.digitizer_driver = self._open(InfiniiVision(addresses["digitizer"], timeout=c.digitizer.timeout,
+                                                         visa_library=self.config.visa_library))
         # 0-20 mA through the shunt spans 0..20 mA * R; give the channel 10 % headroom
         full_scale = 0.020 * c.digitizer.shunt * 1.1
         self.digitizer_driver.configure_channel(c.digitizer.channel, full_scale, full_scale / 2)

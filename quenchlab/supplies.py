@@ -74,7 +74,7 @@ class N6900Builder(SupplyBuilder):
     timing = "hardware list"
 
     def open(self, address: str) -> N6900:
-        return N6900(address, timeout=self.settings.timeout)
+        return N6900(address, timeout=self.settings.timeout, visa_library=self.config.visa_library)
 
     def prepare(self, driver: N6900) -> None:
         s = self.settings

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from quenchlab.devices.genesys_driver import BAUD_RATES
 
 from .files import Strict
+from .addresses import SerialAddress
 from .units import Ohms, Quantity, Seconds, Volts
 
 GENESYS_PV_OF_OVP = 0.95  # a voltage setting above 95 % of the OVP answers E01 (Genesys manual 7.6)
@@ -20,7 +21,7 @@ class GenesysConfig(Strict):
     stays off), OVP, UVL and foldback, enables the fault events, and reads them back."""
 
     model: Literal["tdk-genesys"]
-    address: str = Field(description="serial port, e.g. /dev/ttyUSB0")
+    address: SerialAddress = Field(description="serial port, e.g. /dev/ttyUSB0")
     unit: Annotated[int, Field(ge=0, le=30)] = 6  # its ADR address, set on its front panel (7.5)
     baudrate: Literal[BAUD_RATES] = 9600  # 8N1, as set on its front panel (7.5)
     timeout: Annotated[Seconds, Field(gt=0, le=10)] = 0.3
@@ -60,7 +61,7 @@ class CapBankConfig(Strict):
     sets and reads back the watchdog."""
 
     model: Literal["capbank"]
-    address: str = Field(description="serial port, e.g. /dev/ttyUSB0")
+    address: SerialAddress = Field(description="serial port, e.g. /dev/ttyUSB0")
     baudrate: Literal[115200] = 115200  # 8N1 (section 1)
     timeout: Annotated[Seconds, Field(gt=0, le=10)] = 0.5
     capacitance: Annotated[Quantity("F"), Field(gt=0)]  # the bank the energy limits are computed with

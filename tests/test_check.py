@@ -72,3 +72,12 @@ def test_check_exits_2_naming_a_dead_instrument_and_another_model(tmp_path):
     assert rows["digitizer"][4].strip() == "no answer" and "cannot connect" in rows["digitizer"][5]
     assert rows["supply"][4].strip() == "another model" and "DSO-X" in rows["supply"][2]
     assert rows["pyrometer"][4].strip() == "OK"
+
+
+def test_check_says_a_socket_gateway_holds_the_serial_line(tmp_path):
+    rig = tmp_path / "rig.yaml"
+    with running_twins(CONFIGS / "fjh-sim.yaml", "--gateway", "--write-config", rig):
+        result = subprocess.run([QUENCHLAB, "check", rig], capture_output=True, text=True, timeout=120, env=WIDE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    pyrometer = next(line for line in result.stdout.splitlines() if line.startswith("│ pyrometer"))
+    assert "socket://127.0.0.1:" in pyrometer and "serial line: set on the gateway" in result.stdout

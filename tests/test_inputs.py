@@ -48,6 +48,13 @@ def test_shipped_files_are_valid():
     (lambda d: d["instruments"]["pyrometer"].update(response_time="2 ms"), r"response_time must be one of 0 s, 0\.001 s"),
     (lambda d: d["limits"].update(max_voltage="60 V"), r"ovp \(55 V\) must be above limits\.max_voltage \(60 V\)"),
     (lambda d: d.update(kind="kiln"), r"field kind: Input should be 'fjh'"),
+    (lambda d: d["instruments"]["supply"].update(address="192.168.1.20:5025"),
+     r"field instruments\.supply\.address: '192\.168\.1\.20:5025' is not a VISA resource name \(e\.g\. "
+     r"TCPIP::192\.168\.1\.20::5025::SOCKET"),
+    (lambda d: d["instruments"]["pyrometer"].update(address="tcp://10.0.0.5:4001"),
+     r"instruments\.pyrometer\.address: .*not a serial address: a port \(/dev/ttyUSB0, COM3\) or a gateway's "
+     r"socket://host:port or rfc2217://host:port"),
+    (lambda d: d.update(visa_library="keysight"), r"field visa_library: .*'@py' \(pyvisa-py"),
     (lambda d: d.update(library={"stop_after_failures": 0}),
      r"field library\.stop_after_failures: Input should be greater than or equal to 1"),
 ])
@@ -143,3 +150,14 @@ def test_power_and_duty_cycle_limits(tmp_path):
     with pytest.raises(LimitError, match=r"up to 129 J in a minute, above the configured max_energy_per_minute of 100 J"):
         compile_recipe(recipe(tmp_path), base.model_copy(update={"max_energy_per_minute": 100.0}))
     compile_recipe(recipe(tmp_path), base.model_copy(update={"max_power": 1500.0, "max_energy_per_minute": 200.0}))
+
+
+@pytest.mark.parametrize("address", ["TCPIP::10.0.0.5::INSTR", "TCPIP0::10.0.0.5::inst0::INSTR",
+                                     "TCPIP::10.0.0.5::hislip0,4880::INSTR", "TCPIP::10.0.0.5::5025::SOCKET",
+                                     "USB0::0x2A8D::0x1802::MY1234::INSTR", "GPIB0::5::INSTR"])
+def test_every_visa_address_form_a_lab_uses_is_taken(tmp_path, address):
+    data = sim_data()
+    data["instruments"]["supply"]["address"] = address
+    data["instruments"]["pyrometer"]["address"] = "rfc2217://10.0.0.6:4001"
+    config = load_config(write(tmp_path, "reactor.yaml", data))[0]
+    assert config.instruments.supply.address == address and not config.simulated

@@ -1,0 +1,54 @@
+"""The forms an instrument's address takes in a config, checked before anything is opened.
+
+A LAN (or USB, GPIB) instrument has a VISA resource name, whatever form pyvisa accepts: VXI-11
+`TCPIP::host::INSTR`, HiSLIP `TCPIP::host::hislip0::INSTR`, a raw socket
+`TCPIP::host::5025::SOCKET`, `USB0::...::INSTR`, `GPIB0::5::INSTR`, `ASRL/dev/ttyUSB0::INSTR`.
+A serial instrument has a port (`/dev/ttyUSB0`, `COM3`) or a serial-to-Ethernet gateway's URL:
+`socket://host:port` (raw TCP: the gateway holds baud rate and parity) or `rfc2217://host:port`
+(the gateway takes them from quenchlab). `twin` is an instrument played by its twin.
+"""
+import re
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator
+from pyvisa.rname import InvalidResourceName, parse_resource_name
+
+TWIN = "twin"
+VISA_FORMS = "e.g. TCPIP::192.168.1.20::5025::SOCKET, TCPIP::host::INSTR, TCPIP::host::hislip0::INSTR, " \
+             "USB0::0x2A8D::0x1802::MY1234::INSTR, GPIB0::5::INSTR"
+SERIAL_FORMS = "a port (/dev/ttyUSB0, COM3) or a gateway's socket://host:port or rfc2217://host:port"
+
+
+def _visa(address: str) -> str:
+    if address != TWIN:
+        try:
+            parse_resource_name(address)
+        except InvalidResourceName:
+            raise ValueError(f"{address!r} is not a VISA resource name ({VISA_FORMS})") from None
+    return address
+
+
+def _serial(address: str) -> str:
+    if address == TWIN or re.fullmatch(r"(/dev/\S+|COM\d+)", address):
+        return address
+    if re.fullmatch(r"(socket|rfc2217)://[^\s:/]+:\d{1,5}", address):
+        return address
+    raise ValueError(f"{address!r} is not a serial address: {SERIAL_FORMS}")
+
+
+def _visa_library(library: str) -> str:
+    if library in ("@py", "@ivi") or Path(library).is_file():
+        return library
+    raise ValueError(f"{library!r}: '@py' (pyvisa-py, installed with quenchlab), '@ivi' (the vendor VISA the "
+                     "machine has: Keysight's or NI's) or the path of a VISA library file")
+
+
+def is_gateway(address: str) -> bool:
+    """A serial address reached over TCP: `socket://` cannot set the line (the gateway holds it)."""
+    return address.startswith("socket://")
+
+
+VisaAddress = Annotated[str, AfterValidator(_visa)]
+SerialAddress = Annotated[str, AfterValidator(_serial)]
+VisaLibrary = Annotated[str, AfterValidator(_visa_library)]
