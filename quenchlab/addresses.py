@@ -52,3 +52,19 @@ def is_gateway(address: str) -> bool:
 VisaAddress = Annotated[str, AfterValidator(_visa)]
 SerialAddress = Annotated[str, AfterValidator(_serial)]
 VisaLibrary = Annotated[str, AfterValidator(_visa_library)]
+
+
+def address_kind(address: str) -> str:
+    """How an address is reached, as a record names it: "LAN socket", "VXI-11", "HiSLIP",
+    "USB-TMC", "GPIB", "serial (VISA)", "serial port", "gateway (socket)", "gateway (RFC 2217)"."""
+    if address.startswith(("socket://", "rfc2217://")):
+        return "gateway (socket)" if is_gateway(address) else "gateway (RFC 2217)"
+    try:
+        parsed = parse_resource_name(address)
+    except InvalidResourceName:
+        return "serial port"
+    if parsed.interface_type == "TCPIP":
+        if parsed.resource_class == "SOCKET":
+            return "LAN socket"
+        return "HiSLIP" if parsed.lan_device_name.lower().startswith("hislip") else "VXI-11"
+    return {"USB": "USB-TMC", "GPIB": "GPIB", "ASRL": "serial (VISA)"}.get(parsed.interface_type, parsed.interface_type)

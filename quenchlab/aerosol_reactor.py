@@ -72,35 +72,38 @@ class AerosolReactor(Assembly):
 
     def _connect(self, addresses: dict[str, str]) -> None:
         i = self.config.instruments
-        self.valve_driver = self._open(ViciValve(addresses["valve"], baudrate=i.valve.baudrate))
+        self.valve_driver = self._open(ViciValve(addresses["valve"], baudrate=i.valve.baudrate), "valve")
         if self.valve_driver.positions() != i.valve.positions:
             raise ConfigError(f"instruments.valve.positions is {i.valve.positions} but the valve reports "
                               f"{self.valve_driver.positions()}")
         self.syringe = i.pump.model == "ne1000"
         if self.syringe:
             self.pump_driver = self._open(NE1000(addresses["pump"], i.pump.pump_address, baudrate=i.pump.baudrate,
-                                                 safe_mode=0))
+                                                 safe_mode=0), "pump")
             self.pump_driver.stop()
             if abs(self.pump_driver.diameter() - i.pump.diameter) > 0.01:  # DIA clears the counters: set it only if wrong
                 self.pump_driver.set_diameter(i.pump.diameter)
         else:
             self.pump_driver = self._open(SsiPump(addresses["pump"], baudrate=i.pump.baudrate,
-                                                  head_max_flow=i.pump.max_flow))
+                                                  head_max_flow=i.pump.max_flow), "pump")
             self.pump_driver.stop()
             self.pump_driver.set_limits(round(i.pump.max_pressure), round(i.pump.min_pressure))
         if i.collector:
             c = i.collector
-            self.collector_driver = self._open(ZaberStage(addresses["collector"], device=c.device, baudrate=c.baudrate))
-        self.gas_drivers = {role: self._open(AlicatUnit(addresses[role], g.unit, name=f"mfc-{role}"))
+            self.collector_driver = self._open(ZaberStage(addresses["collector"], device=c.device, baudrate=c.baudrate),
+                                              "collector")
+        self.gas_drivers = {role: self._open(AlicatUnit(addresses[role], g.unit, name=f"mfc-{role}"), f"gases.{role}")
                             for role, g in i.gases.items()}
         for role, g in i.gases.items():
             self.gas_drivers[role].set_gas(g.gas)
-        self.gauge_driver = self._open(AlicatUnit(addresses["filter_gauge"], i.filter_gauge.unit, name="filter-gauge"))
+        self.gauge_driver = self._open(AlicatUnit(addresses["filter_gauge"], i.filter_gauge.unit, name="filter-gauge"),
+                                       "filter_gauge")
         if (unit := self.gauge_driver.full_scale(DIFFERENTIAL_PRESSURE).unit) != "kPa":
             raise ConfigError(f"instruments.filter_gauge reports its pressure in {unit}; quenchlab's filter limits "
                               "are in kPa: set the gauge's engineering unit to kPa")
         p = i.pyrometer
-        self.pyrometer_driver = self._open(Impac(addresses["pyrometer"], p.bus_address, p.baudrate, name="flame-pyrometer"))
+        self.pyrometer_driver = self._open(Impac(addresses["pyrometer"], p.bus_address, p.baudrate, name="flame-pyrometer"),
+                                           "pyrometer")
         self.pyrometer_driver.set_emissivity(p.emissivity)
         self.pyrometer_driver.set_response_time(p.response_time)
         self.pyrometer_driver.set_measuring_range(p.range_begin, p.range_end)
@@ -220,6 +223,7 @@ class AerosolReactor(Assembly):
         line, pump, reservoir = self.config.line, self.config.instruments.pump, self.config.reservoirs[slot.row.port]
         position = md.get("position") or slot.position
         md = {"liquid_flow": slot.liquid_flow, "reactor": self.config.reactor, "speed": self.clock.speed,
+              "instruments": self.connections,
               "position": position, "plate": self.config.plate.id if self.config.plate else None, **md,
               "precursor": slot.row.precursor or reservoir.precursor}  # the row's name for it, or the reservoir's
         changeover = partial(syringe_changeover, self._line(), flow=slot.liquid_flow, prime=pump.prime,

@@ -1,16 +1,22 @@
 """What every reactor assembly shares: drivers opened in order and closed in reverse, each
-even if another fails, after the line is brought to its safe state; the twins stopped last."""
-from .addresses import TWIN
+even if another fails, after the line is brought to its safe state; the twins stopped last; what
+each instrument said it is at connect, for every record."""
+from .addresses import TWIN, address_kind
 from .errors import ConfigError
 
 
 class Assembly:
+    config: object  # the reactor config, FJH or aerosol
+
     def __init__(self):
         self._drivers: list = []
+        self._named: dict = {}  # instrument name (as `quenchlab check` names it) -> its driver
         self._twins: list = []  # twin groups or twin processes to stop on close
+        self.connections: dict[str, dict[str, str]] = {}
 
-    def _open(self, driver):
+    def _open(self, driver, name: str):
         self._drivers.append(driver)
+        self._named[name] = driver
         return driver
 
     def _connect_all(self, addresses: dict[str, str], simulated: bool) -> None:
@@ -19,9 +25,21 @@ class Assembly:
             raise ConfigError("an instrument's address is 'twin': run with --sim, or fill in its real address")
         try:
             self._connect(addresses)
+            self._identify()
         except BaseException:
             self.close()
             raise
+
+    def _identify(self) -> None:
+        """Each instrument's model, identity (as it answers it), address and how that is reached
+        ("gases-sheath" for the config's gases.sheath)."""
+        from .check import instruments
+        from .check_instruments import READERS
+        for name, model, _ in instruments(self.config):
+            driver = self._named[name]
+            key = name.replace(".", "-")  # a start document's keys have no dots
+            self.connections[key] = {"model": model, "identity": READERS[model].identify(driver),
+                                     "address": driver.address, "address_kind": address_kind(driver.address)}
 
     def _connect(self, addresses: dict[str, str]) -> None:
         raise NotImplementedError

@@ -3,7 +3,8 @@ would program (or needs) against the config. Queries only: nothing here sets or 
 
 A reader opens the instrument as a run does (from its config entry; the whole config for the
 supply, whose builder knows its settings), names it from what it answers, and compares what it
-holds with the config."""
+holds with the config. An NE-1000 is opened as a run opens it, which turns its safe mode off
+(SAF0): how it is spoken to, not what it does."""
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from quenchlab.devices.alicat_driver import DIFFERENTIAL_PRESSURE, AlicatUnit
 from quenchlab.devices.impac_driver import Impac
 from quenchlab.devices.infiniivision_driver import InfiniiVision
+from quenchlab.devices.ne1000_driver import NE1000
 from quenchlab.devices.ssi_driver import SsiPump
 from quenchlab.devices.vici_driver import ViciValve
 from quenchlab.devices.zaber_driver import ZaberStage
@@ -109,6 +111,10 @@ READERS = {
     "ssi-hplc": Reader(lambda e, address, name, library: SsiPump(address, name=name, baudrate=e.baudrate,
                                                                  head_max_flow=e.max_flow),
                        r"SR3O|Version", _pump_differences, ping=lambda driver: driver.pressure()),
+    "ne1000": Reader(lambda e, address, name, library: NE1000(address, e.pump_address, name=name, baudrate=e.baudrate,
+                                                              safe_mode=0),
+                     r"NE-?1000", lambda driver, e: _differ("diameter", e.diameter, driver.diameter(), tolerance=1e-3),
+                     identify=lambda driver: driver.version(), ping=lambda driver: driver.status()),
     "zaber-ascii": Reader(lambda e, address, name, library: ZaberStage(address, device=e.device, baudrate=e.baudrate, name=name),
                           r"^device \d+ firmware \d", _collector_differences,
                           identify=lambda driver: f"device {driver.get('deviceid')} firmware {driver.get('version')}",

@@ -39,15 +39,16 @@ class FJHReactor(Assembly):
 
     def _connect(self, addresses: dict[str, str]) -> None:
         c = self.config.instruments
-        self.supply_driver = self._open(self.builder.open(addresses["supply"]))
+        self.supply_driver = self._open(self.builder.open(addresses["supply"]), "supply")
         self.builder.prepare(self.supply_driver)  # made safe first, then its protection programmed
-        self.pyrometer_driver = self._open(Impac(addresses["pyrometer"], c.pyrometer.bus_address, c.pyrometer.baudrate))
+        self.pyrometer_driver = self._open(Impac(addresses["pyrometer"], c.pyrometer.bus_address, c.pyrometer.baudrate),
+                                           "pyrometer")
         self.pyrometer_driver.set_emissivity(c.pyrometer.emissivity)
         self.pyrometer_driver.set_response_time(c.pyrometer.response_time)
         self.pyrometer_driver.set_measuring_range(c.pyrometer.range_begin, c.pyrometer.range_end)
         self.pyrometer_driver.set_analog_live_zero(c.pyrometer.analog_output == "4-20 mA")
         self.digitizer_driver = self._open(InfiniiVision(addresses["digitizer"], timeout=c.digitizer.timeout,
-                                                         visa_library=self.config.visa_library))
+                                                         visa_library=self.config.visa_library), "digitizer")
         # 0-20 mA through the shunt spans 0..20 mA * R; give the channel 10 % headroom
         full_scale = 0.020 * c.digitizer.shunt * 1.1
         self.digitizer_driver.configure_channel(c.digitizer.channel, full_scale, full_scale / 2)
@@ -98,7 +99,8 @@ class FJHReactor(Assembly):
     @property
     def supply_metadata(self) -> dict[str, str]:
         """Which supply fires the pulses and what times them, for each run's start document."""
-        return {"supply_model": self.config.instruments.supply.model, "pulse_timing": self.builder.timing}
+        return {"supply_model": self.config.instruments.supply.model, "pulse_timing": self.builder.timing,
+                "instruments": self.connections}
 
     def place(self, shot, data_dir, library, attempt: int) -> dict:
         """Nothing to place: an FJH sample sits between the electrodes."""

@@ -300,6 +300,10 @@ class HDF5Writer:
         for key, name in (("reactor", "name"), ("supply_model", "supply_model"), ("pulse_timing", "pulse_timing")):
             if doc.get(key):
                 _write_value(self._instrument, name, str(doc[key]))
+        for name, connection in doc.get("instruments", {}).items():  # what each said it is at connect
+            group = self._instrument.require_group("connections").create_group(name)
+            for field, value in connection.items():
+                _write_value(group, field, str(value))
         self._write_configuration(doc.get("settings", {}))  # the instruments' settings a plan put in its start
         threading.Thread(target=self._flush_stale_rows, args=(self._file,), daemon=True,
                          name=f"quenchlab writer {self.path.name}").start()

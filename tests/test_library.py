@@ -150,6 +150,11 @@ def test_valve_switched_library_records_every_sample(config, tmp_path):
             assert collected == pytest.approx(marks["close"] - marks["collect"])
             assert entry["collection/collection_powder"][()][0] == pytest.approx(5.0 / 60 * collected * 0.02 * 0.6 * 1e3)
             assert {"valve", "pump", "collector", "mfc_dispersion", "filter_gauge", "flame_pyrometer"} <= set(entry["instrument"])
+            connected = entry["instrument/connections"]  # what each instrument said it is at connect
+            assert set(connected) == {"valve", "pump", "collector", "gases-dispersion", "gases-pilot_fuel",
+                                      "gases-pilot_oxidizer", "gases-sheath", "filter_gauge", "pyrometer"}
+            assert connected["pump/identity"][()] == b"v2.04 SR3O firmware"
+            assert connected["gases-sheath/address_kind"][()] == b"serial port"
             process = entry["process"]
             assert f.attrs["default"] == "entry" and entry.attrs["default"] == "process"
             assert process.attrs["signal"] == "flame_temperature" and process.attrs["axes"] == "reactor_time"

@@ -50,6 +50,12 @@ def test_a_library_runs_on_a_rig_file_with_a_serial_instrument_behind_a_tcp_gate
     assert [f.name.rsplit("_", 1)[1] for f in files] == ["G1.h5", "G2.h5"]
     with h5py.File(files[1], "r") as f:
         assert f["entry/pulse/peak_temperature"][0] > 1500  # the pyrometer, read through the gateway
+        connections = {name: {field: value[()].decode() for field, value in group.items()}
+                       for name, group in f["entry/instrument/connections"].items()}
+    assert connections["pyrometer"] == {"model": "impac-upp", "identity": "IGA 6/23 Advanced s/n 23041",
+                                        "address": lines["pyrometer"]["address"], "address_kind": "gateway (socket)"}
+    assert connections["supply"]["address_kind"] == "LAN socket"
+    assert connections["digitizer"]["identity"].startswith("KEYSIGHT TECHNOLOGIES,DSO-X 3024T,")
 
 
 def test_an_aerosol_rig_file_gives_the_gas_bus_to_every_unit_on_it(tmp_path):
