@@ -3,6 +3,7 @@ import json
 import logging
 import signal
 import threading
+from enum import Enum
 from importlib.resources import files
 from pathlib import Path
 
@@ -23,6 +24,13 @@ from .units import to_si
 # bury that message under library internals
 for noisy in ("bluesky", "opentelemetry"):
     logging.getLogger(noisy).setLevel(logging.CRITICAL)
+
+class Gateway(str, Enum):
+    """How `quenchlab twins --gateway` serves the serial twins: as a raw TCP or an RFC 2217 gateway."""
+
+    socket = "socket"
+    rfc2217 = "rfc2217"
+
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Instrument control and data acquisition for heat/quench synthesis reactors.")
@@ -115,8 +123,8 @@ def run(config: Path = typer.Argument(..., help="reactor config (YAML)"),
 def twins(config: Path = typer.Argument(..., help="reactor config (YAML): FJH or aerosol"),
           speed: float = typer.Option(1.0, "--speed", min=1.0, help="reactor clock speed-up"),
           faults: Path = typer.Option(None, "--faults", help="fault scenario (YAML) to inject"),
-          gateway: bool = typer.Option(False, "--gateway", help="serve the serial twins on TCP ports, as "
-                                       "serial-to-Ethernet gateways do (socket:// addresses)"),
+          gateway: Gateway = typer.Option(None, "--gateway", help="serve the serial twins on TCP ports, as "
+                                          "serial-to-Ethernet gateways do: raw (socket://) or RFC 2217 (rfc2217://)"),
           write_config: Path = typer.Option(None, "--write-config", metavar="RIG.yaml",
                                             help="write a copy of CONFIG whose addresses are the running twins'")):
     """Start a config's twins and serve them until SIGINT/SIGTERM; prints one JSON line each."""
@@ -137,7 +145,7 @@ def twins(config: Path = typer.Argument(..., help="reactor config (YAML): FJH or
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     clock = ReactorClock(speed)
-    with Twins(cfg, clock, gateway=gateway) as running:
+    with Twins(cfg, clock, gateway=gateway and gateway.value) as running:
         try:
             if scenario:
                 apply_scenario(scenario, running, clock, str(faults))

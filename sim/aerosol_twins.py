@@ -17,11 +17,11 @@ from .zaber_twin import ZaberTwin
 
 class AerosolTwins(TwinGroup):
     """Valve, pump (a syringe or an HPLC pump), gas bus (controllers and the filter gauge share
-    it), flame pyrometer and, if configured, the collector carrying the plate; with `gateway`,
-    each served on a TCP port as a serial-to-Ethernet gateway would serve it."""
+    it), flame pyrometer and, if configured, the collector carrying the plate; with `gateway`
+    ("socket" or "rfc2217"), each served on a TCP port as a serial-to-Ethernet gateway would."""
 
     def __init__(self, config: AerosolConfig, clock: ReactorClock | None = None, seed: int | None = None,
-                 gateway: bool = False):
+                 gateway: str | None = None):
         i = config.instruments
         precursors = {port: Precursor(r.precursor, r.solids, r.flame_offset) for port, r in config.reservoirs.items()}
         line = LineModel(dead_volume=config.dead_volume, capture=config.line.capture,

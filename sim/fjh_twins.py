@@ -20,11 +20,11 @@ class FJHTwins(TwinGroup):
     pseudo-terminal. The pyrometer's analog output drives the digitizer channel through the
     configured shunt; the N6900's trigger-out (digital pin 1) is wired to the digitizer's EXT
     input; a current probe (`digitizer.current_channel`) gives `current_sensitivity` volts per
-    ampere of the sample's current. With `gateway`, the serial twins are served on TCP ports as
-    serial-to-Ethernet gateways would serve them.
+    ampere of the sample's current. With `gateway` ("socket" or "rfc2217"), the serial twins are
+    served on TCP ports as serial-to-Ethernet gateways would serve them.
     """
 
-    def __init__(self, config: FJHConfig, clock: ReactorClock | None = None, gateway: bool = False):
+    def __init__(self, config: FJHConfig, clock: ReactorClock | None = None, gateway: str | None = None):
         instruments = config.instruments
         self.world = FJHWorld(PRESETS[config.simulation.sample], clock or ReactorClock())
         seed = config.simulation.seed
@@ -42,7 +42,7 @@ class FJHTwins(TwinGroup):
         self.servers = {"supply": server, "pyrometer": self.serial_server(self.pyrometer, gateway),
                         "digitizer": TcpServer(self.digitizer)}
 
-    def _supply(self, supply, gateway: bool):
+    def _supply(self, supply, gateway: str | None):
         """The configured supply's twin on the world, and its server."""
         if supply.model == "tdk-genesys":
             twin = GenesysTwin(self.world, address=supply.unit, baudrate=supply.baudrate)

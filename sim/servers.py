@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from serial import rfc2217
+
 
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on with 0 s: close() resets the connection
 _BAUD_RATES = {getattr(termios, n): int(n[1:]) for n in dir(termios) if n[:1] == "B" and n[1:].isdigit()}
@@ -139,11 +141,13 @@ class TcpServer:
     input dropped; replies are sent as they are made, so none waits), answered "DCL". After a `disconnect`
     fault, connections are reset as soon as they are accepted until the link is up.
 
-    With `gateway`, the twin is a serial one behind a serial-to-Ethernet gateway in raw TCP mode:
-    its address is pyserial's `socket://host:port`, one client at a time, and the gateway holds
-    the line's settings (`line_settings`), so no baud rate is checked."""
+    With `gateway`, the twin is a serial one behind a serial-to-Ethernet gateway, one client at a
+    time, at pyserial's `socket://host:port` or `rfc2217://host:port`. In raw TCP mode ("socket")
+    the gateway holds the line's settings (`line_settings`): nothing is checked. In RFC 2217 mode
+    the client sets them over Telnet (pyserial's PortManager plays the gateway's side), and a
+    message sent with settings other than the twin's is dropped, as its UART would see garbage."""
 
-    def __init__(self, twin: Twin, host: str = "127.0.0.1", port: int = 0, gateway: bool = False):
+    def __init__(self, twin: Twin, host: str = "127.0.0.1", port: int = 0, gateway: str | None = None):
         self.twin = twin
         self.faults = LinkFaults()
         self._up_at = 0.0  # wall time (time.monotonic) from which connections are served
@@ -154,7 +158,8 @@ class TcpServer:
         self._sessions = getattr(twin, "sessions", False)
         self._sock = socket.create_server((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
-        self.address = f"socket://{self.host}:{self.port}" if gateway else \
+        self.gateway = gateway
+        self.address = f"{gateway}://{self.host}:{self.port}" if gateway else \
             f"TCPIP::{self.host}::{self.port}::SOCKET"  # what pyserial, or pyvisa, opens
         if gateway:
             self.line_settings = line_settings(twin)
@@ -186,9 +191,10 @@ class TcpServer:
                 talk = self._talk if data else self._control_talk
                 threading.Thread(target=talk, args=(conn,), daemon=True, name=f"tcp-twin-{self.port}-client").start()
 
-    def _messages(self, conn: socket.socket, pending: list[bytes], split=None):
+    def _messages(self, conn: socket.socket, pending: list[bytes], split=None, incoming=None):
         """The messages arriving on `conn` (split as the twin splits them, or by `split`), until
-        it closes or the server stops; `pending` holds what is not a whole message yet."""
+        it closes or the server stops; `pending` holds what is not a whole message yet;
+        `incoming` takes the bytes apart from what else comes with them (RFC 2217's Telnet)."""
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         while not self._stop.is_set():
             try:
@@ -199,14 +205,18 @@ class TcpServer:
                 return
             if not chunk:
                 return
+            chunk = incoming(chunk) if incoming else chunk
             messages, pending[0] = split(pending[0] + chunk) if split else _split(pending[0] + chunk, self.twin)
             yield from messages
 
     def _talk(self, conn: socket.socket) -> None:
         pending, self._local.conn = self._open[conn], conn
+        line = _Rfc2217Line(conn) if self.gateway == "rfc2217" else None
         try:
             with conn:
-                for message in self._messages(conn, pending):
+                for message in self._messages(conn, pending, incoming=line and line.incoming):
+                    if line and line.settings() != self.line_settings:
+                        continue  # at another baud rate or framing: garbage to the instrument
                     try:
                         reply = self.faults.exchange(self, message)
                     except Disconnect as cut:  # the cable pulled: every connection is reset
@@ -214,7 +224,7 @@ class TcpServer:
                         self._reset_all()
                         return  # this message and the rest are not handled
                     if reply is not None:
-                        conn.sendall(reply)
+                        conn.sendall(line.outgoing(reply) if line else reply)
         except OSError:  # reset meanwhile
             pass
         finally:
@@ -256,6 +266,51 @@ class TcpServer:
         self._thread.join(timeout=2)
         for listening in self._listening:
             listening.close()
+
+
+@dataclass
+class _SerialSide:
+    """An RFC 2217 gateway's serial port as its client sets it (what pyserial's PortManager sets)."""
+
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: str = "N"
+    stopbits: float = 1
+    rtscts: bool = False
+    xonxoff: bool = False
+    rts: bool = True
+    dtr: bool = True
+    break_condition: bool = False
+    cd: bool = False
+    cts: bool = False
+    dsr: bool = False
+    ri: bool = False
+
+    def reset_input_buffer(self) -> None: ...
+
+    def reset_output_buffer(self) -> None: ...
+
+
+class _Rfc2217Line:
+    """One client's RFC 2217 session (RFC 2217: Telnet Com Port Control), pyserial's PortManager
+    answering its negotiation and keeping the settings it asks for."""
+
+    def __init__(self, conn: socket.socket):
+        self.side, self._conn = _SerialSide(), conn
+        self._manager = rfc2217.PortManager(self.side, self)  # it writes its first offers at once
+
+    def write(self, data: bytes) -> None:  # the manager's replies to the negotiation
+        self._conn.sendall(data)
+
+    def incoming(self, chunk: bytes) -> bytes:
+        return b"".join(self._manager.filter(chunk))
+
+    def outgoing(self, reply: bytes) -> bytes:
+        return b"".join(self._manager.escape(reply))
+
+    def settings(self) -> dict:
+        side = self.side
+        return {"baudrate": side.baudrate, "bytesize": side.bytesize, "parity": side.parity, "stopbits": side.stopbits}
 
 
 class SerialLines:
@@ -381,11 +436,11 @@ class TwinGroup:
         """The address of every instrument entry of the config ("gases.sheath" for a nested one)."""
         return self.addresses
 
-    def serial_server(self, twin: Twin, gateway: bool) -> "PtyServer | TcpServer":
+    def serial_server(self, twin: Twin, gateway: str | None) -> "PtyServer | TcpServer":
         """A serial twin's server: a pseudo-terminal served with the group's other serial lines,
-        or with `gateway` a TCP port as a serial-to-Ethernet gateway gives."""
+        or with `gateway` ("socket" or "rfc2217") a TCP port as a serial-to-Ethernet gateway gives."""
         if gateway:
-            return TcpServer(twin, gateway=True)
+            return TcpServer(twin, gateway=gateway)
         if self.lines is None:
             self.lines = SerialLines()
         return PtyServer(twin, self.lines)

@@ -76,7 +76,7 @@ def test_check_exits_2_naming_a_dead_instrument_and_another_model(tmp_path):
 
 def test_check_says_a_socket_gateway_holds_the_serial_line(tmp_path):
     rig = tmp_path / "rig.yaml"
-    with running_twins(CONFIGS / "fjh-sim.yaml", "--gateway", "--write-config", rig):
+    with running_twins(CONFIGS / "fjh-sim.yaml", "--gateway", "socket", "--write-config", rig):
         result = subprocess.run([QUENCHLAB, "check", rig], capture_output=True, text=True, timeout=120, env=WIDE)
     assert result.returncode == 0, result.stdout + result.stderr
     pyrometer = next(line for line in result.stdout.splitlines() if line.startswith("│ pyrometer"))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import h5py
 import pytest
+import serial
 import yaml
 
 from conftest import CONFIGS, QUENCHLAB, ROOT
@@ -38,7 +39,7 @@ def test_a_library_runs_on_a_rig_file_with_a_serial_instrument_behind_a_tcp_gate
     library.write_text("sample_id,recipe\nG1,recipe.yaml\nG2,recipe.yaml\n")
     (tmp_path / "recipe.yaml").write_text("name: quick\ncompliance: 50 V\nsegments:\n"
                                           "  - {level: 24 A, dwell: 6.5 ms}\n  - {level: 14.5 A, dwell: 20 ms}\n")
-    with running_twins(CONFIGS / "fjh-sim.yaml", "--gateway", "--write-config", rig) as lines:
+    with running_twins(CONFIGS / "fjh-sim.yaml", "--gateway", "socket", "--write-config", rig) as lines:
         assert lines["pyrometer"]["address"].startswith("socket://127.0.0.1:")
         assert lines["pyrometer"]["parity"] == "E"  # what the gateway's serial side is set to
         written = yaml.safe_load(rig.read_text())["instruments"]
@@ -94,3 +95,18 @@ def test_pytest_rig_runs_the_rig_tests_on_the_instruments_a_rig_file_names(tmp_p
 def test_without_rig_no_test_reaches_beyond_loopback():
     with pytest.raises(PermissionError, match="without --rig"):
         socket.create_connection(("192.0.2.7", 5025), timeout=0.1)  # TEST-NET-1: never routed
+
+
+def test_an_rfc2217_gateway_takes_the_line_settings_from_its_client(tmp_path):
+    """RFC 2217: the client sets baud rate and parity over Telnet; at settings other than the
+    pyrometer's (19200 8E1) it hears nothing, as the instrument's UART would see garbage."""
+    rig = tmp_path / "rig.yaml"
+    with running_twins(CONFIGS / "fjh-sim.yaml", "--gateway", "rfc2217", "--write-config", rig) as lines:
+        address = lines["pyrometer"]["address"]
+        assert address.startswith("rfc2217://127.0.0.1:")
+        for baudrate, parity, heard in ((19200, "E", b"IGA 6/23 Advanced\r"), (9600, "E", b""), (19200, "N", b"")):
+            with serial.serial_for_url(address, baudrate=baudrate, parity=parity, timeout=0.5) as port:
+                port.write(b"00na\r")
+                assert port.read_until(b"\r") == heard, (baudrate, parity)
+        result = subprocess.run([QUENCHLAB, "check", rig], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
