@@ -36,6 +36,12 @@ class ListProgram:
         return sum(self.dwells)
 
 
+def _setting(header: str, value: float) -> str:
+    """A level as sent: 0 (or less) as MIN where the unit's least setting is above 0 (VOLT and
+    both limits: 0.1 % of the range, ch. 6); CURR goes down to 0 and below (it can sink)."""
+    return "MIN" if value <= 0 and header != "CURR" else f"{value:.6g}"
+
+
 class N6900:
     """One output of an N6900/N7900 supply."""
 
@@ -70,11 +76,13 @@ class N6900:
 
     def set_voltage(self, volts: float) -> None:
         """The output voltage in voltage priority, the voltage bound in current priority."""
-        self.io.write(f"{self._header('VOLT')} {volts:.6g}")
+        header = self._header("VOLT")
+        self.io.write(f"{header} {_setting(header, volts)}")
 
     def set_current(self, amps: float) -> None:
         """The current bound in voltage priority, the output current in current priority."""
-        self.io.write(f"{self._header('CURR')} {amps:.6g}")
+        header = self._header("CURR")
+        self.io.write(f"{header} {_setting(header, amps)}")
 
     def voltage_setting(self) -> float:
         return float(self.io.query(f"{self._header('VOLT')}?"))
@@ -154,7 +162,8 @@ class N6900:
         fixed = "VOLT" if stepped == "CURR" else "CURR"
         self.io.write("ABOR:TRAN")
         self.set_priority(program.control)  # the stepped quantity is the priority's, the other its bound
-        self.io.write(f"{fixed}:MODE FIX;:{stepped}:MODE FIX;:{stepped} 0;:{fixed}:LIM {program.limit:.6g}")
+        self.io.write(f"{fixed}:MODE FIX;:{stepped}:MODE FIX;:{stepped} {_setting(stepped, 0.0)};"
+                      f":{fixed}:LIM {_setting(fixed + ':LIM', program.limit)}")
         self.io.write(f"LIST:{stepped} {','.join(f'{v:.6g}' for v in levels)}")
         self.io.write(f"LIST:DWEL {','.join(f'{d:.7g}' for d in dwells)};:LIST:COUN {count};:LIST:TERM:LAST OFF")
         first_step = ",".join(["1"] + ["0"] * (len(levels) - 1))  # trigger out as each pulse starts

@@ -17,7 +17,8 @@ from pyvisa.rname import InvalidResourceName, parse_resource_name
 TWIN = "twin"
 VISA_FORMS = "e.g. TCPIP::192.168.1.20::5025::SOCKET, TCPIP::host::INSTR, TCPIP::host::hislip0::INSTR, " \
              "USB0::0x2A8D::0x1802::MY1234::INSTR, GPIB0::5::INSTR"
-SERIAL_FORMS = "a port (/dev/ttyUSB0, COM3) or a gateway's socket://host:port or rfc2217://host:port"
+SERIAL_FORMS = "a port's path (/dev/ttyUSB0, COM3) or a gateway's socket://host:port or rfc2217://host:port " \
+               "(pyserial's options after '?')"
 
 
 def _visa(address: str) -> str:
@@ -30,9 +31,9 @@ def _visa(address: str) -> str:
 
 
 def _serial(address: str) -> str:
-    if address == TWIN or re.fullmatch(r"(/dev/\S+|COM\d+)", address):
+    if address == TWIN or re.fullmatch(r"(/\S+|COM\d+)", address):
         return address
-    if re.fullmatch(r"(socket|rfc2217)://[^\s:/]+:\d{1,5}", address):
+    if re.fullmatch(r"(socket|rfc2217)://([^\s:/\[\]]+|\[[0-9A-Fa-f:]+\]):\d{1,5}(\?\S*)?", address):
         return address
     raise ValueError(f"{address!r} is not a serial address: {SERIAL_FORMS}")
 

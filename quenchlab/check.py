@@ -1,15 +1,16 @@
 """`quenchlab check CONFIG`: before the first pulse, is every instrument there, the model the
 config names, and set as a run needs it? One row per instrument; queries only, nothing is
 programmed or switched on (check_instruments.py reads each kind)."""
+import contextlib
 import statistics
 import time
 from dataclasses import dataclass, field
 
 from rich.table import Table
 
-from .addresses import is_gateway
+from .addresses import TWIN, is_gateway
 from .check_instruments import LEAVES, READERS, REFUSES, Difference
-from .errors import QuenchlabError
+from .errors import ConfigError, QuenchlabError
 
 
 @dataclass
@@ -72,16 +73,20 @@ def check_one(name: str, model: str, entry, address: str, library: str = "@py") 
             reader.ping(driver)
             times.append(time.perf_counter() - start)
         found.round_trip = statistics.median(times)
-    except (QuenchlabError, OSError, ValueError) as error:
-        found.problem = f"no answer: {error}"
+    except Exception as error:  # noqa: BLE001 - another device's odd reply included: the instrument's problem
+        found.problem = f"no answer: {error}" if isinstance(error, (QuenchlabError, OSError)) else \
+            f"no answer: {type(error).__name__}: {error} (another device?)"
     finally:
         if driver is not None:
-            driver.close()
+            with contextlib.suppress(Exception):
+                driver.close()
     return found
 
 
 def check(config, addresses: dict[str, str] | None = None) -> list[Checked]:
     """Every instrument of `config`, at the config's addresses or at `addresses` (its twins')."""
+    if not addresses and any(address_of(config, name) == TWIN for name, _, _ in instruments(config)):
+        raise ConfigError("an instrument's address is 'twin': check with --sim, or fill in its real address")
     library = getattr(config, "visa_library", "@py")
     return [check_one(name, model, entry, (addresses or {}).get(name) or address_of(config, name), library)
             for name, model, entry in instruments(config)]

@@ -224,20 +224,21 @@ def emissivity(record: Path = typer.Argument(..., help="an FJH record (.h5) of a
 def check(config: Path = typer.Argument(..., help="reactor config (YAML): FJH or aerosol"),
           sim: bool = typer.Option(False, "--sim", help="check the config's own twins")):
     """Before the first pulse: does every instrument answer, is it the configured model, and how
-    do its settings differ from the config? Reads only: nothing is programmed or switched on.
+    do its settings differ from the config? Queries only (an NE-1000 is opened as a run opens it,
+    SAF0): nothing is programmed or switched on.
     Exit code 2: an instrument is missing or another model; 1: a run would refuse; 0: ready."""
     from .check import check as check_all, exit_code, table
     from .reactor_config import load_reactor_config
+    from quenchlab.sim.aerosol_twins import AerosolTwins
+    from quenchlab.sim.fjh_twins import FJHTwins
     try:
         cfg, _ = load_reactor_config(config)
+        if not sim:
+            results = check_all(cfg)
+        else:
+            with (FJHTwins if cfg.kind == "fjh" else AerosolTwins)(cfg) as running:
+                results = check_all(cfg, running.config_addresses())
     except QuenchlabError as error:
         _fail(error)
-    if not sim:
-        results = check_all(cfg)
-    else:
-        from quenchlab.sim.aerosol_twins import AerosolTwins
-        from quenchlab.sim.fjh_twins import FJHTwins
-        with (FJHTwins if cfg.kind == "fjh" else AerosolTwins)(cfg) as running:
-            results = check_all(cfg, running.config_addresses())
     console.print(table(results))
     raise typer.Exit(exit_code(results))

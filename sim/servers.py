@@ -211,11 +211,11 @@ class TcpServer:
 
     def _talk(self, conn: socket.socket) -> None:
         pending, self._local.conn = self._open[conn], conn
-        line = _Rfc2217Line(conn) if self.gateway == "rfc2217" else None
         try:
             with conn:
+                line = _Rfc2217Line(conn) if self.gateway == "rfc2217" else None  # it offers at once
                 for message in self._messages(conn, pending, incoming=line and line.incoming):
-                    if line and line.settings() != self.line_settings:
+                    if line and line.settings() != line_settings(self.twin):  # (the VICI's SB changes it)
                         continue  # at another baud rate or framing: garbage to the instrument
                     try:
                         reply = self.faults.exchange(self, message)

@@ -369,7 +369,9 @@ class ZaberTwin:
         for one in self.axes:
             if one.busy(now):
                 one.stop(now, at_once=True)
-            one.offset, one.homed, one.flags = one.physical(now), False, set()
+            here = one.physical(now)
+            one.segments.append(Segment(now, here, here, ()))  # a home already done sets no reference again
+            one.offset, one.homed, one.flags = here, False, set()
         self.outputs = [0] * DIGITAL_OUTPUTS
         self._shutter = [*self._shutter[-HISTORY:], (now, False)]
         return "0"

@@ -81,3 +81,9 @@ def test_check_says_a_socket_gateway_holds_the_serial_line(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     pyrometer = next(line for line in result.stdout.splitlines() if line.startswith("│ pyrometer"))
     assert "socket://127.0.0.1:" in pyrometer and "serial line: set on the gateway" in result.stdout
+
+
+def test_check_of_a_twin_config_without_sim_says_so():
+    result = subprocess.run([QUENCHLAB, "check", CONFIGS / "fjh-sim.yaml"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "address is 'twin': check with --sim" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -72,6 +72,16 @@ def test_list_pulse_runs_on_the_supply_clock_and_is_digitised(supply, twins):
     assert np.all(amps[1600:] == 0)  # back to the pre-list setting (0 A) after the list
 
 
+def test_zero_levels_go_as_min_where_the_supply_cannot_take_0(supply):
+    """VOLT and the limits reach down to 0.1 % of their range, not 0 (ch. 6): a voltage list (its
+    level before the list is 0 V) and a 0 bound are sent as MIN, and the supply takes them."""
+    supply.upload_list(ListProgram(levels=(5.0, 0.0), dwells=(0.01, 0.01), control="voltage", limit=2.0))
+    supply.upload_list(ListProgram(levels=(1.0,), dwells=(0.01,), control="current", limit=0.0))
+    supply.set_voltage(0.0)
+    supply.io.check_errors()
+    assert supply.voltage_setting() == float(supply.io.query("VOLT:LIM? MIN")) > 0
+
+
 def test_list_longer_than_the_supply_holds_is_refused_before_sending(supply):
     with pytest.raises(ValueError, match="512"):
         supply.upload_list(ListProgram(levels=(1.0,) * 513, dwells=(1e-3,) * 513))

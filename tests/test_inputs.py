@@ -52,7 +52,7 @@ def test_shipped_files_are_valid():
      r"field instruments\.supply\.address: '192\.168\.1\.20:5025' is not a VISA resource name \(e\.g\. "
      r"TCPIP::192\.168\.1\.20::5025::SOCKET"),
     (lambda d: d["instruments"]["pyrometer"].update(address="tcp://10.0.0.5:4001"),
-     r"instruments\.pyrometer\.address: .*not a serial address: a port \(/dev/ttyUSB0, COM3\) or a gateway's "
+     r"instruments\.pyrometer\.address: .*not a serial address: a port's path \(/dev/ttyUSB0, COM3\) or a gateway's "
      r"socket://host:port or rfc2217://host:port"),
     (lambda d: d.update(visa_library="keysight"), r"field visa_library: .*'@py' \(pyvisa-py"),
     (lambda d: d.update(library={"stop_after_failures": 0}),
@@ -158,6 +158,6 @@ def test_power_and_duty_cycle_limits(tmp_path):
 def test_every_visa_address_form_a_lab_uses_is_taken(tmp_path, address):
     data = sim_data()
     data["instruments"]["supply"]["address"] = address
-    data["instruments"]["pyrometer"]["address"] = "rfc2217://10.0.0.6:4001"
+    data["instruments"]["pyrometer"]["address"] = "rfc2217://[fd00::6]:4001?ign_set_control"  # as ser2net wants it
     config = load_config(write(tmp_path, "reactor.yaml", data))[0]
     assert config.instruments.supply.address == address and not config.simulated

@@ -105,7 +105,7 @@ def test_an_rfc2217_gateway_takes_the_line_settings_from_its_client(tmp_path):
         address = lines["pyrometer"]["address"]
         assert address.startswith("rfc2217://127.0.0.1:")
         for baudrate, parity, heard in ((19200, "E", b"IGA 6/23 Advanced\r"), (9600, "E", b""), (19200, "N", b"")):
-            with serial.serial_for_url(address, baudrate=baudrate, parity=parity, timeout=0.5) as port:
+            with serial.serial_for_url(address, baudrate=baudrate, parity=parity, timeout=5 if heard else 0.5) as port:
                 port.write(b"00na\r")
                 assert port.read_until(b"\r") == heard, (baudrate, parity)
         result = subprocess.run([QUENCHLAB, "check", rig], capture_output=True, text=True, timeout=120)

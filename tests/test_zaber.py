@@ -282,4 +282,8 @@ def test_relative_end_and_velocity_moves_estop_reset_and_set_pos(stage, twin, cl
     assert twin.where(clock.now())[2] is True
     assert reply("0 system reset") == "@01 0 OK IDLE WR 0"  # then a restart: outputs off, no reference
     assert reply("0 io get do") == "@01 0 OK IDLE WR 0 0 0 0" and twin.where(clock.now())[2] is False
+    assert reply("1 home") == "@01 1 OK BUSY WR 0"
+    wait_until(lambda: not stage.busy(1))
+    assert reply("0 system reset") == "@01 0 OK IDLE WR 0"
+    assert reply("1 warnings") == "@01 1 OK IDLE WR 01 WR"  # a home done before the reset does not count after it
     assert reply("0 get version") == "@01 0 OK IDLE WR 7.21" and reply("0 get comm.rs232.baud") == "@01 0 OK IDLE WR 115200"
