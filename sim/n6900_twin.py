@@ -14,9 +14,9 @@ Numbers take unit suffixes (VOLT 12.5 V, CURR 500 mA, ...:DEL 20 ms) and MIN, MA
 queries too: VOLT? MAX). MEASure/FETCh:POWer? give V x I.
 
 Ranges and *RST values, as an N6974A answers them (a recorded session of one, fw B.02.03): levels
-and limits reach 102 % of the rating, OVP 120 %; VOLTage, VOLTage:LIMit and the positive current
-limit's MIN are 0.1 % of the rating (the N6974A reads 0.026 A for 0.0255: its resolution, not
-modelled). *RST: VOLTage its MIN, CURRent 0, CURRent:LIMit 1 % of its MAX, CURRent:LIMit:NEGative
+and limits reach 102 % of the rating, OVP 120 %; VOLTage and VOLTage:LIMit go down to 0.1 % of
+the rated voltage, the positive current limit to 0.1 % of its range (the N6974A reads 0.026 A for
+0.0255: its resolution, not modelled). *RST: VOLTage its MIN, CURRent 0, CURRent:LIMit 1 % of its MAX, CURRent:LIMit:NEGative
 -10 % (its MIN without an N7909A dissipator, which the twin does not have), VOLTage:LIMit its MAX
 (probable: read from a unit in its reset state), TRIGger:TRANsient:SOURce BUS,
 OUTPut:PROTection:MODE LOWZ, OUTP:PROT:WDOG:DEL 60 s. CURRent takes down to -10 % (the output
