@@ -113,7 +113,8 @@ READERS = {
                        r"SR3O|Version", _pump_differences, ping=lambda driver: driver.pressure()),
     "ne1000": Reader(lambda e, address, name, library: NE1000(address, e.pump_address, name=name, baudrate=e.baudrate,
                                                               safe_mode=0),
-                     r"NE-?1000", lambda driver, e: _differ("diameter", e.diameter, driver.diameter(), tolerance=1e-3),
+                     r"NE-?1000", lambda driver, e: _differ("diameter", e.diameter, driver.diameter(),
+                                                               tolerance=0.01 / max(e.diameter, 1.0)),  # a run's 0.01 mm
                      identify=lambda driver: driver.version(), ping=lambda driver: driver.status()),
     "zaber-ascii": Reader(lambda e, address, name, library: ZaberStage(address, device=e.device, baudrate=e.baudrate, name=name),
                           r"^device \d+ firmware \d", _collector_differences,
