@@ -1,4 +1,5 @@
 """Loading YAML files into validated models, with errors that name the file and the field."""
+import difflib
 from pathlib import Path
 from typing import TypeVar
 
@@ -37,15 +38,77 @@ def validate(model: type[Model], data: dict, source: str) -> Model:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        problems = [describe_error(model, e) for e in error.errors()]
+        problems = [describe_error(model, e) for e in _likeliest_branches(model, error.errors())]
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def _likeliest_branches(model: type[BaseModel], errors: list[dict]) -> list[dict]:
+    """Where a value fits none of a union's models (a segment: a step or a ramp), only the
+    errors of the model it comes nearest (the fewest errors), with that model's name taken out
+    of the location; an unknown key next to a missing one it nearly spells becomes one error."""
+    branches: dict[tuple, dict[str, list[dict]]] = {}
+    kept = []
+    for error in errors:
+        at = _branch_at(model, error["loc"])
+        if at is None:
+            kept.append(error)
+        else:
+            branches.setdefault(error["loc"][:at], {}).setdefault(error["loc"][at], []).append(
+                {**error, "loc": error["loc"][:at] + error["loc"][at + 1:]})
+    for members in branches.values():
+        kept += _misspelt(min(members.values(), key=len))
+    return kept
+
+
+def _branch_at(model: type[BaseModel], loc: tuple) -> int | None:
+    """The position in `loc` of the name of the (plain, not tagged) union member pydantic tried."""
+    current, field = model, None
+    for position, part in enumerate(loc):
+        if not isinstance(part, str):
+            continue  # a list index or a dict key keeps the field
+        if field is not None and part in _members(field) and (current is None or part not in current.model_fields):
+            return position
+        if current is None or part not in current.model_fields:
+            return None
+        field = current.model_fields[part]
+        current = _model_of(field.annotation)
+    return None
+
+
+def _members(field) -> set[str]:
+    """The names of the models a field's union (or list of a union) holds."""
+    def models(annotation):
+        for arg in getattr(annotation, "__args__", ()):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                yield arg.__name__
+            else:
+                yield from models(arg)
+    return set(models(field.annotation))
+
+
+def _misspelt(errors: list[dict]) -> list[dict]:
+    """An unknown key and a missing key it nearly spells, at the same place: one error."""
+    missing = {e["loc"][-1]: e for e in errors if e["type"] == "missing"}
+    merged = []
+    for error in errors:
+        close = difflib.get_close_matches(str(error["loc"][-1]), list(missing), n=1) \
+            if error["type"] == "extra_forbidden" else []
+        if close and missing[close[0]]["loc"][:-1] == error["loc"][:-1]:
+            merged.append({**error, "type": "misspelt", "msg": f"unknown key {error['loc'][-1]!r} "
+                           f"(did you mean {close[0]!r}?)"})
+            missing.pop(close[0])
+        elif error["type"] != "missing":
+            merged.append(error)
+    return merged + list(missing.values())
 
 
 def describe_error(model: type[BaseModel], error: dict) -> str:
     loc, siblings, tags, about = _follow(model, error["loc"])
     field = ".".join(str(p) for p in loc) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
+    if error["type"] == "misspelt":
+        field = ".".join(str(p) for p in loc[:-1])
+    elif error["type"] == "extra_forbidden":
         message = f"unknown key; allowed keys: {', '.join(siblings)}" if siblings else "unknown key"
     elif error["type"] == "missing":
         message = "missing (required)" + (f": {about}" if about else "")

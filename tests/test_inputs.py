@@ -86,7 +86,7 @@ def test_yaml_cannot_run_code(tmp_path):
 
 @pytest.mark.parametrize("edit, expected", [
     (lambda d: d["segments"][0].update(level="24 V"), r"segments\.0\.level: '24 V' is not convertible to A"),
-    (lambda d: d["segments"][0].update(dwell="6.5"), r"segments\.0\.Step\.dwell: needs a unit"),
+    (lambda d: d["segments"][0].update(dwell="6.5"), r"field segments\.0\.dwell: needs a unit"),
     (lambda d: d.update(control="power"), r"control: 'power' is not a kind of recipe; allowed: current, voltage, temperature"),
     (lambda d: d.update(segments=[]), r"segments: List should have at least 1 item"),
     (lambda d: d.update(pulses=0), r"pulses: Input should be greater than or equal to 1"),
