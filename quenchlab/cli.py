@@ -13,6 +13,7 @@ from rich.progress import Progress
 from rich.text import Text
 
 from .config import load_config
+from . import __version__
 from .errors import QuenchlabError
 from .interrupts import Interrupted
 from .recipe import load_recipe
@@ -39,11 +40,38 @@ errors = Console(stderr=True, soft_wrap=True)
 EMBEDDED = files("quenchlab.configs")
 
 
+def _version(wanted: bool) -> None:
+    if wanted:
+        console.print(f"quenchlab {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                          help="print quenchlab's version and exit")):
+    pass  # the options before any command
+
+
+def main() -> None:
+    """The command line. Every user error, wherever a command meets it (a bad file, a folder that
+    is not there, an instrument that does not answer), ends as one paragraph on stderr and exit
+    code 2; a traceback means a fault in quenchlab."""
+    try:
+        app()
+    except (QuenchlabError, OSError) as error:
+        _report(error)
+        raise SystemExit(2) from None
+
+
 def _fail(error: Exception) -> None:
+    _report(error)
+    raise typer.Exit(2)
+
+
+def _report(error: Exception) -> None:
     for number in (signal.SIGINT, signal.SIGTERM):  # ending: a second Ctrl-C must not cut the report short
         signal.signal(number, signal.SIG_IGN)
     errors.print(Text.assemble(("error: ", "bold red"), str(error)), highlight=False)
-    raise typer.Exit(2)
 
 
 def _interrupted(error: Interrupted) -> None:

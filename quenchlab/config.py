@@ -6,7 +6,8 @@ from pydantic import Field, model_validator
 
 from .addresses import TWIN, SerialAddress, VisaAddress, VisaLibrary
 from .analysis import AnalysisSettings, GrainGrowth, KineticParameters
-from .files import Strict, load
+from .errors import ConfigError
+from .files import Strict, read_yaml, validate
 from .supply_config import CapBankConfig, GenesysConfig
 from .units import Amperes, Joules, Kelvin, Ohms, Quantity, Seconds, Volts
 
@@ -171,5 +172,9 @@ class FJHConfig(Strict):
 
 
 def load_config(path: str | Path) -> tuple[FJHConfig, str]:
-    """(config, its text) of a reactor config file."""
-    return load(FJHConfig, path)
+    """(config, its text) of an FJH reactor's config file; an aerosol line's is named as such."""
+    data, text = read_yaml(path)
+    if data.get("kind") == "aerosol":
+        raise ConfigError(f"{path}: an aerosol line's config: its samples run with "
+                          "`quenchlab library CONFIG LIBRARY` (run takes an FJH reactor's config and a recipe)")
+    return validate(FJHConfig, data, str(path)), text

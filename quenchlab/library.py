@@ -60,6 +60,9 @@ def read_rows(path: Path) -> list[tuple[int, dict]]:
 def _csv_rows(path: Path, reader: csv.DictReader) -> list[tuple[int, dict]]:
     if not reader.fieldnames:
         raise ConfigError(f"{path}: empty file: expected a header row (sample_id, ...)")
+    if len(reader.fieldnames) == 1 and (other := next((c for c in ";\t" if c in reader.fieldnames[0]), None)):
+        raise ConfigError(f"{path}: the columns are separated by {'a semicolon' if other == ';' else 'tabs'}: "
+                          "quenchlab reads comma-separated CSV; save the sheet with ',' as the delimiter")
     if any(not name.strip() for name in reader.fieldnames):
         raise ConfigError(f"{path}: the header row has an empty column name")
     rows = []

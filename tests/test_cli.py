@@ -329,3 +329,20 @@ def test_preflights_energy_estimate_is_what_the_twins_take(tmp_path, config, rec
     with h5py.File(record, "r") as f:
         taken = float(np.sum(f["entry/pulse/energy"][()]))
     assert fires.energy_estimate == pytest.approx(taken, rel=0.03) and fires.energy_estimate < fires.energy_bound
+
+
+def test_version_and_user_errors_end_as_one_paragraph_and_exit_2(tmp_path):
+    """`--version`; a picture into a folder that is not there; an aerosol config given to run."""
+    version = subprocess.run([QUENCHLAB, "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("quenchlab ")
+    demo = subprocess.run([QUENCHLAB, "run", CONFIGS / "fjh-sim.yaml", CONFIGS / "recipes" / "thin-film-2000K.yaml",
+                           "--sim", "--data-dir", tmp_path], capture_output=True, text=True, timeout=120)
+    assert demo.returncode == 0, demo.stderr
+    record = next(tmp_path.glob("*.h5"))
+    for args, message in (
+            (["inspect", record, "--png", tmp_path / "missing" / "x.png"], "No such file or directory"),
+            (["run", CONFIGS / "aerosol-sim.yaml", CONFIGS / "recipes" / "thin-film-2000K.yaml"],
+             "an aerosol line's config: its samples run with `quenchlab library CONFIG LIBRARY`")):
+        result = subprocess.run([QUENCHLAB, *args], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 3
