@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.text import Text
 
-from .config import load_config
 from . import __version__
+from .config import load_config
 from .errors import QuenchlabError
 from .interrupts import Interrupted
 from .recipe import load_recipe
@@ -49,7 +49,7 @@ def _version(wanted: bool) -> None:
 @app.callback()
 def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                           help="print quenchlab's version and exit")):
-    pass  # the options before any command
+    """The options before any command."""
 
 
 def main() -> None:
