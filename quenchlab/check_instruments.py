@@ -92,6 +92,11 @@ def _collector_differences(driver: ZaberStage, entry) -> list[Difference]:
             for axis in (1, 2) if "WR" in driver.warnings(axis)]
 
 
+def _alicat(entry, address: str, name: str, library: str) -> AlicatUnit:
+    """A flow controller or a gauge on the gas bus, at its unit ID."""
+    return AlicatUnit(address, entry.unit, name=name)
+
+
 def _gas_differences(driver: AlicatUnit, entry) -> list[Difference]:
     return (_differ("gas", entry.gas, driver.poll().gas)
             + _differ("full_scale", entry.full_scale, driver.flow_full_scale(), LEAVES, tolerance=0.01))
@@ -120,9 +125,9 @@ READERS = {
                           r"^device \d+ firmware \d", _collector_differences,
                           identify=lambda driver: f"device {driver.get('deviceid')} firmware {driver.get('version')}",
                           ping=lambda driver: driver.warnings()),
-    "alicat-mc": Reader(lambda e, address, name, library: AlicatUnit(address, e.unit, name=name), r".", _gas_differences,
+    "alicat-mc": Reader(_alicat, r".", _gas_differences,
                         identify=lambda driver: driver.firmware(), ping=lambda driver: driver.poll()),
-    "alicat-p": Reader(lambda e, address, name, library: AlicatUnit(address, e.unit, name=name), r".",
+    "alicat-p": Reader(_alicat, r".",
                        lambda driver, e: _differ("pressure unit", "kPa", driver.full_scale(DIFFERENTIAL_PRESSURE).unit,
                                                  REFUSES),
                        identify=lambda driver: driver.firmware(), ping=lambda driver: driver.poll()),

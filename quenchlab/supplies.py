@@ -159,7 +159,8 @@ class CapBankBuilder(SupplyBuilder):
 
     def prepare(self, driver: CapBank) -> None:
         driver.dump()
-        for setting, configured, reported in self.refusals(driver):
+        if refused := self.refusals(driver):
+            setting, configured, reported = refused[0]
             raise InstrumentError(driver.name, driver.address, BANK_QUERIES[setting], f"the controller reports {reported}, not the "
                                   f"{configured} of instruments.supply.{setting}: the shots would be misjudged "
                                   "(pre-flight forecasts them from the config); correct the config (or the bank)")

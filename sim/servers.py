@@ -143,7 +143,7 @@ class TcpServer:
 
     With `gateway`, the twin is a serial one behind a serial-to-Ethernet gateway, one client at a
     time, at pyserial's `socket://host:port` or `rfc2217://host:port`. In raw TCP mode ("socket")
-    the gateway holds the line's settings (`line_settings`): nothing is checked. In RFC 2217 mode
+    the gateway holds the line's settings (`line_settings(twin)`): nothing is checked. In RFC 2217 mode
     the client sets them over Telnet (pyserial's PortManager plays the gateway's side), and a
     message sent with settings other than the twin's is dropped, as its UART would see garbage."""
 
@@ -158,11 +158,9 @@ class TcpServer:
         self._sessions = getattr(twin, "sessions", False)
         self._sock = socket.create_server((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
-        self.gateway = gateway
+        self.gateway, self.serial = gateway, bool(gateway)  # a serial twin behind a gateway
         self.address = f"{gateway}://{self.host}:{self.port}" if gateway else \
             f"TCPIP::{self.host}::{self.port}::SOCKET"  # what pyserial, or pyvisa, opens
-        if gateway:
-            self.line_settings = line_settings(twin)
         self._listening = [self._sock]
         if hasattr(twin, "control_port"):
             self._control = socket.create_server((host, 0))
@@ -359,6 +357,8 @@ class PtyServer:
     client's settings always change something.
     """
 
+    serial = True
+
     def __init__(self, twin: Twin, lines: SerialLines | None = None):
         self.twin = twin
         self.faults = LinkFaults(kinds=LinkFaults.SERIAL)
@@ -381,10 +381,6 @@ class PtyServer:
         if not settings[0] & termios.IXANY:
             settings = [settings[0] | termios.IXANY, *settings[1:]]
             termios.tcsetattr(self._slave, termios.TCSANOW, settings)
-
-    @property
-    def line_settings(self) -> dict:
-        return line_settings(self.twin)
 
     def _receive(self) -> None:
         try:
@@ -448,7 +444,7 @@ class TwinGroup:
     def described(self) -> list[dict]:
         """Per instrument: its name, model and address, and for a serial one its line settings."""
         return [{"name": name, "model": self.models[name], "address": server.address,
-                 **getattr(server, "line_settings", {})} for name, server in self.servers.items()]
+                 **(line_settings(server.twin) if server.serial else {})} for name, server in self.servers.items()]
 
     def close(self) -> None:
         for server in self.servers.values():

@@ -140,10 +140,10 @@ class SsiTwin:
     def _configure(self) -> None:
         """The power-up configuration (RE): flow 0, the power-up limits, no compensation, keypad on."""
         self.flow, self.decimals = 0.0, round(-math.log10(self.step))
-        self._reset_limits()
+        self._reset_compensation_and_limits()
         self.keypad_locked = False
 
-    def _reset_limits(self) -> None:
+    def _reset_compensation_and_limits(self) -> None:
         upper, self.lower = self.power_up_limits
         self.upper = min(upper, MAX_PRESSURE[HEAD_TYPES[self.head][1]])
         self.compensation = 0  # hundreds of psi
@@ -291,7 +291,7 @@ class SsiTwin:
         self.head = head
         self.flow = min(round(round(self.flow / self.step) * self.step, 3), self.head_max_flow)
         self.decimals = round(-math.log10(self.step))
-        self._reset_limits()
+        self._reset_compensation_and_limits()
         return self._stop("", now)
 
     def _keypad(self, argument: str, locked: bool) -> str:

@@ -372,9 +372,7 @@ class ZaberTwin:
             here = one.physical(now)
             one.segments.append(Segment(now, here, here, ()))  # a home already done sets no reference again
             one.offset, one.homed, one.flags = here, False, set()
-        self.outputs = [0] * DIGITAL_OUTPUTS
-        self._shutter = [*self._shutter[-HISTORY:], (now, False)]
-        return "0"
+        return self._set_outputs(dict.fromkeys(range(DIGITAL_OUTPUTS), "0"), now)
 
     def _cmd_tools(self, axis: int, args: list[str], now: float) -> str:
         if args[:1] != ["echo"]:
