@@ -25,11 +25,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from quenchlab.aerosol_config import load_aerosol_config
-from quenchlab.aerosol_reactor import AerosolReactor
-from quenchlab.library import load_library
-from quenchlab.library_run import run_library
-from quenchlab.preflight import aerosol_slots
+from quenchlab.config.aerosol import load_aerosol_config
+from quenchlab.reactor.aerosol import AerosolReactor
+from quenchlab.library.rows import load_library
+from quenchlab.library.runner import run_library
+from quenchlab.library.preflight import aerosol_slots
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "aerosol-sim.yaml"
 

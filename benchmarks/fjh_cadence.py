@@ -20,13 +20,13 @@ from pathlib import Path
 import h5py
 from bluesky import RunEngine
 
-from quenchlab.config import load_config
-from quenchlab.kelvin_recipe import TemperatureRecipe, check_recipe
-from quenchlab.reactor import FJHReactor
-from quenchlab.recipe import compile_recipe, load_recipe
-from quenchlab.recipe_plan import checked_plan
-from quenchlab.supply_plans import compile_host_timed
-from quenchlab.writer import HDF5Writer
+from quenchlab.config.fjh import load_config
+from quenchlab.recipes.kelvin import TemperatureRecipe, check_recipe
+from quenchlab.reactor.fjh import FJHReactor
+from quenchlab.recipes.pulse import compile_recipe, load_recipe
+from quenchlab.plans.recipe import checked_plan
+from quenchlab.plans.supply import compile_host_timed
+from quenchlab.record.writer import HDF5Writer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 CASES = [("N6900 list", "fjh-sim.yaml", "thin-film-2000K.yaml"),

@@ -24,16 +24,16 @@ from pathlib import Path
 import h5py
 import yaml
 
-from quenchlab.aerosol_config import load_aerosol_config
-from quenchlab.aerosol_reactor import AerosolReactor
-from quenchlab.config import FJHConfig
-from quenchlab.faults import FaultScenario, apply_scenario
+from quenchlab.config.aerosol import load_aerosol_config
+from quenchlab.reactor.aerosol import AerosolReactor
+from quenchlab.config.fjh import FJHConfig
+from quenchlab.sim.faults import FaultScenario, apply_scenario
 from quenchlab.files import validate
-from quenchlab.library import load_library
-from quenchlab.library_run import run_library
-from quenchlab.preflight import aerosol_slots
-from quenchlab.recipe import load_recipe
-from quenchlab.session import Inputs, run_recipe
+from quenchlab.library.rows import load_library
+from quenchlab.library.runner import run_library
+from quenchlab.library.preflight import aerosol_slots
+from quenchlab.recipes.pulse import load_recipe
+from quenchlab.run.session import Inputs, run_recipe
 from quenchlab.sim.fjh_twins import FJHTwins
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

@@ -3,7 +3,7 @@
 kickoff checks the supply's protection (as that supply's own pulse flyer does before a pulse),
 readies its output for settings that act at once (`ready`), switches it on at no current with
 the compliance set, and starts a thread that, every `period` s, reads the pyrometer, sets the
-current quenchlab.hold_control asks for and reads the output back; the output goes off at the
+current quenchlab.control.hold asks for and reads the output back; the output goes off at the
 profile's end and on every other exit (an error, a stop, a cancel). The pyrometer's readings
 and the supply's are the pulse's traces, one of each per tick.
 
@@ -21,9 +21,9 @@ from collections.abc import Callable
 import numpy as np
 
 from quenchlab.errors import InstrumentError
-from quenchlab.hold_control import HoldController
-from quenchlab.kelvin_recipe import Profile
-from quenchlab.thermal_model import SampleModel
+from quenchlab.control.hold import HoldController
+from quenchlab.recipes.kelvin import Profile
+from quenchlab.control.thermal_model import SampleModel
 
 from .pulse_capture import PulseCapture
 

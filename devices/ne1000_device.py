@@ -21,7 +21,7 @@ EMPTY = "all"  # a dispense of everything the syringe holds
 
 class SyringeShortfall(InstrumentError):
     """The syringe would run empty, or draw air, or did not move what it was asked: the sample's
-    liquid is not delivered (quenchlab.outcome takes it for the sample's failure)."""
+    liquid is not delivered (quenchlab.run.outcome takes it for the sample's failure)."""
 
     liquid = True
 

@@ -4,13 +4,13 @@ kickoff fires the loaded program (`_fire`, in a thread); complete records it (`_
 calls `_record` once). The pyrometer's analog output is captured by the digitizer and turned
 back into kelvin; each pulse becomes one event page of the flyer's stream holding its traces
 (`time`, `temperature`, `supply_time`, `current`, `voltage`, plus a flyer's own extras) and the
-figures of `quenchlab.analysis`. Staging, unstaging and stop make the supply safe; a stop()
+figures of `quenchlab.analysis.pulse`. Staging, unstaging and stop make the supply safe; a stop()
 that arrives while a shot is being armed cancels it (a subclass checks `_cancel` under
 `_firing` before it switches anything on).
 
 `ProgrammedPulse` is a pulse of level steps (a `ListProgram`), optionally meant to realise a
 temperature profile: each of its pulses then also records the profile, the steps it was
-given and how well it tracked (quenchlab.kelvin_recipe).
+given and how well it tracked (quenchlab.recipes.kelvin).
 """
 import math
 import threading
@@ -21,10 +21,10 @@ from ophyd import Component as Cpt
 from ophyd import Device, Kind, Signal
 from ophyd.status import Status
 
-from quenchlab.analysis import FIGURES, AnalysisSettings, analyse_pulse
+from quenchlab.analysis.pulse import FIGURES, AnalysisSettings, analyse_pulse
 from quenchlab.errors import InstrumentError
-from quenchlab.kelvin_recipe import TRACKING, Profile
-from quenchlab.recipe import UNITS
+from quenchlab.recipes.kelvin import TRACKING, Profile
+from quenchlab.recipes.pulse import UNITS
 
 from .driver_device import run_in_thread
 from .impac_driver import Impac
@@ -206,7 +206,7 @@ class PulseCapture(Device):
 
     def realised(self, time: np.ndarray, temperature: np.ndarray) -> dict:
         """With a `target` profile: the programmed temperature on the pulse's time base and how
-        well it was tracked (quenchlab.kelvin_recipe)."""
+        well it was tracked (quenchlab.recipes.kelvin)."""
         if self.target is None:
             return {}
         return {"programmed_temperature": self.target.at(time), **self.target.tracking(time, temperature)}

@@ -12,8 +12,8 @@ from quenchlab.devices.fjh_pulse import train_timing
 from quenchlab.devices.n6900_driver import ListProgram
 from quenchlab.devices.pulse_capture import PulseCapture
 from quenchlab.devices.sample_model import model_device
-from quenchlab.kelvin_recipe import Profile, learned
-from quenchlab.thermal_model import SampleModel
+from quenchlab.recipes.kelvin import Profile, learned
+from quenchlab.control.thermal_model import SampleModel
 
 from .pulses import fire, record_train
 

@@ -6,7 +6,7 @@ longer than one list holds is fired list after list, the gaps showing in the pul
 On the host-timed supplies each pulse fires `off_time` after the one before ended. A
 checkpoint precedes each firing; once every pulse is taken the plan clears it: a run paused
 after that point is not resumed, and quenchlab's own Ctrl-C lets it complete
-(quenchlab.interrupts). A train stopped early (an abort, a trip) still records the pulses it
+(quenchlab.run.interrupts). A train stopped early (an abort, a trip) still records the pulses it
 completed.
 """
 import bluesky.plan_stubs as bps

@@ -9,7 +9,7 @@ sample's plate position, read back), `collect` (shutter open, for the rest of th
 `close` (shutter closed) and `end` (back on waste; a syringe stops). Without a collector the
 slot collects on the one filter. Process data are logged all along on the reactor clock and
 collected as pages. A checkpoint precedes each mark; after `end` the plan clears it:
-quenchlab's Ctrl-C then lets the sample complete (quenchlab.interrupts).
+quenchlab's Ctrl-C then lets the sample complete (quenchlab.run.interrupts).
 """
 import asyncio
 from collections.abc import Callable
@@ -210,7 +210,7 @@ def aerosol_sample(line, steps: SlotSteps, flame: Flame, md: dict):
 
 def valve_switched_sequence(line, slots, md: dict | None = None):
     """Every slot in turn, each its own run (one record per sample), on a prepared aerosol line
-    (`quenchlab.aerosol_reactor.AerosolReactor`). Unattended libraries, with their journal and
-    resume, use `quenchlab.library_run.run_library`, which runs the same per-slot plan."""
+    (`quenchlab.reactor.aerosol.AerosolReactor`). Unattended libraries, with their journal and
+    resume, use `quenchlab.library.runner.run_library`, which runs the same per-slot plan."""
     for slot in slots:
         yield from line.plan(slot, {"sample": slot.sample_id, **slot.row.model_dump(exclude_none=True), **(md or {})})

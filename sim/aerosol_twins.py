@@ -1,7 +1,7 @@
 """The twins of an aerosol (flame spray) line, sharing one world and one clock, on loopback."""
 from functools import cache
 
-from quenchlab.aerosol_config import AerosolConfig
+from quenchlab.config.aerosol import AerosolConfig
 from quenchlab.clock import ReactorClock
 
 from .aerosol_world import AerosolWorld, LineModel, Precursor

@@ -1,6 +1,6 @@
 """The twins of a flash Joule heating reactor, sharing one world, served on loopback."""
 from quenchlab.clock import ReactorClock
-from quenchlab.config import FJHConfig
+from quenchlab.config.fjh import FJHConfig
 
 from .capbank_twin import CapBankTwin
 from .fjh_world import FJHWorld

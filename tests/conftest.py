@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from quenchlab.config import load_config
-from quenchlab.reactor import FJHReactor
+from quenchlab.config.fjh import load_config
+from quenchlab.reactor.fjh import FJHReactor
 from quenchlab.sim.fjh_twins import FJHTwins
 from quenchlab.sim.servers import PtyServer
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from quenchlab.analysis import (
+from quenchlab.analysis.pulse import (
     DEFINITIONS,
     FIGURES,
     GAS_CONSTANT,
@@ -21,7 +21,7 @@ from quenchlab.analysis import (
     pulse_energy,
     smooth_trace,
 )
-from quenchlab.config import load_config
+from quenchlab.config.fjh import load_config
 from quenchlab.errors import ConfigError
 
 from conftest import CONFIGS

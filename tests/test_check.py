@@ -8,8 +8,8 @@ import subprocess
 import pytest
 import yaml
 
-from quenchlab.check import check
-from quenchlab.reactor_config import load_reactor_config
+from quenchlab.reactor.check import check
+from quenchlab.config.reactor import load_reactor_config
 from quenchlab.sim.aerosol_twins import AerosolTwins
 from quenchlab.sim.fjh_twins import FJHTwins
 

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from quenchlab.analysis import FIGURES, GrainGrowth, KineticParameters, equivalent_time, grain_growth, smooth_trace
+from quenchlab.analysis.pulse import FIGURES, GrainGrowth, KineticParameters, equivalent_time, grain_growth, smooth_trace
 from quenchlab.devices.n6900_driver import N6900
-from quenchlab.record import read_run
+from quenchlab.record.reader import read_run
 
 from conftest import CONFIGS, QUENCHLAB
 
@@ -249,8 +249,8 @@ def test_inspect_several_records_compares_them(fjh_library, aerosol_library, tmp
 
 
 def test_compare_runs_from_python(fjh_library, tmp_path):
-    from quenchlab.plots_compare import compare_runs
-    from quenchlab.summary import summarise
+    from quenchlab.cli.plots.compare import compare_runs
+    from quenchlab.record.summary import summarise
     files = records_of(fjh_library)
     assert_png(compare_runs([files["F1"], read_run(files["F2"])], tmp_path / "c.png"))
     row = summarise(read_run(files["F1"], traces=False))
@@ -319,9 +319,9 @@ def test_a_bank_whose_charger_is_not_the_configured_one_is_refused_at_connect(tm
 @pytest.mark.parametrize("config, recipe", [("fjh-sim.yaml", "thin-film-2000K.yaml"),
                                             ("fjh-capbank-sim.yaml", "carbon-paper-shot.yaml")])
 def test_preflights_energy_estimate_is_what_the_twins_take(tmp_path, config, recipe):
-    from quenchlab.config import load_config
-    from quenchlab.preflight_fjh import fjh_pulses
-    from quenchlab.recipe import load_recipe
+    from quenchlab.config.fjh import load_config
+    from quenchlab.library.preflight_fjh import fjh_pulses
+    from quenchlab.recipes.pulse import load_recipe
     fires = fjh_pulses(load_recipe(CONFIGS / "recipes" / recipe)[0], load_config(CONFIGS / config)[0], recipe)
     ran = quenchlab("run", CONFIGS / config, CONFIGS / "recipes" / recipe, "--sim", "--data-dir", tmp_path, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr

@@ -9,7 +9,7 @@ from bluesky import Msg
 from bluesky.utils import RunEngineInterrupted
 
 from quenchlab.clock import ReactorClock
-from quenchlab.engine import run_engine
+from quenchlab.run.engine import run_engine
 from quenchlab.plans.sequences import reactor_sleep
 
 

@@ -6,14 +6,14 @@ import subprocess
 import h5py
 import pytest
 
-from quenchlab.aerosol_config import load_aerosol_config
-from quenchlab.aerosol_reactor import AerosolReactor
+from quenchlab.config.aerosol import load_aerosol_config
+from quenchlab.reactor.aerosol import AerosolReactor
 from quenchlab.devices.ne1000_device import SyringeShortfall
 from quenchlab.errors import ConfigError
-from quenchlab.library import load_library
-from quenchlab.library_run import LibraryStopped, Progress, run_library
-from quenchlab.plate import PlateLedger
-from quenchlab.preflight import aerosol_forecast, aerosol_slots
+from quenchlab.library.rows import load_library
+from quenchlab.library.runner import LibraryStopped, Progress, run_library
+from quenchlab.config.plate import PlateLedger
+from quenchlab.library.preflight import aerosol_forecast, aerosol_slots
 
 from conftest import CONFIGS
 from test_interrupts import manifest

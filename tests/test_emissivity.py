@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from bluesky import RunEngine
 
-from quenchlab.emissivity import emissivity_at
+from quenchlab.record.emissivity import emissivity_at
 from quenchlab.errors import QuenchlabError
 from quenchlab.plans.pulses import pulse_train
-from quenchlab.plateau import phase_change, plateaus
-from quenchlab.reactor import FJHReactor
-from quenchlab.recipe import compile_recipe, load_recipe
-from quenchlab.writer import HDF5Writer
+from quenchlab.analysis.plateau import phase_change, plateaus
+from quenchlab.reactor.fjh import FJHReactor
+from quenchlab.recipes.pulse import compile_recipe, load_recipe
+from quenchlab.record.writer import HDF5Writer
 
 from conftest import CONFIGS, QUENCHLAB
 

@@ -12,7 +12,7 @@ from quenchlab.devices.impac_driver import Impac
 from quenchlab.devices.n6900_driver import N6900
 from quenchlab.devices.transport import VisaTransport
 from quenchlab.errors import ConfigError, InstrumentError
-from quenchlab.faults import FaultScenario, apply_scenario, load_scenario
+from quenchlab.sim.faults import FaultScenario, apply_scenario, load_scenario
 from quenchlab.sim.servers import LinkFault
 
 

@@ -2,10 +2,10 @@
 import pytest
 import yaml
 
-from quenchlab.config import load_config
+from quenchlab.config.fjh import load_config
 from quenchlab.errors import ConfigError, LimitError
-from quenchlab.recipe import compile_recipe, energy_bound, load_recipe
-from quenchlab.recipe_plan import checked_plan
+from quenchlab.recipes.pulse import compile_recipe, energy_bound, load_recipe
+from quenchlab.plans.recipe import checked_plan
 
 from conftest import CONFIGS
 

@@ -14,19 +14,19 @@ from bluesky.utils import Msg, RunEngineInterrupted
 from ophyd.sim import SynAxis
 from ophyd.status import Status
 
-from quenchlab.aerosol_config import load_aerosol_config
-from quenchlab.aerosol_reactor import AerosolReactor
-from quenchlab.engine import abort_run
+from quenchlab.config.aerosol import load_aerosol_config
+from quenchlab.reactor.aerosol import AerosolReactor
+from quenchlab.run.engine import abort_run
 from quenchlab.errors import QuenchlabError
 from quenchlab.clock import ReactorClock
-from quenchlab.interlock import Interlock, Watch
-from quenchlab.library import load_library
-from quenchlab.library_run import Progress, run_library
+from quenchlab.reactor.interlock import Interlock, Watch
+from quenchlab.library.rows import load_library
+from quenchlab.library.runner import Progress, run_library
 from quenchlab.plans.pulses import pulse_train
-from quenchlab.preflight import aerosol_slots
-from quenchlab.reactor import FJHReactor
-from quenchlab.recipe import compile_recipe, load_recipe
-from quenchlab.writer import HDF5Writer
+from quenchlab.library.preflight import aerosol_slots
+from quenchlab.reactor.fjh import FJHReactor
+from quenchlab.recipes.pulse import compile_recipe, load_recipe
+from quenchlab.record.writer import HDF5Writer
 
 from conftest import CONFIGS
 

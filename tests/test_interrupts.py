@@ -16,18 +16,18 @@ import h5py
 import pytest
 from bluesky import plan_stubs as bps
 
-from quenchlab.aerosol_config import load_aerosol_config
-from quenchlab.aerosol_reactor import AerosolReactor
-from quenchlab.config import load_config
-from quenchlab.engine import run_engine
+from quenchlab.config.aerosol import load_aerosol_config
+from quenchlab.reactor.aerosol import AerosolReactor
+from quenchlab.config.fjh import load_config
+from quenchlab.run.engine import run_engine
 from quenchlab.errors import QuenchlabError
-from quenchlab.interrupts import Interrupts
-from quenchlab.library import load_library
-from quenchlab.library_run import LibraryStopped, Progress, run_library
-from quenchlab.outcome import run_once
-from quenchlab.preflight import aerosol_slots
-from quenchlab.recipe import load_recipe
-from quenchlab.session import Inputs, run_recipe
+from quenchlab.run.interrupts import Interrupts
+from quenchlab.library.rows import load_library
+from quenchlab.library.runner import LibraryStopped, Progress, run_library
+from quenchlab.run.outcome import run_once
+from quenchlab.library.preflight import aerosol_slots
+from quenchlab.recipes.pulse import load_recipe
+from quenchlab.run.session import Inputs, run_recipe
 from quenchlab.sim.aerosol_twins import AerosolTwins
 from quenchlab.sim.twin_process import TwinProcess
 

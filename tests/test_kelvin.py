@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import yaml
 
-from quenchlab.config import load_config
+from quenchlab.config.fjh import load_config
 from quenchlab.errors import ConfigError, LimitError
 from quenchlab.files import validate
-from quenchlab.hold_control import HoldController
-from quenchlab.kelvin_recipe import TemperatureRecipe, learned, profile, program_for
-from quenchlab.reactor import FJHReactor
-from quenchlab.recipe import load_recipe
-from quenchlab.recipe_plan import checked_plan
-from quenchlab.thermal_model import AMBIENT, SampleModel, identify
+from quenchlab.control.hold import HoldController
+from quenchlab.recipes.kelvin import TemperatureRecipe, learned, profile, program_for
+from quenchlab.reactor.fjh import FJHReactor
+from quenchlab.recipes.pulse import load_recipe
+from quenchlab.plans.recipe import checked_plan
+from quenchlab.control.thermal_model import AMBIENT, SampleModel, identify
 
 from conftest import CONFIGS, QUENCHLAB, wall_timed
 

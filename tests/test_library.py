@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import yaml
 
-from quenchlab.aerosol_config import load_aerosol_config
-from quenchlab.aerosol_reactor import AerosolReactor
+from quenchlab.config.aerosol import load_aerosol_config
+from quenchlab.reactor.aerosol import AerosolReactor
 from quenchlab.errors import ConfigError, QuenchlabError
-from quenchlab.library import load_library
-from quenchlab.library_run import Progress, run_library
-from quenchlab.preflight import aerosol_forecast, aerosol_slots
+from quenchlab.library.rows import load_library
+from quenchlab.library.runner import Progress, run_library
+from quenchlab.library.preflight import aerosol_forecast, aerosol_slots
 
 from conftest import CONFIGS, QUENCHLAB
 
@@ -313,7 +313,7 @@ def test_valve_switched_sequence_with_a_plain_run_engine(config, tmp_path):
     from bluesky import RunEngine
 
     from quenchlab.plans.sequences import valve_switched_sequence
-    from quenchlab.writer import HDF5Writer
+    from quenchlab.record.writer import HDF5Writer
     reactor, slots, _ = run_short(config, tmp_path, count=2)
     engine = RunEngine({})
     engine.subscribe(HDF5Writer(tmp_path / "records"))

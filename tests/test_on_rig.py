@@ -11,12 +11,12 @@ What each touches on a rig (nothing else is sent; no output is switched on):
 """
 import pytest
 
-from quenchlab.check import check
+from quenchlab.reactor.check import check
 from quenchlab.devices.n6900_driver import ListProgram
 from quenchlab.devices.vici_driver import ViciValve
-from quenchlab.reactor import FJHReactor
-from quenchlab.reactor_config import load_reactor_config
-from quenchlab.rig_file import write_rig_file
+from quenchlab.reactor.fjh import FJHReactor
+from quenchlab.config.reactor import load_reactor_config
+from quenchlab.config.rig_file import write_rig_file
 from quenchlab.sim.aerosol_twins import AerosolTwins
 from quenchlab.sim.fjh_twins import FJHTwins
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from quenchlab.analysis import analyse_pulse
+from quenchlab.analysis.pulse import analyse_pulse
 from quenchlab.clock import ReactorClock
 from quenchlab.sim.fjh_world import FJHWorld
 from quenchlab.sim.samples import PRESETS, graphite_heat_capacity

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quenchlab.analysis import AnalysisSettings, analyse_pulse
-from quenchlab.plots import plt
-from quenchlab.plots_compare import comparison_figure
-from quenchlab.plots_pulses import pulse_figure
-from quenchlab.record import PulseTrace, RunRecord
+from quenchlab.analysis.pulse import AnalysisSettings, analyse_pulse
+from quenchlab.cli.plots.common import plt
+from quenchlab.cli.plots.compare import comparison_figure
+from quenchlab.cli.plots.pulses import pulse_figure
+from quenchlab.record.reader import PulseTrace, RunRecord
 
 FLOOR, CEILING = 1100.0, 2773.0
 ANALYSED_AT = {"threshold": 1500.0, "fixed_temperature": 1500.0, "reference_temperature": 2000.0}

@@ -10,7 +10,7 @@ from bluesky import RunEngine
 from quenchlab.clock import ReactorClock
 from quenchlab.devices.process_logger import ProcessLogger
 from quenchlab.errors import QuenchlabError
-from quenchlab.interlock import Interlock
+from quenchlab.reactor.interlock import Interlock
 from quenchlab.plans import sequences
 
 

@@ -10,9 +10,9 @@ from bluesky import RunEngine
 from bluesky.utils import FailedStatus, RunEngineInterrupted
 
 from quenchlab.plans.pulses import heat_quench_pulse, pulse_train
-from quenchlab.reactor import FJHReactor
-from quenchlab.recipe import compile_recipe, load_recipe
-from quenchlab.writer import HDF5Writer
+from quenchlab.reactor.fjh import FJHReactor
+from quenchlab.recipes.pulse import compile_recipe, load_recipe
+from quenchlab.record.writer import HDF5Writer
 
 from conftest import CONFIGS
 

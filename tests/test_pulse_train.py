@@ -14,8 +14,8 @@ from bluesky.utils import RunEngineInterrupted
 from quenchlab.devices.fjh_pulse import TrainRecord, train_timing
 from quenchlab.devices.n6900_driver import ListProgram
 from quenchlab.plans.pulses import fire, pulse_train
-from quenchlab.reactor import FJHReactor
-from quenchlab.writer import HDF5Writer
+from quenchlab.reactor.fjh import FJHReactor
+from quenchlab.record.writer import HDF5Writer
 
 from conftest import wall_timed
 

@@ -16,17 +16,17 @@ import yaml
 from bluesky import RunEngine
 from bluesky.utils import FailedStatus, RunEngineInterrupted
 
-from quenchlab.analysis import pulse_energy
-from quenchlab.config import load_config
+from quenchlab.analysis.pulse import pulse_energy
+from quenchlab.config.fjh import load_config
 from quenchlab.devices.host_timed_pulse import minimum_step
-from quenchlab.engine import abort_run
+from quenchlab.run.engine import abort_run
 from quenchlab.errors import ConfigError, InstrumentError, LimitError
 from quenchlab.plans.pulses import pulse_train
-from quenchlab.reactor import FJHReactor
-from quenchlab.recipe import load_recipe
-from quenchlab.recipe_plan import checked_plan
-from quenchlab.shot_recipe import compile_shot
-from quenchlab.supply_plans import compile_host_timed
+from quenchlab.reactor.fjh import FJHReactor
+from quenchlab.recipes.pulse import load_recipe
+from quenchlab.plans.recipe import checked_plan
+from quenchlab.recipes.shot import compile_shot
+from quenchlab.plans.supply import compile_host_timed
 
 from conftest import CONFIGS, QUENCHLAB, wall_timed
 

@@ -20,7 +20,7 @@ from bluesky import RunEngine
 
 from quenchlab.devices.n6900_driver import ListProgram
 from quenchlab.plans.pulses import pulse_train
-from quenchlab.writer import HDF5Writer
+from quenchlab.record.writer import HDF5Writer
 
 from conftest import CONFIGS, QUENCHLAB
 from test_twin_protocols import ScpiSocket

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import serial
 
-from quenchlab.config import load_config
+from quenchlab.config.fjh import load_config
 from quenchlab.sim.fjh_twins import FJHTwins
 
 CONFIG_PATH = Path(__file__).resolve().parents[1] / "configs" / "fjh-sim.yaml"

@@ -21,10 +21,10 @@ from ophyd import Device, Signal
 from ophyd.sim import det, motor
 from ophyd.status import Status
 
-from quenchlab import writer as writer_module
+import quenchlab.record.writer as writer_module
 from quenchlab.clock import ReactorClock
 from quenchlab.devices.process_logger import ProcessLogger
-from quenchlab.writer import HDF5Writer
+from quenchlab.record.writer import HDF5Writer
 
 RECIPE = "name: flash-1\npulses:\n  - {voltage: 120, duration_ms: 50}\n"
 REACTOR_CONFIG = "reactor: bench-1\nsupply: {model: sim}\n"
@@ -453,7 +453,7 @@ def test_buffered_rows_are_flushed_within_the_bound_when_no_document_follows(tmp
 KILLED_CHILD = """
 import sys, time
 import event_model
-from quenchlab.writer import HDF5Writer, ROWS_MAX_AGE
+from quenchlab.record.writer import HDF5Writer, ROWS_MAX_AGE
 
 writer = HDF5Writer(sys.argv[1])
 run = event_model.compose_run(metadata={"plan_name": "count"})

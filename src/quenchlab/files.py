@@ -6,7 +6,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .errors import ConfigError
+from quenchlab.errors import ConfigError
 
 Model = TypeVar("Model", bound=BaseModel)
 

@@ -1,0 +1,4 @@
+"""The `quenchlab` command line (typer) and its plots.
+
+May import anything.
+"""
