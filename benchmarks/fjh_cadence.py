@@ -23,7 +23,8 @@ from bluesky import RunEngine
 from quenchlab.config.fjh import load_config
 from quenchlab.recipes.kelvin import TemperatureRecipe, check_recipe
 from quenchlab.reactor.fjh import FJHReactor
-from quenchlab.recipes.pulse import compile_recipe, load_recipe
+from quenchlab.recipes.pulse import compile_recipe
+from quenchlab.recipes.load import load_recipe
 from quenchlab.plans.recipe import checked_plan
 from quenchlab.plans.supply import compile_host_timed
 from quenchlab.record.writer import HDF5Writer

@@ -32,7 +32,7 @@ from quenchlab.files import validate
 from quenchlab.library.rows import load_library
 from quenchlab.library.runner import run_library
 from quenchlab.library.preflight import aerosol_slots
-from quenchlab.recipes.pulse import load_recipe
+from quenchlab.recipes.load import load_recipe
 from quenchlab.run.session import Inputs, run_recipe
 from quenchlab.sim.fjh_twins import FJHTwins
 

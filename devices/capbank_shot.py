@@ -17,12 +17,12 @@ process dies, the controller's watchdog dumps the bank by itself (section 6).
 """
 import math
 import time as wallclock
-from dataclasses import dataclass
 
 import numpy as np
 from ophyd import Component as Cpt
 from ophyd import Kind, Signal
 
+from quenchlab.control.programs import Shot
 from quenchlab.errors import InstrumentError
 
 from .capbank_driver import CapBank
@@ -31,24 +31,6 @@ from .pulse_capture import PulseCapture
 TRIGGER_FRACTION = 0.05  # of max_current: the current that starts the record
 PROBE_HEADROOM = 1.2  # the probe channel's full scale, in max_current
 HOLD_POLL = 0.5  # s between STATE? queries while a charged bank waits for its off time to end
-
-
-@dataclass(frozen=True)
-class Shot:
-    """Charge a bank of `capacitance` F to `voltage` V, then close the switch `milliseconds`."""
-
-    voltage: float
-    milliseconds: int
-    capacitance: float
-
-    @property
-    def duration(self) -> float:
-        return self.milliseconds / 1e3
-
-    @property
-    def energy(self) -> float:
-        """J the charged bank holds: 1/2 C V^2."""
-        return 0.5 * self.capacitance * self.voltage**2
 
 
 class CapBankShot(PulseCapture):

@@ -22,7 +22,7 @@ import numpy as np
 
 from quenchlab.errors import InstrumentError
 from quenchlab.control.hold import HoldController
-from quenchlab.recipes.kelvin import Profile
+from quenchlab.control.profile import Profile
 from quenchlab.control.thermal_model import SampleModel
 
 from .pulse_capture import PulseCapture

@@ -4,10 +4,9 @@ Commands from the "N6900/N7900 Series Operating and Service Guide", ch. 6 (SCPI 
 Reference): SOURce, OUTPut[:PROTection] (incl. the I/O watchdog), LIST, TRIGger, INITiate,
 ABORt, SENSe:SWEep and FETCh:ARRay (built-in digitizer), STATus registers and SYSTem:ERRor.
 """
-from dataclasses import dataclass
-
 import numpy as np
 
+from quenchlab.control.programs import ListProgram
 from quenchlab.errors import InstrumentError
 
 from .transport import VisaTransport
@@ -20,20 +19,6 @@ MAX_LIST_STEPS = 512
 MAX_DWELL = 262.144  # s
 MAX_LIST_COUNT = 4096  # LIST:COUNt, 1-4096 (or INFinity)
 PRIORITY = {"voltage": "VOLT", "current": "CURR"}  # a program's control -> [SOURce:]FUNCtion
-
-
-@dataclass(frozen=True)
-class ListProgram:
-    """A hardware-timed output list: one level and one dwell per step."""
-
-    levels: tuple[float, ...]
-    dwells: tuple[float, ...]
-    control: str = "current"  # the quantity the list steps; the other is the fixed limit
-    limit: float = 0.0  # the other quantity's setting while the list runs
-
-    @property
-    def duration(self) -> float:
-        return sum(self.dwells)
 
 
 def _setting(header: str, value: float) -> str:

@@ -23,13 +23,14 @@ from ophyd.status import Status
 
 from quenchlab.analysis.pulse import FIGURES, AnalysisSettings, analyse_pulse
 from quenchlab.errors import InstrumentError
-from quenchlab.recipes.kelvin import TRACKING, Profile
-from quenchlab.recipes.pulse import UNITS
+from quenchlab.control.profile import TRACKING
+from quenchlab.control.profile import Profile
+from quenchlab.control.programs import LEVEL_UNITS
 
 from .driver_device import run_in_thread
 from .impac_driver import Impac
 from .infiniivision_driver import InfiniiVision, Trace
-from .n6900_driver import ListProgram
+from quenchlab.control.programs import ListProgram
 
 TRACES = {"time": ("s", "time"), "temperature": ("K", "time"), "supply_time": ("s", "supply_time"),
           "current": ("A", "supply_time"), "voltage": ("V", "supply_time")}  # field: units, axis
@@ -265,5 +266,5 @@ class ProgrammedPulse(PulseCapture):
         if self.target is None:
             return {}
         steps = {"dtype": "array", "shape": [len(self.program.levels)], "dims": ["list_step"]}
-        return {**super().extra_keys(), "list_levels": {**steps, "units": UNITS[self.program.control]},
+        return {**super().extra_keys(), "list_levels": {**steps, "units": LEVEL_UNITS[self.program.control]},
                 "list_dwells": {**steps, "units": "s"}}

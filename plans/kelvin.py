@@ -9,10 +9,11 @@ import bluesky.preprocessors as bpp
 import numpy as np
 
 from quenchlab.devices.fjh_pulse import train_timing
-from quenchlab.devices.n6900_driver import ListProgram
+from quenchlab.control.programs import ListProgram
 from quenchlab.devices.pulse_capture import PulseCapture
 from quenchlab.devices.sample_model import model_device
-from quenchlab.recipes.kelvin import Profile, learned
+from quenchlab.control.profile import learned
+from quenchlab.control.profile import Profile
 from quenchlab.control.thermal_model import SampleModel
 
 from .pulses import fire, record_train

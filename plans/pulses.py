@@ -14,7 +14,7 @@ import bluesky.preprocessors as bpp
 from bluesky import Msg
 
 from quenchlab.devices.fjh_pulse import PulseFlyer, TrainRecord, train_timing
-from quenchlab.devices.n6900_driver import ListProgram
+from quenchlab.control.programs import ListProgram
 
 
 def pulse_train(flyer, program: ListProgram, pulses: int, off_time: float, detectors=(), md: dict | None = None):

@@ -20,8 +20,8 @@ from quenchlab.plans.pulses import pulse_train
 
 from quenchlab.config.fjh import FJHConfig
 from quenchlab.errors import ConfigError, LimitError
-from quenchlab.recipes.kelvin import (TemperatureRecipe, calibration_program, check_recipe, fits_record, predicted_energy,
-                            program_for)
+from quenchlab.recipes.kelvin import TemperatureRecipe, calibration_program, check_recipe, fits_record, program_for
+from quenchlab.control.profile import predicted_energy
 from quenchlab.recipes.pulse import Recipe, check_cool_down, check_energy_per_minute, compile_recipe
 from quenchlab.recipes.shot import ShotRecipe
 from quenchlab.plans.supply import FOLDBACK_DELAY, RUNS, compile_host_timed, supply_plan

@@ -11,7 +11,7 @@ kind and what the configured supply runs.
 import math
 
 from quenchlab.devices.host_timed_pulse import minimum_step, minimum_step_basis
-from quenchlab.devices.n6900_driver import ListProgram
+from quenchlab.control.programs import ListProgram
 from quenchlab.plans.pulses import pulse_train
 
 from quenchlab.config.fjh import FJHConfig

@@ -1,7 +1,9 @@
 """The twins of an aerosol (flame spray) line, sharing one world and one clock, on loopback."""
-from functools import cache
+from __future__ import annotations
 
-from quenchlab.config.aerosol import AerosolConfig
+from functools import cache
+from typing import TYPE_CHECKING
+
 from quenchlab.clock import ReactorClock
 
 from .aerosol_world import AerosolWorld, LineModel, Precursor
@@ -13,6 +15,9 @@ from .servers import TwinGroup
 from .ssi_twin import SsiTwin
 from .vici_twin import ViciTwin
 from .zaber_twin import ZaberTwin
+
+if TYPE_CHECKING:  # a config describes the twins; they never read it at import
+    from quenchlab.config.aerosol import AerosolConfig
 
 
 class AerosolTwins(TwinGroup):

@@ -1,6 +1,9 @@
 """The twins of a flash Joule heating reactor, sharing one world, served on loopback."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from quenchlab.clock import ReactorClock
-from quenchlab.config.fjh import FJHConfig
 
 from .capbank_twin import CapBankTwin
 from .fjh_world import FJHWorld
@@ -10,6 +13,9 @@ from .infiniivision_twin import InfiniiVisionTwin
 from .n6900_twin import N6900Twin
 from .samples import PRESETS
 from .servers import TcpServer, TwinGroup
+
+if TYPE_CHECKING:  # a config describes the twins; they never read it at import
+    from quenchlab.config.fjh import FJHConfig
 
 
 class FJHTwins(TwinGroup):

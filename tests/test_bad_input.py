@@ -9,7 +9,7 @@ import pytest
 from quenchlab.errors import ConfigError
 from quenchlab.library.rows import load_library
 from quenchlab.config.reactor import load_reactor_config
-from quenchlab.recipes.pulse import load_recipe
+from quenchlab.recipes.load import load_recipe
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 CASES = list(csv.DictReader((CORPUS / "expected.csv").open()))

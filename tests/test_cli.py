@@ -321,7 +321,7 @@ def test_a_bank_whose_charger_is_not_the_configured_one_is_refused_at_connect(tm
 def test_preflights_energy_estimate_is_what_the_twins_take(tmp_path, config, recipe):
     from quenchlab.config.fjh import load_config
     from quenchlab.library.preflight_fjh import fjh_pulses
-    from quenchlab.recipes.pulse import load_recipe
+    from quenchlab.recipes.load import load_recipe
     fires = fjh_pulses(load_recipe(CONFIGS / "recipes" / recipe)[0], load_config(CONFIGS / config)[0], recipe)
     ran = quenchlab("run", CONFIGS / config, CONFIGS / "recipes" / recipe, "--sim", "--data-dir", tmp_path, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr

@@ -7,7 +7,8 @@ import pytest
 
 from quenchlab.devices.impac_driver import Impac, parse_temperature
 from quenchlab.devices.infiniivision_driver import InfiniiVision
-from quenchlab.devices.n6900_driver import ListProgram, N6900
+from quenchlab.devices.n6900_driver import N6900
+from quenchlab.control.programs import ListProgram
 from quenchlab.errors import InstrumentError
 from quenchlab.sim.servers import PtyServer
 

@@ -15,7 +15,8 @@ from quenchlab.errors import QuenchlabError
 from quenchlab.plans.pulses import pulse_train
 from quenchlab.analysis.plateau import phase_change, plateaus
 from quenchlab.reactor.fjh import FJHReactor
-from quenchlab.recipes.pulse import compile_recipe, load_recipe
+from quenchlab.recipes.pulse import compile_recipe
+from quenchlab.recipes.load import load_recipe
 from quenchlab.record.writer import HDF5Writer
 
 from conftest import CONFIGS, QUENCHLAB

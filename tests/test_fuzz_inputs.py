@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from quenchlab.errors import ConfigError
 from quenchlab.library.rows import load_library
 from quenchlab.config.reactor import load_reactor_config
-from quenchlab.recipes.pulse import load_recipe
+from quenchlab.recipes.load import load_recipe
 from quenchlab.units import to_si
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

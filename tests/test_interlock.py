@@ -25,7 +25,8 @@ from quenchlab.library.runner import Progress, run_library
 from quenchlab.plans.pulses import pulse_train
 from quenchlab.library.preflight import aerosol_slots
 from quenchlab.reactor.fjh import FJHReactor
-from quenchlab.recipes.pulse import compile_recipe, load_recipe
+from quenchlab.recipes.pulse import compile_recipe
+from quenchlab.recipes.load import load_recipe
 from quenchlab.record.writer import HDF5Writer
 
 from conftest import CONFIGS

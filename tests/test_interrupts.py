@@ -26,7 +26,7 @@ from quenchlab.library.rows import load_library
 from quenchlab.library.runner import LibraryStopped, Progress, run_library
 from quenchlab.run.outcome import run_once
 from quenchlab.library.preflight import aerosol_slots
-from quenchlab.recipes.pulse import load_recipe
+from quenchlab.recipes.load import load_recipe
 from quenchlab.run.session import Inputs, run_recipe
 from quenchlab.sim.aerosol_twins import AerosolTwins
 from quenchlab.sim.twin_process import TwinProcess

@@ -12,9 +12,10 @@ from quenchlab.config.fjh import load_config
 from quenchlab.errors import ConfigError, LimitError
 from quenchlab.files import validate
 from quenchlab.control.hold import HoldController
-from quenchlab.recipes.kelvin import TemperatureRecipe, learned, profile, program_for
+from quenchlab.recipes.kelvin import TemperatureRecipe, profile, program_for
+from quenchlab.control.profile import learned
 from quenchlab.reactor.fjh import FJHReactor
-from quenchlab.recipes.pulse import load_recipe
+from quenchlab.recipes.load import load_recipe
 from quenchlab.plans.recipe import checked_plan
 from quenchlab.control.thermal_model import AMBIENT, SampleModel, identify
 

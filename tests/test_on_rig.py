@@ -12,7 +12,7 @@ What each touches on a rig (nothing else is sent; no output is switched on):
 import pytest
 
 from quenchlab.reactor.check import check
-from quenchlab.devices.n6900_driver import ListProgram
+from quenchlab.control.programs import ListProgram
 from quenchlab.devices.vici_driver import ViciValve
 from quenchlab.reactor.fjh import FJHReactor
 from quenchlab.config.reactor import load_reactor_config

@@ -11,7 +11,8 @@ from bluesky.utils import FailedStatus, RunEngineInterrupted
 
 from quenchlab.plans.pulses import heat_quench_pulse, pulse_train
 from quenchlab.reactor.fjh import FJHReactor
-from quenchlab.recipes.pulse import compile_recipe, load_recipe
+from quenchlab.recipes.pulse import compile_recipe
+from quenchlab.recipes.load import load_recipe
 from quenchlab.record.writer import HDF5Writer
 
 from conftest import CONFIGS

@@ -12,7 +12,7 @@ from bluesky import RunEngine
 from bluesky.utils import RunEngineInterrupted
 
 from quenchlab.devices.fjh_pulse import TrainRecord, train_timing
-from quenchlab.devices.n6900_driver import ListProgram
+from quenchlab.control.programs import ListProgram
 from quenchlab.plans.pulses import fire, pulse_train
 from quenchlab.reactor.fjh import FJHReactor
 from quenchlab.record.writer import HDF5Writer

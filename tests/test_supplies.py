@@ -23,7 +23,7 @@ from quenchlab.run.engine import abort_run
 from quenchlab.errors import ConfigError, InstrumentError, LimitError
 from quenchlab.plans.pulses import pulse_train
 from quenchlab.reactor.fjh import FJHReactor
-from quenchlab.recipes.pulse import load_recipe
+from quenchlab.recipes.load import load_recipe
 from quenchlab.plans.recipe import checked_plan
 from quenchlab.recipes.shot import compile_shot
 from quenchlab.plans.supply import compile_host_timed

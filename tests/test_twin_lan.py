@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from bluesky import RunEngine
 
-from quenchlab.devices.n6900_driver import ListProgram
+from quenchlab.control.programs import ListProgram
 from quenchlab.plans.pulses import pulse_train
 from quenchlab.record.writer import HDF5Writer
 

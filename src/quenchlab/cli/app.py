@@ -16,7 +16,7 @@ from quenchlab import __version__
 from quenchlab.config.fjh import load_config
 from quenchlab.errors import QuenchlabError
 from quenchlab.run.interrupts import Interrupted
-from quenchlab.recipes.pulse import load_recipe
+from quenchlab.recipes.load import load_recipe
 from quenchlab.plans.recipe import checked_plan, pulses_fired
 from quenchlab.run.session import Inputs, run_recipe
 from quenchlab.units import to_si

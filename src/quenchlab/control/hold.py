@@ -12,7 +12,7 @@ import math
 
 from simple_pid import PID
 
-from quenchlab.recipes.kelvin import Profile
+from quenchlab.control.profile import Profile
 from quenchlab.control.thermal_model import SampleModel
 
 PROPORTIONAL = 0.2  # K of correction per K of error

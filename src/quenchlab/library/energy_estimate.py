@@ -9,12 +9,12 @@ from itertools import accumulate
 
 import numpy as np
 
-from quenchlab.devices.capbank_shot import Shot
-from quenchlab.devices.n6900_driver import ListProgram
+from quenchlab.control.programs import Shot
+from quenchlab.control.programs import ListProgram
 from quenchlab.sim.fjh_world import FJHWorld
 from quenchlab.sim.samples import PRESETS
 
-from quenchlab.recipes.kelvin import Profile
+from quenchlab.control.profile import Profile
 
 
 class _HandClock:

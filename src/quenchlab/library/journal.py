@@ -23,8 +23,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from quenchlab.errors import QuenchlabError
+from quenchlab.run.outcome import DONE, FAILED, INTERRUPTED, PENDING, RUNNING
 
-PENDING, RUNNING, DONE, FAILED, INTERRUPTED = "pending", "running", "done", "failed", "interrupted"
 FINAL = {DONE, FAILED, INTERRUPTED}
 COLUMNS = ["sample_id", "attempt", "current", "state", "file", "time", "note"]
 SCAN = re.compile(r"_scan(\d+)_")  # a record's scan number, in its file name (quenchlab.record.writer)

@@ -3,7 +3,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from quenchlab.devices.capbank_shot import Shot as BankShot
+from quenchlab.control.programs import Shot as BankShot
 
 from quenchlab.config.fjh import FJHConfig
 from quenchlab.errors import ConfigError
@@ -11,7 +11,8 @@ from quenchlab.library.energy_estimate import list_energy, profile_energy, shot_
 from quenchlab.recipes.kelvin import TemperatureRecipe, calibration_program, check_recipe
 from quenchlab.library.rows import RecipeRow
 from quenchlab.library.preflight import Forecast, refuse
-from quenchlab.recipes.pulse import compile_recipe, energy_bound, load_recipe
+from quenchlab.recipes.pulse import compile_recipe, energy_bound
+from quenchlab.recipes.load import load_recipe
 from quenchlab.plans.recipe import RecipePlan, checked_plan, pulses_fired
 from quenchlab.recipes.shot import ShotRecipe, compile_shot
 from quenchlab.plans.supply import compile_host_timed

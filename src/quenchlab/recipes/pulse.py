@@ -6,24 +6,20 @@ bound of the energy per pulse (level x compliance x dwell summed over the steps,
 sample can exceed).
 """
 import math
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from quenchlab.devices.n6900_driver import MAX_DWELL, MAX_LIST_STEPS, ListProgram
+from quenchlab.devices.n6900_driver import MAX_DWELL, MAX_LIST_STEPS
+from quenchlab.control.programs import LEVEL_UNITS, ListProgram
 from quenchlab.config.fjh import Limits
-from quenchlab.errors import ConfigError, LimitError
-from quenchlab.files import Strict, read_yaml, validate
+from quenchlab.errors import LimitError
+from quenchlab.files import Strict
 from quenchlab.units import Seconds, to_si
-
-if TYPE_CHECKING:
-    from quenchlab.recipes.kelvin import TemperatureRecipe
 
 DWELL_RESOLUTION = 1e-6  # s, the N6900 list dwell resolution below 0.262 s
 RAMP_STEP = 0.5e-3  # s, default duration of one step of a ramp
-UNITS = {"current": "A", "voltage": "V"}
 
 
 Level = Annotated[str, Field(min_length=1)]  # "20 A" or "30 V": its unit is checked against `control`
@@ -51,8 +47,8 @@ class Recipe(Strict):
 
     @model_validator(mode="after")
     def _units(self):
-        unit = UNITS[self.control]
-        other = UNITS["voltage" if self.control == "current" else "current"]
+        unit = LEVEL_UNITS[self.control]
+        other = LEVEL_UNITS["voltage" if self.control == "current" else "current"]
         for i, segment in enumerate(self.segments):
             text = segment.level if isinstance(segment, Step) else segment.ramp_to
             _checked(text, unit, f"segments.{i}.{'level' if isinstance(segment, Step) else 'ramp_to'}")
@@ -60,11 +56,11 @@ class Recipe(Strict):
         return self
 
     def level(self, segment: "Step | Ramp") -> float:
-        return to_si(segment.level if isinstance(segment, Step) else segment.ramp_to, UNITS[self.control])
+        return to_si(segment.level if isinstance(segment, Step) else segment.ramp_to, LEVEL_UNITS[self.control])
 
     @property
     def compliance_value(self) -> float:
-        return to_si(self.compliance, UNITS["voltage" if self.control == "current" else "current"])
+        return to_si(self.compliance, LEVEL_UNITS["voltage" if self.control == "current" else "current"])
 
 
 def _checked(text: str, unit: str, field: str) -> None:
@@ -74,19 +70,6 @@ def _checked(text: str, unit: str, field: str) -> None:
         raise ValueError(f"{field}: {error}") from None
     if value < 0:
         raise ValueError(f"{field}: must not be negative ({text})")
-
-
-def load_recipe(path: str | Path) -> tuple["Recipe | TemperatureRecipe", str]:
-    """(recipe, its text): a current or voltage recipe, or with `control: temperature` a
-    temperature recipe (quenchlab.recipes.kelvin)."""
-    from quenchlab.recipes.kelvin import TemperatureRecipe  # it builds on this module
-    from quenchlab.recipes.shot import ShotRecipe  # a capacitor-bank shot
-    models = {"current": Recipe, "voltage": Recipe, "temperature": TemperatureRecipe, "discharge": ShotRecipe}
-    data, text = read_yaml(path)
-    control = data.get("control", "current")
-    if not isinstance(control, str) or control not in models:
-        raise ConfigError(f"{path}: field control: {control!r} is not a kind of recipe; allowed: {', '.join(models)}")
-    return validate(models[control], data, str(path)), text
 
 
 def compile_recipe(recipe: Recipe, limits: Limits, source: str = "recipe",

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from quenchlab.devices.capbank_driver import MAX_FIRE_MS
-from quenchlab.devices.capbank_shot import Shot
+from quenchlab.control.programs import Shot
 
 from quenchlab.config.fjh import FJHConfig
 from quenchlab.errors import LimitError

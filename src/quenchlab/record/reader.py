@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from quenchlab.analysis.pulse import FIGURES
-from quenchlab.recipes.kelvin import TRACKING
+from quenchlab.control.profile import TRACKING
 from quenchlab.errors import QuenchlabError
 
 PULSE_STREAM = "pulse"

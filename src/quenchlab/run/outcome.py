@@ -24,7 +24,9 @@ from bluesky.utils import FailedStatus, RunEngineInterrupted
 from quenchlab.run.engine import abort_run, failure_error
 from quenchlab.errors import ConfigError, QuenchlabError
 from quenchlab.run.interrupts import Interrupts
-from quenchlab.library.journal import DONE, FAILED, INTERRUPTED, PENDING
+
+# an attempt's states, as the run tells them and a library's journal records them
+PENDING, RUNNING, DONE, FAILED, INTERRUPTED = "pending", "running", "done", "failed", "interrupted"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from quenchlab.config.fjh import FJHConfig
 from quenchlab.run.engine import link_faults_recorded, run_engine
 from quenchlab.errors import QuenchlabError
 from quenchlab.run.interrupts import Interrupts
-from quenchlab.library.journal import DONE, PENDING
+from quenchlab.run.outcome import DONE, PENDING
 from quenchlab.run.outcome import run_once
 from quenchlab.files import writable_directory
 from quenchlab.reactor.fjh import FJHReactor
