@@ -26,10 +26,10 @@ import h5py
 import numpy as np
 
 from quenchlab.config.aerosol import load_aerosol_config
-from quenchlab.reactor.aerosol import AerosolReactor
+from quenchlab.library.preflight import aerosol_slots
 from quenchlab.library.rows import load_library
 from quenchlab.library.runner import run_library
-from quenchlab.library.preflight import aerosol_slots
+from quenchlab.reactor.aerosol import AerosolReactor
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "aerosol-sim.yaml"
 

@@ -33,8 +33,8 @@ from ophyd.status import Status
 from quenchlab.analysis.pulse import FIGURES
 from quenchlab.config.fjh import load_config
 from quenchlab.devices.n6900_driver import N6900
-from quenchlab.sim.fjh_twins import FJHTwins
 from quenchlab.record.writer import HDF5Writer
+from quenchlab.sim.fjh_twins import FJHTwins
 
 SIM_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fjh-sim.yaml"
 

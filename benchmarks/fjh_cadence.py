@@ -21,12 +21,12 @@ import h5py
 from bluesky import RunEngine
 
 from quenchlab.config.fjh import load_config
-from quenchlab.recipes.kelvin import TemperatureRecipe, check_recipe
-from quenchlab.reactor.fjh import FJHReactor
-from quenchlab.recipes.pulse import compile_recipe
-from quenchlab.recipes.load import load_recipe
 from quenchlab.plans.recipe import checked_plan
 from quenchlab.plans.supply import compile_host_timed
+from quenchlab.reactor.fjh import FJHReactor
+from quenchlab.recipes.kelvin import TemperatureRecipe, check_recipe
+from quenchlab.recipes.load import load_recipe
+from quenchlab.recipes.pulse import compile_recipe
 from quenchlab.record.writer import HDF5Writer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -66,9 +66,9 @@ def main() -> int:
         spans, recorded = [], []
         with FJHReactor(config, simulate=True) as reactor, tempfile.TemporaryDirectory() as scratch:
             for round_ in range(args.rounds):
-                short, _ = timed_run(reactor, lambda r: checked_plan(r, config, recipe_name), recipe, 2,
+                short, _ = timed_run(reactor, lambda r, config=config, recipe_name=recipe_name: checked_plan(r, config, recipe_name), recipe, 2,
                                      Path(scratch) / f"{round_}-2")
-                long, path = timed_run(reactor, lambda r: checked_plan(r, config, recipe_name), recipe, args.pulses,
+                long, path = timed_run(reactor, lambda r, config=config, recipe_name=recipe_name: checked_plan(r, config, recipe_name), recipe, args.pulses,
                                        Path(scratch) / f"{round_}-n")
                 spans.append((long - short) / (args.pulses - 2))
                 with h5py.File(path, "r") as f:

@@ -25,15 +25,15 @@ import h5py
 import yaml
 
 from quenchlab.config.aerosol import load_aerosol_config
-from quenchlab.reactor.aerosol import AerosolReactor
 from quenchlab.config.fjh import FJHConfig
-from quenchlab.sim.faults import FaultScenario, apply_scenario
 from quenchlab.files import validate
+from quenchlab.library.preflight import aerosol_slots
 from quenchlab.library.rows import load_library
 from quenchlab.library.runner import run_library
-from quenchlab.library.preflight import aerosol_slots
+from quenchlab.reactor.aerosol import AerosolReactor
 from quenchlab.recipes.load import load_recipe
 from quenchlab.run.session import Inputs, run_recipe
+from quenchlab.sim.faults import FaultScenario, apply_scenario
 from quenchlab.sim.fjh_twins import FJHTwins
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

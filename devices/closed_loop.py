@@ -20,10 +20,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from quenchlab.errors import InstrumentError
 from quenchlab.control.hold import HoldController
 from quenchlab.control.profile import Profile
 from quenchlab.control.thermal_model import SampleModel
+from quenchlab.errors import InstrumentError
 
 from .pulse_capture import PulseCapture
 

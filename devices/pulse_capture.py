@@ -22,15 +22,13 @@ from ophyd import Device, Kind, Signal
 from ophyd.status import Status
 
 from quenchlab.analysis.pulse import FIGURES, AnalysisSettings, analyse_pulse
+from quenchlab.control.profile import TRACKING, Profile
+from quenchlab.control.programs import LEVEL_UNITS, ListProgram
 from quenchlab.errors import InstrumentError
-from quenchlab.control.profile import TRACKING
-from quenchlab.control.profile import Profile
-from quenchlab.control.programs import LEVEL_UNITS
 
 from .driver_device import run_in_thread
 from .impac_driver import Impac
 from .infiniivision_driver import InfiniiVision, Trace
-from quenchlab.control.programs import ListProgram
 
 TRACES = {"time": ("s", "time"), "temperature": ("K", "time"), "supply_time": ("s", "supply_time"),
           "current": ("A", "supply_time"), "voltage": ("V", "supply_time")}  # field: units, axis

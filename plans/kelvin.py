@@ -8,13 +8,12 @@ import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 import numpy as np
 
-from quenchlab.devices.fjh_pulse import train_timing
+from quenchlab.control.profile import Profile, learned
 from quenchlab.control.programs import ListProgram
+from quenchlab.control.thermal_model import SampleModel
+from quenchlab.devices.fjh_pulse import train_timing
 from quenchlab.devices.pulse_capture import PulseCapture
 from quenchlab.devices.sample_model import model_device
-from quenchlab.control.profile import learned
-from quenchlab.control.profile import Profile
-from quenchlab.control.thermal_model import SampleModel
 
 from .pulses import fire, record_train
 

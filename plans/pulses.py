@@ -13,8 +13,8 @@ import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 from bluesky import Msg
 
-from quenchlab.devices.fjh_pulse import PulseFlyer, TrainRecord, train_timing
 from quenchlab.control.programs import ListProgram
+from quenchlab.devices.fjh_pulse import PulseFlyer, TrainRecord, train_timing
 
 
 def pulse_train(flyer, program: ListProgram, pulses: int, off_time: float, detectors=(), md: dict | None = None):

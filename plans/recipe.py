@@ -14,18 +14,17 @@ run's metadata says which (`realisation`).
 import math
 from collections.abc import Callable, Generator
 
+from quenchlab.config.fjh import FJHConfig
+from quenchlab.control.profile import predicted_energy
+from quenchlab.control.thermal_model import STEADY_PART, identify, steady_state
 from quenchlab.devices.host_timed_pulse import minimum_step, minimum_tick, minimum_tick_basis
+from quenchlab.errors import ConfigError, LimitError
 from quenchlab.plans.kelvin import kelvin_train
 from quenchlab.plans.pulses import pulse_train
-
-from quenchlab.config.fjh import FJHConfig
-from quenchlab.errors import ConfigError, LimitError
+from quenchlab.plans.supply import FOLDBACK_DELAY, RUNS, compile_host_timed, supply_plan
 from quenchlab.recipes.kelvin import TemperatureRecipe, calibration_program, check_recipe, fits_record, program_for
-from quenchlab.control.profile import predicted_energy
 from quenchlab.recipes.pulse import Recipe, check_cool_down, check_energy_per_minute, compile_recipe
 from quenchlab.recipes.shot import ShotRecipe
-from quenchlab.plans.supply import FOLDBACK_DELAY, RUNS, compile_host_timed, supply_plan
-from quenchlab.control.thermal_model import STEADY_PART, identify, steady_state
 
 RecipePlan = Callable[..., Generator]  # (reactor, md) -> the run's plan
 LIST = "feed-forward current list, learned from pulse to pulse"

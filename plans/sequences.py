@@ -20,9 +20,9 @@ import bluesky.preprocessors as bpp
 from bluesky import Msg
 
 from quenchlab.clock import ReactorClock
-from quenchlab.errors import QuenchlabError
 from quenchlab.devices.phase_marker import PhaseMarker, settings_of
 from quenchlab.devices.process_logger import ProcessLogger
+from quenchlab.errors import QuenchlabError
 
 COLLECT_EVERY = 60.0  # s of wall time between pages of process data: at speed N a page holds N minutes
 

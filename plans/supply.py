@@ -10,15 +10,14 @@ kind and what the configured supply runs.
 """
 import math
 
-from quenchlab.devices.host_timed_pulse import minimum_step, minimum_step_basis
-from quenchlab.control.programs import ListProgram
-from quenchlab.plans.pulses import pulse_train
-
 from quenchlab.config.fjh import FJHConfig
+from quenchlab.config.supplies import GENESYS_PV_OF_OVP
+from quenchlab.control.programs import ListProgram
+from quenchlab.devices.host_timed_pulse import minimum_step, minimum_step_basis
 from quenchlab.errors import ConfigError, LimitError
+from quenchlab.plans.pulses import pulse_train
 from quenchlab.recipes.pulse import Ramp, Recipe, compile_recipe
 from quenchlab.recipes.shot import ShotRecipe, compile_shot
-from quenchlab.config.supplies import GENESYS_PV_OF_OVP
 
 RUNS = {"keysight-n6900": "current, voltage and temperature", "tdk-genesys": "current, voltage and temperature",
         "capbank": "discharge"}

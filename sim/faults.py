@@ -18,11 +18,10 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from quenchlab.sim.servers import LinkFault, TwinGroup
-
 from quenchlab.clock import ReactorClock
 from quenchlab.errors import ConfigError
 from quenchlab.files import Strict, load
+from quenchlab.sim.servers import LinkFault, TwinGroup
 from quenchlab.units import Seconds
 
 

@@ -47,7 +47,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fjh_world import FJHWorld
-from .scpi import ScpiEngine, ScpiError, format_bool, format_number, parse_bool, parse_choice, parse_number, one_of, stored
+from .scpi import (
+    ScpiEngine,
+    ScpiError,
+    format_bool,
+    format_number,
+    one_of,
+    parse_bool,
+    parse_choice,
+    parse_number,
+    stored,
+)
 
 MAX_POINTS = 62500  # the measurement record in NORMal mode
 MEMORY = 4_000_000  # points of acquisition memory, divided between the segments

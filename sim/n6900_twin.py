@@ -48,7 +48,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .fjh_world import FJHWorld
-from .scpi import ScpiEngine, ScpiError, format_bool, format_number, parse_bool, parse_choice, parse_list, parse_number, one_of, stored
+from .scpi import (
+    ScpiEngine,
+    ScpiError,
+    format_bool,
+    format_number,
+    one_of,
+    parse_bool,
+    parse_choice,
+    parse_list,
+    parse_number,
+    stored,
+)
 
 CONNECTIONS = 6  # data and control sockets and telnet sessions, together (ch. 4)
 

@@ -175,7 +175,7 @@ class ScpiEngine:
         for register in self._registers.values():
             register.preset()
 
-    def _register_part(self, register: "_StatusRegister", part: str) -> Handler:
+    def _register_part(self, register: _StatusRegister, part: str) -> Handler:
         def handler(args, query):
             if query:
                 return self.integer(getattr(register, part))

@@ -25,7 +25,6 @@ from typing import Protocol
 
 from serial import rfc2217
 
-
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on with 0 s: close() resets the connection
 _BAUD_RATES = {getattr(termios, n): int(n[1:]) for n in dir(termios) if n[:1] == "B" and n[1:].isdigit()}
 

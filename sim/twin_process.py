@@ -17,7 +17,6 @@ import time
 
 from quenchlab.clock import ReactorClock
 
-
 STOPPING = {signal.SIGINT, signal.SIGTERM}
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import CONFIGS
 from quenchlab.analysis.pulse import (
     DEFINITIONS,
     FIGURES,
@@ -23,8 +24,6 @@ from quenchlab.analysis.pulse import (
 )
 from quenchlab.config.fjh import load_config
 from quenchlab.errors import ConfigError
-
-from conftest import CONFIGS
 
 pytestmark = pytest.mark.filterwarnings("error")  # no RuntimeWarnings on NaN-laden traces
 

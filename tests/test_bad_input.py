@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from quenchlab.config.reactor import load_reactor_config
 from quenchlab.errors import ConfigError
 from quenchlab.library.rows import load_library
-from quenchlab.config.reactor import load_reactor_config
 from quenchlab.recipes.load import load_recipe
 
 CORPUS = Path(__file__).resolve().parent / "corpus"

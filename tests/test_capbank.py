@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import serial
 
+from conftest import wait_until
 from quenchlab.clock import ReactorClock
 from quenchlab.devices.capbank_device import CapBankSupply
 from quenchlab.devices.capbank_driver import CapBank, Refused
@@ -15,8 +16,6 @@ from quenchlab.sim.fjh_world import FJHWorld
 from quenchlab.sim.infiniivision_twin import InfiniiVisionTwin
 from quenchlab.sim.samples import PRESETS
 from quenchlab.sim.servers import LinkFault, PtyServer
-
-from conftest import wait_until
 
 SPEED = 10  # reactor seconds per wall second
 C, VSAFE, ICHG, RDUMP, RBLEED = 0.06, 10.0, 3.0, 10.0, 50e3  # the twin's default Rating

@@ -8,12 +8,11 @@ import subprocess
 import pytest
 import yaml
 
-from quenchlab.reactor.check import check
+from conftest import CONFIGS, QUENCHLAB
 from quenchlab.config.reactor import load_reactor_config
+from quenchlab.reactor.check import check
 from quenchlab.sim.aerosol_twins import AerosolTwins
 from quenchlab.sim.fjh_twins import FJHTwins
-
-from conftest import CONFIGS, QUENCHLAB
 from test_rig import running_twins
 
 WIDE = {**os.environ, "COLUMNS": "250"}

@@ -1,13 +1,12 @@
 """The command line, run the way a user types it (the installed `quenchlab` script)."""
+import csv
 import json
+import math
+import shutil
 import signal
 import socket
 import subprocess
 from pathlib import Path
-
-import csv
-import math
-import shutil
 
 import h5py
 import numpy as np
@@ -15,12 +14,17 @@ import pytest
 import yaml
 from PIL import Image
 
-from quenchlab.analysis.pulse import FIGURES, GrainGrowth, KineticParameters, equivalent_time, grain_growth, smooth_trace
+from conftest import CONFIGS, QUENCHLAB
+from quenchlab.analysis.pulse import (
+    FIGURES,
+    GrainGrowth,
+    KineticParameters,
+    equivalent_time,
+    grain_growth,
+    smooth_trace,
+)
 from quenchlab.devices.n6900_driver import N6900
 from quenchlab.record.reader import read_run
-
-from conftest import CONFIGS, QUENCHLAB
-
 
 
 def quenchlab(*args, cwd, timeout=120):

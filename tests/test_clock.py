@@ -9,8 +9,8 @@ from bluesky import Msg
 from bluesky.utils import RunEngineInterrupted
 
 from quenchlab.clock import ReactorClock
-from quenchlab.run.engine import run_engine
 from quenchlab.plans.sequences import reactor_sleep
+from quenchlab.run.engine import run_engine
 
 
 def rate(clock: ReactorClock, wall: float = 0.05) -> float:

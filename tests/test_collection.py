@@ -6,16 +6,15 @@ import subprocess
 import h5py
 import pytest
 
+from conftest import CONFIGS
 from quenchlab.config.aerosol import load_aerosol_config
-from quenchlab.reactor.aerosol import AerosolReactor
+from quenchlab.config.plate import PlateLedger
 from quenchlab.devices.ne1000_device import SyringeShortfall
 from quenchlab.errors import ConfigError
+from quenchlab.library.preflight import aerosol_forecast, aerosol_slots
 from quenchlab.library.rows import load_library
 from quenchlab.library.runner import LibraryStopped, Progress, run_library
-from quenchlab.config.plate import PlateLedger
-from quenchlab.library.preflight import aerosol_forecast, aerosol_slots
-
-from conftest import CONFIGS
+from quenchlab.reactor.aerosol import AerosolReactor
 from test_interrupts import manifest
 from test_library import AEROSOL, QUENCHLAB, SPEED, SYRINGE, short_library, write_library
 

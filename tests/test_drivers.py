@@ -5,10 +5,10 @@ import time
 import numpy as np
 import pytest
 
+from quenchlab.control.programs import ListProgram
 from quenchlab.devices.impac_driver import Impac, parse_temperature
 from quenchlab.devices.infiniivision_driver import InfiniiVision
 from quenchlab.devices.n6900_driver import N6900
-from quenchlab.control.programs import ListProgram
 from quenchlab.errors import InstrumentError
 from quenchlab.sim.servers import PtyServer
 

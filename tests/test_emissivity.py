@@ -10,17 +10,15 @@ import numpy as np
 import pytest
 from bluesky import RunEngine
 
-from quenchlab.record.emissivity import emissivity_at
+from conftest import CONFIGS, QUENCHLAB
+from quenchlab.analysis.plateau import phase_change, plateaus
 from quenchlab.errors import QuenchlabError
 from quenchlab.plans.pulses import pulse_train
-from quenchlab.analysis.plateau import phase_change, plateaus
 from quenchlab.reactor.fjh import FJHReactor
-from quenchlab.recipes.pulse import compile_recipe
 from quenchlab.recipes.load import load_recipe
+from quenchlab.recipes.pulse import compile_recipe
+from quenchlab.record.emissivity import emissivity_at
 from quenchlab.record.writer import HDF5Writer
-
-from conftest import CONFIGS, QUENCHLAB
-
 
 
 def test_the_longest_flat_stretch_is_the_plateau():

@@ -14,9 +14,9 @@ import time
 import h5py
 import pytest
 import yaml
-from quenchlab.devices.n6900_driver import N6900
 
 from conftest import CONFIGS, QUENCHLAB
+from quenchlab.devices.n6900_driver import N6900
 
 WATCHDOG = 2.0  # s, as programmed from the test's config
 

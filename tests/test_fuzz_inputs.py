@@ -6,9 +6,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from quenchlab.config.reactor import load_reactor_config
 from quenchlab.errors import ConfigError
 from quenchlab.library.rows import load_library
-from quenchlab.config.reactor import load_reactor_config
 from quenchlab.recipes.load import load_recipe
 from quenchlab.units import to_si
 

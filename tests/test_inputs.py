@@ -2,13 +2,12 @@
 import pytest
 import yaml
 
+from conftest import CONFIGS
 from quenchlab.config.fjh import load_config
 from quenchlab.errors import ConfigError, LimitError
-from quenchlab.recipes.pulse import compile_recipe, energy_bound
-from quenchlab.recipes.load import load_recipe
 from quenchlab.plans.recipe import checked_plan
-
-from conftest import CONFIGS
+from quenchlab.recipes.load import load_recipe
+from quenchlab.recipes.pulse import compile_recipe, energy_bound
 
 
 def write(tmp_path, name, data):

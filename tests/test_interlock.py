@@ -14,22 +14,21 @@ from bluesky.utils import Msg, RunEngineInterrupted
 from ophyd.sim import SynAxis
 from ophyd.status import Status
 
-from quenchlab.config.aerosol import load_aerosol_config
-from quenchlab.reactor.aerosol import AerosolReactor
-from quenchlab.run.engine import abort_run
-from quenchlab.errors import QuenchlabError
+from conftest import CONFIGS
 from quenchlab.clock import ReactorClock
-from quenchlab.reactor.interlock import Interlock, Watch
+from quenchlab.config.aerosol import load_aerosol_config
+from quenchlab.errors import QuenchlabError
+from quenchlab.library.preflight import aerosol_slots
 from quenchlab.library.rows import load_library
 from quenchlab.library.runner import Progress, run_library
 from quenchlab.plans.pulses import pulse_train
-from quenchlab.library.preflight import aerosol_slots
+from quenchlab.reactor.aerosol import AerosolReactor
 from quenchlab.reactor.fjh import FJHReactor
-from quenchlab.recipes.pulse import compile_recipe
+from quenchlab.reactor.interlock import Interlock, Watch
 from quenchlab.recipes.load import load_recipe
+from quenchlab.recipes.pulse import compile_recipe
 from quenchlab.record.writer import HDF5Writer
-
-from conftest import CONFIGS
+from quenchlab.run.engine import abort_run
 
 
 def test_watch_bands():

@@ -16,25 +16,23 @@ import h5py
 import pytest
 from bluesky import plan_stubs as bps
 
+from conftest import CONFIGS
 from quenchlab.config.aerosol import load_aerosol_config
-from quenchlab.reactor.aerosol import AerosolReactor
 from quenchlab.config.fjh import load_config
-from quenchlab.run.engine import run_engine
 from quenchlab.errors import QuenchlabError
-from quenchlab.run.interrupts import Interrupts
+from quenchlab.library.preflight import aerosol_slots
 from quenchlab.library.rows import load_library
 from quenchlab.library.runner import LibraryStopped, Progress, run_library
-from quenchlab.run.outcome import run_once
-from quenchlab.library.preflight import aerosol_slots
+from quenchlab.reactor.aerosol import AerosolReactor
 from quenchlab.recipes.load import load_recipe
+from quenchlab.run.engine import run_engine
+from quenchlab.run.interrupts import Interrupts
+from quenchlab.run.outcome import run_once
 from quenchlab.run.session import Inputs, run_recipe
 from quenchlab.sim.aerosol_twins import AerosolTwins
 from quenchlab.sim.twin_process import TwinProcess
-
-from conftest import CONFIGS
 from test_exit_paths import start
 from test_library import AEROSOL, QUENCHLAB, SPEED, short_library
-
 
 SAFE = {"pump": "stopped", "valve_port": 10, "shutter": "closed", "collector": "145.00 mm, 90.00 mm"}  # on waste
 SAFE_TEXT = "the line is in its safe state (read back: " + ", ".join(f"{k} {v}" for k, v in SAFE.items()) + ")"

@@ -1,8 +1,8 @@
 """The library journal: durable states, torn lines, one process and one library per directory."""
 import json
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 

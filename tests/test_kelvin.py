@@ -8,18 +8,17 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import CONFIGS, QUENCHLAB, wall_timed
 from quenchlab.config.fjh import load_config
+from quenchlab.control.hold import HoldController
+from quenchlab.control.profile import learned
+from quenchlab.control.thermal_model import AMBIENT, SampleModel, identify
 from quenchlab.errors import ConfigError, LimitError
 from quenchlab.files import validate
-from quenchlab.control.hold import HoldController
-from quenchlab.recipes.kelvin import TemperatureRecipe, profile, program_for
-from quenchlab.control.profile import learned
-from quenchlab.reactor.fjh import FJHReactor
-from quenchlab.recipes.load import load_recipe
 from quenchlab.plans.recipe import checked_plan
-from quenchlab.control.thermal_model import AMBIENT, SampleModel, identify
-
-from conftest import CONFIGS, QUENCHLAB, wall_timed
+from quenchlab.reactor.fjh import FJHReactor
+from quenchlab.recipes.kelvin import TemperatureRecipe, profile, program_for
+from quenchlab.recipes.load import load_recipe
 
 KELVIN = CONFIGS / "recipes" / "thin-film-2000K-kelvin.yaml"
 TRUTH = SampleModel(r0=2.3, r1=-7e-4, r2=2e-7, heat_capacity=4e-3, radiative=1.9e-11, conductive=6e-3,

@@ -1,8 +1,8 @@
 """Sample libraries: files, pre-flight, a valve-switched run on the twins, failures, resume."""
 import csv
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import time
@@ -13,14 +13,13 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import CONFIGS, QUENCHLAB
 from quenchlab.config.aerosol import load_aerosol_config
-from quenchlab.reactor.aerosol import AerosolReactor
 from quenchlab.errors import ConfigError, QuenchlabError
+from quenchlab.library.preflight import aerosol_forecast, aerosol_slots
 from quenchlab.library.rows import load_library
 from quenchlab.library.runner import Progress, run_library
-from quenchlab.library.preflight import aerosol_forecast, aerosol_slots
-
-from conftest import CONFIGS, QUENCHLAB
+from quenchlab.reactor.aerosol import AerosolReactor
 
 AEROSOL = CONFIGS / "aerosol-sim.yaml"
 SYRINGE = CONFIGS / "aerosol-syringe-sim.yaml"

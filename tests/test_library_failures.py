@@ -5,17 +5,16 @@ import subprocess
 
 import pytest
 
+from conftest import CONFIGS
 from quenchlab.config.aerosol import load_aerosol_config
-from quenchlab.reactor.aerosol import AerosolReactor
 from quenchlab.devices.ne1000_driver import PumpAlarm
 from quenchlab.errors import ConfigError, InstrumentError, LimitError
 from quenchlab.library.journal import DONE, FAILED, INTERRUPTED, Journal
+from quenchlab.library.preflight import aerosol_slots
 from quenchlab.library.rows import load_library
 from quenchlab.library.runner import LibraryStopped, Progress, run_library, select
+from quenchlab.reactor.aerosol import AerosolReactor
 from quenchlab.run.outcome import belongs_to_sample
-from quenchlab.library.preflight import aerosol_slots
-
-from conftest import CONFIGS
 from test_interrupts import SAFE, SAFE_TEXT, manifest
 from test_library import AEROSOL, QUENCHLAB, SPEED, short_library
 

@@ -3,18 +3,26 @@ import time
 
 import pytest
 
+from conftest import wait_until
 from quenchlab.clock import ReactorClock
 from quenchlab.devices.ne1000_device import SyringePump
-from quenchlab.devices.ne1000_driver import (NE1000, PumpAlarm, crc16, fit_units, format_number, frame,
-                                             reply_complete, unframe, unpack)
+from quenchlab.devices.ne1000_driver import (
+    NE1000,
+    PumpAlarm,
+    crc16,
+    fit_units,
+    format_number,
+    frame,
+    reply_complete,
+    unframe,
+    unpack,
+)
 from quenchlab.devices.transport import SerialTransport
 from quenchlab.errors import InstrumentError
 from quenchlab.sim.aerosol_world import AerosolWorld, Precursor
 from quenchlab.sim.ne1000_twin import NE1000Twin
 from quenchlab.sim.ne1000_twin import _crc as twin_crc
 from quenchlab.sim.servers import PtyServer
-
-from conftest import wait_until
 
 SPEED = 50  # reactor seconds per wall second
 MAX_RATE = 1699 / 60  # mL/min with a 60 mL syringe (26.59 mm), from the manual's specifications

@@ -11,16 +11,15 @@ What each touches on a rig (nothing else is sent; no output is switched on):
 """
 import pytest
 
-from quenchlab.reactor.check import check
-from quenchlab.control.programs import ListProgram
-from quenchlab.devices.vici_driver import ViciValve
-from quenchlab.reactor.fjh import FJHReactor
+from conftest import CONFIGS
 from quenchlab.config.reactor import load_reactor_config
 from quenchlab.config.rig_file import write_rig_file
+from quenchlab.control.programs import ListProgram
+from quenchlab.devices.vici_driver import ViciValve
+from quenchlab.reactor.check import check
+from quenchlab.reactor.fjh import FJHReactor
 from quenchlab.sim.aerosol_twins import AerosolTwins
 from quenchlab.sim.fjh_twins import FJHTwins
-
-from conftest import CONFIGS
 
 pytestmark = pytest.mark.rig
 TWINS = {"fjh": (FJHTwins, "fjh-sim.yaml"), "aerosol": (AerosolTwins, "aerosol-sim.yaml")}

@@ -10,8 +10,8 @@ from bluesky import RunEngine
 from quenchlab.clock import ReactorClock
 from quenchlab.devices.process_logger import ProcessLogger
 from quenchlab.errors import QuenchlabError
-from quenchlab.reactor.interlock import Interlock
 from quenchlab.plans import sequences
+from quenchlab.reactor.interlock import Interlock
 
 
 def test_the_process_logger_paces_the_clock_from_its_first_row():

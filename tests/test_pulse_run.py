@@ -9,13 +9,13 @@ import pytest
 from bluesky import RunEngine
 from bluesky.utils import FailedStatus, RunEngineInterrupted
 
+from conftest import CONFIGS
+from quenchlab.errors import InstrumentError
 from quenchlab.plans.pulses import heat_quench_pulse, pulse_train
 from quenchlab.reactor.fjh import FJHReactor
-from quenchlab.recipes.pulse import compile_recipe
 from quenchlab.recipes.load import load_recipe
+from quenchlab.recipes.pulse import compile_recipe
 from quenchlab.record.writer import HDF5Writer
-
-from conftest import CONFIGS
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_stop_during_arming_cancels_the_shot(reactor, program):
     reactor.flyer.load(program)
     status = reactor.flyer.kickoff()
     reactor.flyer.stop()
-    with pytest.raises(Exception):
+    with pytest.raises(InstrumentError, match="pulse cancelled"):
         status.wait(10)
     time.sleep(program.duration + 0.05)
     assert supply_is_off(reactor) and reactor.twins.world.temperature < 400

@@ -11,13 +11,12 @@ import pytest
 from bluesky import RunEngine
 from bluesky.utils import RunEngineInterrupted
 
-from quenchlab.devices.fjh_pulse import TrainRecord, train_timing
+from conftest import wall_timed
 from quenchlab.control.programs import ListProgram
+from quenchlab.devices.fjh_pulse import TrainRecord, train_timing
 from quenchlab.plans.pulses import fire, pulse_train
 from quenchlab.reactor.fjh import FJHReactor
 from quenchlab.record.writer import HDF5Writer
-
-from conftest import wall_timed
 
 PULSE = ListProgram(levels=(24.0,), dwells=(0.02,), control="current", limit=50.0)  # 20 ms at 24 A
 OFF = 1.08  # s: a period of 1.10 s

@@ -15,7 +15,6 @@ import yaml
 
 from conftest import CONFIGS, QUENCHLAB, ROOT
 
-
 SERVED = {"fjh-sim.yaml": 3, "aerosol-sim.yaml": 5}  # twins a config's `quenchlab twins` serves
 
 

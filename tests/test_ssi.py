@@ -7,6 +7,7 @@ import pytest
 import serial
 from bluesky import RunEngine
 
+from conftest import wait_until
 from quenchlab.clock import ReactorClock
 from quenchlab.devices.ssi_device import HplcPump
 from quenchlab.devices.ssi_driver import PumpFault, Setup, SsiPump
@@ -17,8 +18,6 @@ from quenchlab.sim.aerosol_world import AerosolWorld, Precursor
 from quenchlab.sim.servers import PtyServer
 from quenchlab.sim.ssi_twin import SsiTwin
 from quenchlab.sim.vici_twin import ViciTwin
-
-from conftest import wait_until
 
 SPEED = 50  # reactor seconds per wall second
 RESISTANCE = 60.0  # psi per mL/min: 300 psi at 5 mL/min

@@ -16,19 +16,18 @@ import yaml
 from bluesky import RunEngine
 from bluesky.utils import FailedStatus, RunEngineInterrupted
 
+from conftest import CONFIGS, QUENCHLAB, wall_timed
 from quenchlab.analysis.pulse import pulse_energy
 from quenchlab.config.fjh import load_config
 from quenchlab.devices.host_timed_pulse import minimum_step
-from quenchlab.run.engine import abort_run
 from quenchlab.errors import ConfigError, InstrumentError, LimitError
 from quenchlab.plans.pulses import pulse_train
+from quenchlab.plans.recipe import checked_plan
+from quenchlab.plans.supply import compile_host_timed
 from quenchlab.reactor.fjh import FJHReactor
 from quenchlab.recipes.load import load_recipe
-from quenchlab.plans.recipe import checked_plan
 from quenchlab.recipes.shot import compile_shot
-from quenchlab.plans.supply import compile_host_timed
-
-from conftest import CONFIGS, QUENCHLAB, wall_timed
+from quenchlab.run.engine import abort_run
 
 GENESYS, CAPBANK = CONFIGS / "fjh-genesys-sim.yaml", CONFIGS / "fjh-capbank-sim.yaml"
 HOST_TIMED, SHOT = CONFIGS / "recipes" / "thin-film-host-timed.yaml", CONFIGS / "recipes" / "carbon-paper-shot.yaml"

@@ -11,20 +11,17 @@ import subprocess
 import threading
 import time
 
-import serial
-
 import h5py
 import numpy as np
 import pytest
+import serial
 from bluesky import RunEngine
 
+from conftest import CONFIGS, QUENCHLAB
 from quenchlab.control.programs import ListProgram
 from quenchlab.plans.pulses import pulse_train
 from quenchlab.record.writer import HDF5Writer
-
-from conftest import CONFIGS, QUENCHLAB
 from test_twin_protocols import ScpiSocket
-
 
 
 @pytest.fixture

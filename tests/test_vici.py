@@ -2,6 +2,7 @@
 
 import pytest
 
+from conftest import wait_until
 from quenchlab.clock import ReactorClock
 from quenchlab.devices.vici_device import SelectorValve
 from quenchlab.devices.vici_driver import ViciValve
@@ -9,8 +10,6 @@ from quenchlab.errors import InstrumentError
 from quenchlab.sim.aerosol_world import AerosolWorld, Precursor
 from quenchlab.sim.servers import PtyServer
 from quenchlab.sim.vici_twin import ViciTwin
-
-from conftest import wait_until
 
 
 def make_world() -> AerosolWorld:

@@ -10,14 +10,13 @@ from bluesky import RunEngine
 from bluesky.suspenders import SuspendBoolHigh
 from ophyd import Signal
 
+from conftest import wait_until
 from quenchlab.clock import ReactorClock
 from quenchlab.devices.zaber_device import Collector
 from quenchlab.devices.zaber_driver import ZaberStage, lrc
 from quenchlab.errors import InstrumentError
 from quenchlab.sim.servers import LinkFault
 from quenchlab.sim.zaber_twin import ZaberTwin
-
-from conftest import wait_until
 
 
 @pytest.fixture

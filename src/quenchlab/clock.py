@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager, suppress
 
-
 STOP_LATENCY = 0.1  # s of wall: the longest a sleep goes on after its stop event is set, unwoken
 
 

@@ -3,7 +3,7 @@ import json
 import logging
 import signal
 import threading
-from enum import Enum
+from enum import StrEnum
 from importlib.resources import files
 from pathlib import Path
 
@@ -15,9 +15,9 @@ from rich.text import Text
 from quenchlab import __version__
 from quenchlab.config.fjh import load_config
 from quenchlab.errors import QuenchlabError
-from quenchlab.run.interrupts import Interrupted
-from quenchlab.recipes.load import load_recipe
 from quenchlab.plans.recipe import checked_plan, pulses_fired
+from quenchlab.recipes.load import load_recipe
+from quenchlab.run.interrupts import Interrupted
 from quenchlab.run.session import Inputs, run_recipe
 from quenchlab.units import to_si
 
@@ -26,7 +26,7 @@ from quenchlab.units import to_si
 for noisy in ("bluesky", "opentelemetry"):
     logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
-class Gateway(str, Enum):
+class Gateway(StrEnum):
     """How `quenchlab twins --gateway` serves the serial twins: as a raw TCP or an RFC 2217 gateway."""
 
     socket = "socket"
@@ -88,7 +88,10 @@ def _load(config: Path, recipe: Path) -> Inputs:
 
 def _run(inputs: Inputs, simulate: bool, data_dir: Path | None, sample: str) -> None:
     directory = data_dir or Path(inputs.config.data_dir)
-    from quenchlab.cli.inspect import pulse_line, show_run  # matplotlib: loaded by the commands that draw, half a second
+    from quenchlab.cli.inspect import (  # matplotlib: loaded by the commands that draw, half a second
+        pulse_line,
+        show_run,
+    )
     from quenchlab.record.reader import ANALYSED_AT
     recorded = []
     analysed_at = {k: v for k, v in inputs.config.analysis.model_dump().items() if k in ANALYSED_AT}
@@ -157,9 +160,9 @@ def twins(config: Path = typer.Argument(..., help="reactor config (YAML): FJH or
                                             help="write a copy of CONFIG whose addresses are the running twins'")):
     """Start a config's twins and serve them until SIGINT/SIGTERM; prints one JSON line each."""
     from quenchlab.clock import ReactorClock
-    from quenchlab.sim.faults import apply_scenario, load_scenario
     from quenchlab.config.reactor import load_reactor_config
     from quenchlab.config.rig_file import write_rig_file
+    from quenchlab.sim.faults import apply_scenario, load_scenario
     try:
         cfg, _ = load_reactor_config(config)
         scenario = load_scenario(faults) if faults else None
@@ -255,8 +258,9 @@ def check(config: Path = typer.Argument(..., help="reactor config (YAML): FJH or
     do its settings differ from the config? Queries only (an NE-1000 is opened as a run opens it,
     SAF0): nothing is programmed or switched on.
     Exit code 2: an instrument is missing or another model; 1: a run would refuse; 0: ready."""
-    from quenchlab.reactor.check import check as check_all, exit_code, table
     from quenchlab.config.reactor import load_reactor_config
+    from quenchlab.reactor.check import check as check_all
+    from quenchlab.reactor.check import exit_code, table
     from quenchlab.sim.aerosol_twins import AerosolTwins
     from quenchlab.sim.fjh_twins import FJHTwins
     try:

@@ -6,13 +6,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from quenchlab.cli.plots.common import held_figures, short_number
+from quenchlab.cli.plots.compare import compare_runs
+from quenchlab.cli.plots.library import OVERVIEW, plot_library
+from quenchlab.cli.plots.run import plot_run
 from quenchlab.errors import QuenchlabError
 from quenchlab.library.journal import DONE, PENDING
 from quenchlab.record.library_records import Entry, library_entries
-from quenchlab.cli.plots.common import held_figures, short_number
-from quenchlab.cli.plots.run import plot_run
-from quenchlab.cli.plots.compare import compare_runs
-from quenchlab.cli.plots.library import OVERVIEW, plot_library
 from quenchlab.record.reader import RunRecord, read_run
 from quenchlab.record.summary import collection_note, run_labels, summarise, unique_labels
 

@@ -3,22 +3,21 @@ import sys
 from pathlib import Path
 
 import typer
-
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from quenchlab.config.aerosol import AerosolConfig
-from quenchlab.library.rows import load_library
-from quenchlab.errors import ConfigError
-from quenchlab.run.interrupts import Interrupts
-from quenchlab.library.journal import FAILED, PENDING
-from quenchlab.library.runner import Progress as Report
-from quenchlab.library.runner import library_directory, open_journal, run_library, select
 from quenchlab.config.plate import PlateLedger
+from quenchlab.config.reactor import load_reactor_config
+from quenchlab.errors import ConfigError
+from quenchlab.library.journal import FAILED, PENDING
 from quenchlab.library.preflight import Forecast, aerosol_forecast, aerosol_slots
 from quenchlab.library.preflight_fjh import Pulses, fjh_forecast, fjh_shots
-from quenchlab.config.reactor import load_reactor_config
+from quenchlab.library.rows import load_library
+from quenchlab.library.runner import Progress as Report
+from quenchlab.library.runner import library_directory, open_journal, run_library, select
+from quenchlab.run.interrupts import Interrupts
 
 
 def check(config_path: Path, library_path: Path, data_dir: Path | None = None):

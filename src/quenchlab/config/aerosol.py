@@ -6,8 +6,8 @@ from pydantic import Field, model_validator
 
 from quenchlab.config.addresses import TWIN, SerialAddress
 from quenchlab.config.fjh import LibraryPolicy, PyrometerConfig
-from quenchlab.files import Strict, load
 from quenchlab.config.plate import PlateConfig, Point
+from quenchlab.files import Strict, load
 from quenchlab.units import Kelvin, Quantity, Seconds
 
 Millilitres = Quantity("mL")

@@ -4,11 +4,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from quenchlab.config.addresses import TWIN, SerialAddress, VisaAddress, VisaLibrary
 from quenchlab.analysis.pulse import AnalysisSettings, GrainGrowth, KineticParameters
+from quenchlab.config.addresses import TWIN, SerialAddress, VisaAddress, VisaLibrary
+from quenchlab.config.supplies import CapBankConfig, GenesysConfig
 from quenchlab.errors import ConfigError
 from quenchlab.files import Strict, read_yaml, validate
-from quenchlab.config.supplies import CapBankConfig, GenesysConfig
 from quenchlab.units import Amperes, Joules, Kelvin, Ohms, Quantity, Seconds, Volts
 
 PT90_STEPS = (0.0, 1e-3, 3e-3, 5e-3, 10e-3, 50e-3, 0.25, 1.0, 3.0, 10.0)

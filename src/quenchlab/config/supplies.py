@@ -6,10 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from quenchlab.devices.genesys_driver import BAUD_RATES
-
-from quenchlab.files import Strict
 from quenchlab.config.addresses import SerialAddress
+from quenchlab.devices.genesys_driver import BAUD_RATES
+from quenchlab.files import Strict
 from quenchlab.units import Ohms, Quantity, Seconds, Volts
 
 GENESYS_PV_OF_OVP = 0.95  # a voltage setting above 95 % of the OVP answers E01 (Genesys manual 7.6)

@@ -9,12 +9,10 @@ from itertools import accumulate
 
 import numpy as np
 
-from quenchlab.control.programs import Shot
-from quenchlab.control.programs import ListProgram
+from quenchlab.control.profile import Profile
+from quenchlab.control.programs import ListProgram, Shot
 from quenchlab.sim.fjh_world import FJHWorld
 from quenchlab.sim.samples import PRESETS
-
-from quenchlab.control.profile import Profile
 
 
 class _HandClock:

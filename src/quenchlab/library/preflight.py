@@ -10,9 +10,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from quenchlab.config.aerosol import AerosolConfig
+from quenchlab.config.slot_budget import Budget, budget
 from quenchlab.errors import ConfigError
 from quenchlab.library.rows import AerosolRow
-from quenchlab.config.slot_budget import Budget, budget
 
 
 @dataclass(frozen=True)

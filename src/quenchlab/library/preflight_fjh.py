@@ -3,19 +3,18 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from quenchlab.control.programs import Shot as BankShot
-
 from quenchlab.config.fjh import FJHConfig
+from quenchlab.control.programs import Shot as BankShot
 from quenchlab.errors import ConfigError
 from quenchlab.library.energy_estimate import list_energy, profile_energy, shot_estimate
-from quenchlab.recipes.kelvin import TemperatureRecipe, calibration_program, check_recipe
-from quenchlab.library.rows import RecipeRow
 from quenchlab.library.preflight import Forecast, refuse
-from quenchlab.recipes.pulse import compile_recipe, energy_bound
-from quenchlab.recipes.load import load_recipe
+from quenchlab.library.rows import RecipeRow
 from quenchlab.plans.recipe import RecipePlan, checked_plan, pulses_fired
-from quenchlab.recipes.shot import ShotRecipe, compile_shot
 from quenchlab.plans.supply import compile_host_timed
+from quenchlab.recipes.kelvin import TemperatureRecipe, calibration_program, check_recipe
+from quenchlab.recipes.load import load_recipe
+from quenchlab.recipes.pulse import compile_recipe, energy_bound
+from quenchlab.recipes.shot import ShotRecipe, compile_shot
 
 PULSE_OVERHEAD = 16 * 1024  # bytes of a pulse's group, attributes and table row besides its traces
 RECORD_OVERHEAD = 64 * 1024  # bytes of a record's metadata, settings and tables

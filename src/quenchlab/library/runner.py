@@ -17,19 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from quenchlab import __version__
-from quenchlab.run.engine import link_faults_recorded, run_engine
 from quenchlab.errors import ConfigError, QuenchlabError
 from quenchlab.files import writable_directory
-from quenchlab.run.interrupts import Interrupts
 from quenchlab.library.journal import DONE, FAILED, INTERRUPTED, PENDING, RUNNING, Journal
 from quenchlab.library.rows import safe_name
-from quenchlab.run.outcome import Outcome, run_once
 from quenchlab.record.writer import HDF5Writer, file_stem
+from quenchlab.run.engine import link_faults_recorded, run_engine
+from quenchlab.run.interrupts import Interrupts
+from quenchlab.run.outcome import Outcome, run_once
 
 RETRY_STATES = (FAILED, INTERRUPTED)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Progress:
     """What the runner reports as it goes (all optional)."""
 

@@ -13,6 +13,10 @@ from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
+from quenchlab.clock import ReactorClock
+from quenchlab.config.aerosol import AerosolConfig
+from quenchlab.config.plate import PlateLedger
+from quenchlab.config.slot_budget import round_trip
 from quenchlab.devices.alicat_device import MassFlowController, PressureGauge
 from quenchlab.devices.alicat_driver import DIFFERENTIAL_PRESSURE, AlicatUnit
 from quenchlab.devices.impac_device import ImpacPyrometer
@@ -28,16 +32,11 @@ from quenchlab.devices.vici_device import SelectorValve
 from quenchlab.devices.vici_driver import ViciValve
 from quenchlab.devices.zaber_device import Collector
 from quenchlab.devices.zaber_driver import ZaberStage
+from quenchlab.errors import ConfigError, InstrumentError
 from quenchlab.plans.liquid import syringe_changeover
 from quenchlab.plans.sequences import Flame, SlotSteps, aerosol_sample
-
-from quenchlab.config.aerosol import AerosolConfig
-from quenchlab.clock import ReactorClock
 from quenchlab.reactor.assembly import Assembly
 from quenchlab.reactor.interlock import Interlock, Watch
-from quenchlab.errors import ConfigError, InstrumentError
-from quenchlab.config.plate import PlateLedger
-from quenchlab.config.slot_budget import round_trip
 
 STALE_PERIODS = 5  # process data this many log periods old trip (before the pump's safe mode stops it)
 PUMP_CHECK_ROWS = 5  # an HPLC pump's faults (RF) are read every this many rows, and as collecting ends

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from rich.table import Table
 
 from quenchlab.config.addresses import TWIN, is_gateway
-from quenchlab.reactor.check_instruments import LEAVES, READERS, REFUSES, Difference
 from quenchlab.errors import ConfigError, QuenchlabError
+from quenchlab.reactor.check_instruments import LEAVES, READERS, REFUSES, Difference
 
 
 @dataclass

@@ -16,7 +16,6 @@ from quenchlab.devices.ne1000_driver import NE1000
 from quenchlab.devices.ssi_driver import SsiPump
 from quenchlab.devices.vici_driver import ViciValve
 from quenchlab.devices.zaber_driver import ZaberStage
-
 from quenchlab.reactor.supplies import BUILDERS
 
 PROGRAMS, REFUSES, LEAVES = "a run programs it", "a run refuses", "a run leaves it"

@@ -7,16 +7,15 @@ them instead of the instruments.
 import functools
 import math
 
+from quenchlab.clock import ReactorClock
+from quenchlab.config.fjh import FJHConfig
 from quenchlab.devices.impac_device import ImpacPyrometer
 from quenchlab.devices.impac_driver import Impac
 from quenchlab.devices.infiniivision_device import InfiniiVisionDigitizer
 from quenchlab.devices.infiniivision_driver import InfiniiVision
-
-from quenchlab.reactor.assembly import Assembly
-from quenchlab.clock import ReactorClock
-from quenchlab.reactor.interlock import Interlock, Watch
-from quenchlab.config.fjh import FJHConfig
 from quenchlab.errors import InstrumentError
+from quenchlab.reactor.assembly import Assembly
+from quenchlab.reactor.interlock import Interlock, Watch
 from quenchlab.reactor.supplies import BUILDERS
 
 

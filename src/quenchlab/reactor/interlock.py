@@ -30,6 +30,7 @@ from ophyd import Signal
 from quenchlab.clock import ReactorClock
 from quenchlab.plans.sequences import reactor_sleep
 
+
 @dataclass(frozen=True)
 class Watch:
     name: str

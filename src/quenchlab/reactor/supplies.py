@@ -6,6 +6,7 @@ programs its protection and reads it back, and which ophyd device and pulse flye
 | tdk-genesys      | host-timed          | devices/host_timed_pulse.py            |
 | capbank          | capacitor discharge | devices/capbank_shot.py                |
 """
+from quenchlab.config.fjh import FJHConfig
 from quenchlab.devices.capbank_device import CapBankSupply
 from quenchlab.devices.capbank_driver import CapBank
 from quenchlab.devices.capbank_shot import CapBankShot
@@ -16,8 +17,6 @@ from quenchlab.devices.genesys_driver import Genesys
 from quenchlab.devices.host_timed_pulse import HostTimedPulse
 from quenchlab.devices.n6900_device import N6900Supply
 from quenchlab.devices.n6900_driver import N6900
-
-from quenchlab.config.fjh import FJHConfig
 from quenchlab.errors import InstrumentError
 
 Readback = tuple[str, float, float]  # (setting, as read back, as configured)

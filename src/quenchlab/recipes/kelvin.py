@@ -19,15 +19,14 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from quenchlab.devices.n6900_driver import MAX_DWELL
-from quenchlab.control.programs import ListProgram
-from quenchlab.control.profile import Profile
-
 from quenchlab.config.fjh import FJHConfig
+from quenchlab.control.profile import Profile
+from quenchlab.control.programs import ListProgram
+from quenchlab.control.thermal_model import AMBIENT, SampleModel
+from quenchlab.devices.n6900_driver import MAX_DWELL
 from quenchlab.errors import LimitError
 from quenchlab.files import Strict
 from quenchlab.recipes.pulse import RAMP_STEP, checked_program
-from quenchlab.control.thermal_model import AMBIENT, SampleModel
 from quenchlab.units import Amperes, Kelvin, Quantity, Seconds
 
 MAX_STEPS = 500  # list steps a profile is cut into (the N6900 holds 512)

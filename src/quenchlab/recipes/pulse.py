@@ -11,9 +11,9 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from quenchlab.devices.n6900_driver import MAX_DWELL, MAX_LIST_STEPS
-from quenchlab.control.programs import LEVEL_UNITS, ListProgram
 from quenchlab.config.fjh import Limits
+from quenchlab.control.programs import LEVEL_UNITS, ListProgram
+from quenchlab.devices.n6900_driver import MAX_DWELL, MAX_LIST_STEPS
 from quenchlab.errors import LimitError
 from quenchlab.files import Strict
 from quenchlab.units import Seconds, to_si

@@ -17,10 +17,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from quenchlab.devices.capbank_driver import MAX_FIRE_MS
-from quenchlab.control.programs import Shot
-
 from quenchlab.config.fjh import FJHConfig
+from quenchlab.control.programs import Shot
+from quenchlab.devices.capbank_driver import MAX_FIRE_MS
 from quenchlab.errors import LimitError
 from quenchlab.files import Strict
 from quenchlab.recipes.pulse import check_cool_down, check_energy_per_minute

@@ -16,10 +16,10 @@ from pathlib import Path
 import h5py
 import yaml
 
+from quenchlab.analysis.plateau import BAND, PhaseChange, Plateau, phase_change, plateaus
 from quenchlab.config.fjh import FJHConfig
 from quenchlab.errors import QuenchlabError
 from quenchlab.files import validate
-from quenchlab.analysis.plateau import BAND, PhaseChange, Plateau, phase_change, plateaus
 
 C2 = 14388.0  # um K, the second radiation constant
 LOWEST = 0.02  # emissivity of the shiniest metals in the near infrared: the search for a plateau ends there

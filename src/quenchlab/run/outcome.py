@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from bluesky import RunEngine
 from bluesky.utils import FailedStatus, RunEngineInterrupted
 
-from quenchlab.run.engine import abort_run, failure_error
 from quenchlab.errors import ConfigError, QuenchlabError
+from quenchlab.run.engine import abort_run, failure_error
 from quenchlab.run.interrupts import Interrupts
 
 # an attempt's states, as the run tells them and a library's journal records them

@@ -9,17 +9,16 @@ import numpy as np
 
 from quenchlab import __version__
 from quenchlab.config.fjh import FJHConfig
-from quenchlab.run.engine import link_faults_recorded, run_engine
 from quenchlab.errors import QuenchlabError
-from quenchlab.run.interrupts import Interrupts
-from quenchlab.run.outcome import DONE, PENDING
-from quenchlab.run.outcome import run_once
 from quenchlab.files import writable_directory
+from quenchlab.plans.recipe import checked_plan
 from quenchlab.reactor.fjh import FJHReactor
 from quenchlab.recipes.kelvin import TemperatureRecipe
 from quenchlab.recipes.pulse import Recipe
-from quenchlab.plans.recipe import checked_plan
 from quenchlab.record.writer import HDF5Writer
+from quenchlab.run.engine import link_faults_recorded, run_engine
+from quenchlab.run.interrupts import Interrupts
+from quenchlab.run.outcome import DONE, PENDING, run_once
 
 
 @dataclass

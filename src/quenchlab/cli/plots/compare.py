@@ -5,7 +5,16 @@ from pathlib import Path
 
 import numpy as np
 
-from quenchlab.cli.plots.common import held_figures, metric_panels, plt, pulse_span, readable, run_colours, save, time_scale
+from quenchlab.cli.plots.common import (
+    held_figures,
+    metric_panels,
+    plt,
+    pulse_span,
+    readable,
+    run_colours,
+    save,
+    time_scale,
+)
 from quenchlab.cli.plots.pulses import mark_range
 from quenchlab.record.reader import RunRecord, read_run
 from quenchlab.record.summary import run_labels, summarise
