@@ -25,6 +25,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from event_model import DocumentRouter
 
 from quenchlab import __version__
 
@@ -115,15 +116,6 @@ def _column_dtype(data_key: dict):
     return _TABLE_DTYPES.get(data_key.get("dtype"), np.float64)
 
 
-def _page_of_one(event: dict) -> dict:
-    """An event document as an event page holding one row."""
-    page = {key: [event[key]] for key in ("seq_num", "time", "uid")}
-    page["descriptor"] = event["descriptor"]
-    page["data"] = {k: [v] for k, v in event["data"].items()}
-    page["timestamps"] = {k: [v] for k, v in event["timestamps"].items()}
-    return page
-
-
 @dataclass
 class _Stream:
     """How the fields of one event descriptor are laid out in the file."""
@@ -205,14 +197,17 @@ class _Table:
         self.written += rows
 
 
-class HDF5Writer:
+class HDF5Writer(DocumentRouter):
     """Write each run's documents to its own HDF5 file in `directory` (subscribe with RE.subscribe).
 
-    Scalar rows in flight (buffered for at most ROWS_MAX_AGE, 0.5 s) are lost if the process
-    dies; everything older is on disk. A background thread writes rows that would wait longer.
+    event_model's DocumentRouter routes each document to the method of its name; an event comes
+    to `event_page` as a page of one row. Scalar rows in flight (buffered for at most
+    ROWS_MAX_AGE, 0.5 s) are lost if the process dies; everything older is on disk. A background
+    thread writes rows that would wait longer.
     """
 
     def __init__(self, directory: str | Path):
+        super().__init__()
         self.directory = Path(directory)
         self.path: Path | None = None
         self._file: h5py.File | None = None
@@ -231,28 +226,20 @@ class HDF5Writer:
                 _write_value(handle["entry"], name, text)
                 handle.flush()
 
-    def __call__(self, name: str, doc: dict) -> None:
-        if name == "event":
-            name, doc = "event_page", _page_of_one(doc)
-        handler = {
-            "start": self._start,
-            "descriptor": self._descriptor,
-            "event_page": self._event_page,
-            "stop": self._stop,
-        }.get(name)
+    def __call__(self, name: str, doc: dict, validate: bool = False) -> tuple[str, dict]:
         with self._lock:
-            if handler is None or (self._file is None and name != "start"):
-                return
-            if name == "event_page":
-                self._event_page(doc)  # flushes whenever it writes
-                return
+            if self._file is None and name != "start":
+                return name, doc
+            if name in ("event", "event_page"):
+                return super().__call__(name, doc, validate)  # event_page flushes whenever it writes
             self._write_rows()  # buffered rows go to disk before any other document's writes
-            handler(doc)
+            routed = super().__call__(name, doc, validate)
             if self._file is not None:
                 self._file.flush()
+            return routed
 
     # -- documents -----------------------------------------------------------------------
-    def _start(self, doc: dict) -> None:
+    def start(self, doc: dict) -> None:
         if self._file is not None:
             self._close("incomplete")
         self._file, self.path = self._create(file_stem(doc))
@@ -308,7 +295,7 @@ class HDF5Writer:
         threading.Thread(target=self._flush_stale_rows, args=(self._file,), daemon=True,
                          name=f"quenchlab writer {self.path.name}").start()
 
-    def _descriptor(self, doc: dict) -> None:
+    def descriptor(self, doc: dict) -> None:
         stream = _Stream.from_descriptor(doc)
         self._streams[doc["uid"]] = stream
         self._counts.setdefault(stream.name, 0)
@@ -316,7 +303,7 @@ class HDF5Writer:
         if stream.scalars:
             self._table(stream)
 
-    def _event_page(self, page: dict) -> None:
+    def event_page(self, page: dict) -> None:
         """Buffer the page's scalar rows; write its trace groups (after the buffered rows) and flush."""
         stream = self._streams.get(page["descriptor"])
         rows = len(page["seq_num"])
@@ -334,7 +321,7 @@ class HDF5Writer:
             self._buffered_since = time.monotonic()  # the first buffered rows: the flush thread starts its clock
             self._lock.notify()
 
-    def _stop(self, doc: dict) -> None:
+    def stop(self, doc: dict) -> None:
         _write_value(self._entry, "end_time", _iso(doc["time"]))
         if doc.get("reason"):
             _write_value(self._entry, "reason", str(doc["reason"]))
