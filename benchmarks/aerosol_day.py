@@ -87,7 +87,8 @@ def main() -> int:
           f"{reactor_time / 3600:.2f} h (the reactor runs on while the host opens each record)")
     print(f"aerosol_day: CPU time per sample: host {host / samples * 1e3:.0f} ms, twins {twins / samples * 1e3:.0f} ms "
           "(with the twins' start; less noisy than the wall time on a shared machine)")
-    print(f"aerosol_day: process rows per sample median={np.median(rows):.0f}; interval median={np.median(gaps):.2f} s, "
+    print(f"aerosol_day: process rows per sample median={np.median(rows):.0f}; "
+          f"interval median={np.median(gaps):.2f} s, "
           f"99th percentile={np.percentile(gaps, 99):.2f} s, max={gaps.max():.2f} s of reactor time")
     return 0 if len(files) == samples == done and tallied else 1
 
@@ -99,7 +100,8 @@ def tally(directory: Path, deposits: dict) -> bool:
         with h5py.File(path, "r") as f:
             entry = f["entry"]
             position, port = entry["sample/position"][()].decode(), int(entry["sample/port"][()])
-            marks = dict(zip((p.decode() for p in entry["phases/marker_phase"][()]), entry["phases/marker_reactor_time"][()]))
+            marks = dict(zip((p.decode() for p in entry["phases/marker_phase"][()]),
+                             entry["phases/marker_reactor_time"][()]))
             powder = entry["collection/collection_powder"][()][0]
             assert entry["sample/plate"][()] and position not in positions
         positions.add(position)
@@ -110,7 +112,8 @@ def tally(directory: Path, deposits: dict) -> bool:
         tail = 1 - laid["ports"].get(port, 0.0) / laid["grams"]
     others = set(deposits) - positions - {"shutter"}
     print(f"tally: {len(positions)} positions, each laid only while its own sample's shutter was open: "
-          f"{'yes' if not strays else 'NO'}; powder elsewhere on the plate: {sum(deposits[k]['grams'] for k in others):.3g} g; "
+          f"{'yes' if not strays else 'NO'}; "
+          f"powder elsewhere on the plate: {sum(deposits[k]['grams'] for k in others):.3g} g; "
           f"on the shutter (transitions): {deposits.get('shutter', {}).get('grams', 0):.3g} g; recorded powder within "
           f"{worst:.1%} of the tally; last sample's impurity from the precursor before it {tail:.2%}")
     return not strays and not others

@@ -66,9 +66,11 @@ def main() -> int:
         spans, recorded = [], []
         with FJHReactor(config, simulate=True) as reactor, tempfile.TemporaryDirectory() as scratch:
             for round_ in range(args.rounds):
-                short, _ = timed_run(reactor, lambda r, config=config, recipe_name=recipe_name: checked_plan(r, config, recipe_name), recipe, 2,
+                short, _ = timed_run(reactor, lambda r, config=config, recipe_name=recipe_name:
+                                     checked_plan(r, config, recipe_name), recipe, 2,
                                      Path(scratch) / f"{round_}-2")
-                long, path = timed_run(reactor, lambda r, config=config, recipe_name=recipe_name: checked_plan(r, config, recipe_name), recipe, args.pulses,
+                long, path = timed_run(reactor, lambda r, config=config, recipe_name=recipe_name:
+                                       checked_plan(r, config, recipe_name), recipe, args.pulses,
                                        Path(scratch) / f"{round_}-n")
                 spans.append((long - short) / (args.pulses - 2))
                 with h5py.File(path, "r") as f:

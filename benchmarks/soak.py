@@ -158,7 +158,8 @@ def soak(rounds: int, pulses: int, samples: int, seed: int, directory: Path) -> 
     first, last = report.resources[0], report.resources[-1]
     if last[0] > first[0] or last[1] > first[1]:
         names = sorted(thread.name for thread in threading.enumerate())
-        report.problems.append(f"threads/file descriptors grew from {first[:2]} to {last[:2]} (threads: {', '.join(names)})")
+        report.problems.append(f"threads/file descriptors grew from {first[:2]} to {last[:2]} "
+                               f"(threads: {', '.join(names)})")
     if last[2] > MEMORY_GROWTH * first[2]:
         report.problems.append(f"resident memory grew from {first[2]:.0f} to {last[2]:.0f} MiB")
     return report

@@ -121,7 +121,8 @@ class CapBank:
         return self._number("WDOG?")
 
     def set_watchdog(self, seconds: int) -> None:
-        if isinstance(seconds, bool) or not isinstance(seconds, int) or not WATCHDOG_RANGE[0] <= seconds <= WATCHDOG_RANGE[1]:
+        if (isinstance(seconds, bool) or not isinstance(seconds, int)
+                or not WATCHDOG_RANGE[0] <= seconds <= WATCHDOG_RANGE[1]):
             raise ValueError(f"watchdog must be an integer 1-3600 s, got {seconds!r}")
         self._do(f"WDOG {seconds}")
 

@@ -140,7 +140,8 @@ class CapBankShot(PulseCapture):
         probe = self.digitizer.fetch(self.current_channel)
         current = probe.volts / self.sensitivity
         if (peak := float(np.nanmax(current))) > self.max_current:
-            self._over = (f"the last shot peaked at {peak:.3g} A (the probe reads up to {PROBE_HEADROOM:g} x the limit), "
+            self._over = (f"the last shot peaked at {peak:.3g} A "
+                          f"(the probe reads up to {PROBE_HEADROOM:g} x the limit), "
                           f"above the configured max_current of {self.max_current:g} A: lower charge_voltage")
         energy = 0.5 * self.capacitance.get() * (self._before**2 - after**2)
         self._record(trace, probe.time, current, np.full_like(current, np.nan), energy=energy,

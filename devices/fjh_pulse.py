@@ -78,7 +78,8 @@ class PulseFlyer(ProgrammedPulse):
     def fired_so_far(self) -> int:
         """Pulses of the run's train begun by now: those recorded, and those the live list has
         begun by its programmed timing (its pages come after it)."""
-        live = min(self.pulses, int((wallclock.time() - self._fired_at) / self.period) + 1) if self._live.is_set() else 0
+        live = (min(self.pulses, int((wallclock.time() - self._fired_at) / self.period) + 1)
+                if self._live.is_set() else 0)
         return len(self._starts) + live
 
     @property

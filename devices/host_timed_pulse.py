@@ -82,7 +82,8 @@ class HostTimedPulse(ProgrammedPulse):
         return None  # as many readings as the link allowed
 
     def extra_keys(self) -> dict[str, dict]:
-        return {**super().extra_keys(), "step_time": {"dtype": "array", "shape": [len(self.program.levels) + 1], "units": "s",
+        return {**super().extra_keys(),
+                "step_time": {"dtype": "array", "shape": [len(self.program.levels) + 1], "units": "s",
                               "dims": ["step"]}}
 
     # --- the pulse -----------------------------------------------------------------------------
@@ -107,8 +108,9 @@ class HostTimedPulse(ProgrammedPulse):
                                   "find the cause before the next pulse")
         for field, (read, wanted) in self.protection.items():
             if abs((actual := read()) - wanted) > 1e-6 * max(1.0, wanted):
-                raise InstrumentError(supply.name, supply.where, f"{field.upper()}?", f"reads back {actual:g} V, not "
-                                      f"the configured {wanted:g} V (instruments.supply.{field}): changed since it was set")
+                raise InstrumentError(supply.name, supply.where, f"{field.upper()}?",
+                                      f"reads back {actual:g} V, not the configured {wanted:g} V "
+                                      f"(instruments.supply.{field}): changed since it was set")
 
     def _prepare_shot(self) -> None:
         supply, program = self.supply, self.program

@@ -19,5 +19,6 @@ class N6900Supply(SupplyDevice):
     identity = Cpt(DriverSignal, read="identify", kind=Kind.config)
     ovp = Cpt(DriverSignal, read="protection_settings", key="ovp", kind=Kind.config, units="V")
     ocp = Cpt(DriverSignal, read="protection_settings", key="ocp", kind=Kind.config)
-    protection_delay = Cpt(DriverSignal, read="protection_settings", key="protection_delay", kind=Kind.config, units="s")
+    protection_delay = Cpt(DriverSignal, read="protection_settings", key="protection_delay", kind=Kind.config,
+                           units="s")
     watchdog_delay = Cpt(DriverSignal, read="protection_settings", key="watchdog_delay", kind=Kind.config, units="s")

@@ -117,7 +117,8 @@ class SyringePump(DriverDevice):
         except SyringeShortfall:  # moved less than the capacity: that is the point
             pass
         else:
-            self._refuse("INF", f"infused the syringe's whole {self.capacity:g} mL without meeting the end of its travel")
+            self._refuse("INF", f"infused the syringe's whole {self.capacity:g} mL "
+                         "without meeting the end of its travel")
         self.driver.clear_dispensed()
 
     def _refuse(self, direction: str, problem: str) -> None:

@@ -289,7 +289,8 @@ class NE1000:
         return self.io.run(self.dispensed_steps())
 
     def dispensed_steps(self) -> Steps:
-        (infused, withdrawn), unit = yield from self._reading_steps("DIS", r"I([\d.]+)W([\d.]+)([A-Z]{2})", VOLUME_UNITS)
+        (infused, withdrawn), unit = yield from self._reading_steps("DIS", r"I([\d.]+)W([\d.]+)([A-Z]{2})",
+                                                                    VOLUME_UNITS)
         return infused * VOLUME_UNITS[unit], withdrawn * VOLUME_UNITS[unit]
 
     def clear_dispensed(self) -> None:

@@ -9,7 +9,8 @@ from quenchlab.control.thermal_model import UNITS, SampleModel
 from .driver_device import UnitSignal
 
 SampleModelDevice = create_device_from_components(
-    "SampleModelDevice", docstring="One signal per parameter of quenchlab.control.thermal_model.SampleModel, with units.",
+    "SampleModelDevice",
+    docstring="One signal per parameter of quenchlab.control.thermal_model.SampleModel, with units.",
     **{key: Component(UnitSignal, value=math.nan, units=units) for key, units in UNITS.items()})
 
 

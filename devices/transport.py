@@ -174,7 +174,8 @@ class VisaTransport(_Link):
                     self._note(command, f"no reply within {self.timeout:g} s ({error.abbreviation}): resent")
                 except ConnectionError:
                     if relinked:
-                        raise InstrumentError(self.name, self.address, command, "link lost again after reconnecting") from None
+                        raise InstrumentError(self.name, self.address, command,
+                                              "link lost again after reconnecting") from None
                     self._relink(command)
                     self._note(command, "link lost: reconnected, resent")
                     drain, relinked = False, True

@@ -25,7 +25,8 @@ def kelvin_train(flyer: PulseCapture, calibrating: PulseCapture, calibration: Li
     """The calibration pulse (stream "calibration") and the sample model `identify` makes of its
     page (stream "sample_model"), then `pulses` pulses of `flyer` (stream "pulse"), each fired
     `off_time` after the pulse before ended (its analysis, learning and upload inside the off
-    time; the "train" stream holds the achieved period), each loaded by `realise(model, reference)` (which checks it against the limits),
+    time; the "train" stream holds the achieved period),
+    each loaded by `realise(model, reference)` (which checks it against the limits),
     the reference being `shape`'s temperatures moved after each pulse by `gain` times the error
     it left (never above `ceiling`). The supply is made safe at the end, whatever happens."""
     calibrating.load(calibration)

@@ -66,19 +66,21 @@ def temperature_plan(recipe: TemperatureRecipe, config: FJHConfig, source: str) 
         lag = config.instruments.pyrometer.response_time / math.log(10)  # t90 of a first-order sensor
 
         def fitted(page):
-            return identify(page["time"], page["temperature"], page["supply_time"], page["current"], page["voltage"], lag)
+            return identify(page["time"], page["temperature"], page["supply_time"], page["current"], page["voltage"],
+                            lag)
     else:
         step = Recipe(name=f"{recipe.name} calibration", compliance=f"{recipe.compliance} V",
                       segments=[{"level": f"{recipe.calibration.level} A", "dwell": f"{recipe.calibration.dwell} s"}])
         calibration = compile_host_timed(step, config, f"{source} (calibration)")
         if recipe.calibration.dwell * STEADY_PART < (shortest := minimum_step(config.instruments.supply.baudrate)):
-            raise LimitError(f"{source}: field calibration.dwell: {recipe.calibration.dwell * 1e3:g} ms is shorter than "
-                             f"the {shortest / STEADY_PART * 1e3:.3g} ms a host-timed calibration needs: the sample "
-                             f"is identified from the step's last {STEADY_PART:.0%}, which must hold a "
+            raise LimitError(f"{source}: field calibration.dwell: {recipe.calibration.dwell * 1e3:g} ms is shorter "
+                             f"than the {shortest / STEADY_PART * 1e3:.3g} ms a host-timed calibration needs: "
+                             f"the sample is identified from the step's last {STEADY_PART:.0%}, which must hold a "
                              f"{shortest * 1e3:.3g} ms host-timed step")
 
         def fitted(page):
-            return steady_state(page["time"], page["temperature"], page["supply_time"], page["current"], page["voltage"])
+            return steady_state(page["time"], page["temperature"], page["supply_time"], page["current"],
+                                page["voltage"])
     timing = {"pulses": recipe.pulses, "off_time": recipe.off_time}
     if model == "keysight-n6900" and fits_record(shape, config):
         def realise(reactor, sample, reference):
@@ -91,7 +93,8 @@ def temperature_plan(recipe: TemperatureRecipe, config: FJHConfig, source: str) 
     _check_closed_loop(recipe, shape.duration, config, source)
 
     def hold(flyer, sample):
-        limits, energy, where = config.limits, predicted_energy(shape, sample), f"{source} (the profile for the calibrated sample)"
+        limits, energy, where = (config.limits, predicted_energy(shape, sample),
+                                 f"{source} (the profile for the calibrated sample)")
         if energy > limits.max_energy_per_pulse:
             raise LimitError(f"{where}: one pulse would take about {energy:.3g} J, "
                              f"above the configured max_energy_per_pulse of {limits.max_energy_per_pulse:g} J")

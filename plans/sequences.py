@@ -174,7 +174,8 @@ def aerosol_sample(line, steps: SlotSteps, flame: Flame, md: dict):
         settled_from = clock.now()
         yield from mark(marker, "settle")
         settled = yield from wait_for_stable_flame(clock, logger, flame, settled_from)
-        note = None if settled else f"flame not stable within {flame.band:g} K after {flame.allowance:g} s: collected anyway"
+        note = None if settled else (f"flame not stable within {flame.band:g} K after {flame.allowance:g} s: "
+                                     "collected anyway")
         if collector is not None:
             yield from mark(marker, "position")
             yield from bps.mv(collector, steps.target)

@@ -40,7 +40,8 @@ class FJHTwins(TwinGroup):
         digitizer = instruments.digitizer
         inputs = {digitizer.channel: lambda t: self.pyrometer.analog_current(t) * digitizer.shunt / 1000}
         if digitizer.current_channel is not None:
-            inputs[digitizer.current_channel] = lambda t: self.world.sample_at(t, "amps") * digitizer.current_sensitivity
+            inputs[digitizer.current_channel] = lambda t: (self.world.sample_at(t, "amps")
+                                                           * digitizer.current_sensitivity)
         self.digitizer = InfiniiVisionTwin(self.world, inputs, seed=None if seed is None else seed + 1,
                                            segments=digitizer.segments)
         self.models = {"supply": instruments.supply.model, "pyrometer": "impac-upp",

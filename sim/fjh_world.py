@@ -78,7 +78,8 @@ class FJHWorld:
             self.source.observe(t, self.volts, amps, cc)
         power = amps * amps * r
         rate = s.dtemperature_dt(self.temperature, power)
-        quiet = not on and abs(self.temperature - s.ambient) < 0.05 and abs(self.sensed_temperature - self.temperature) < 0.05
+        quiet = (not on and abs(self.temperature - s.ambient) < 0.05
+                 and abs(self.sensed_temperature - self.temperature) < 0.05)
         limit = self.source.next_change(t) if self.source else math.inf
         if quiet:
             dt = min(end, limit) - t

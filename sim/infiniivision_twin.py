@@ -148,7 +148,8 @@ class InfiniiVisionTwin:
             self._capture()
             if self.acquire_mode == "SEGM":
                 taken = len(self.segments) == self.segment_count
-                self.state, self.armed_at = ("stopped", math.inf) if taken else ("armed", end + REARM + self._pre_trigger())
+                self.state, self.armed_at = (("stopped", math.inf) if taken
+                                             else ("armed", end + REARM + self._pre_trigger()))
                 self.continuous = self.continuous and not taken
             elif self.continuous:
                 self.state, self.armed_at = "armed", max(end, now) + self._pre_trigger()
@@ -468,7 +469,8 @@ class InfiniiVisionTwin:
         """:DIGitize [CHANnel<n>, ...] acquires one record of every channel and stops; here it waits
         (in reactor time) for it."""
         for source in sources:
-            if source.strip().upper() not in {f"CHAN{n}" for n in self.channels} | {f"CHANNEL{n}" for n in self.channels}:
+            if source.strip().upper() not in ({f"CHAN{n}" for n in self.channels}
+                                              | {f"CHANNEL{n}" for n in self.channels}):
                 raise ScpiError(-224, "Illegal parameter value")
         self._arm()
         if self.sweep == "AUTO":

@@ -16,9 +16,9 @@ queries too: VOLT? MAX). MEASure/FETCh:POWer? give V x I.
 Ranges and *RST values, as an N6974A answers them (a recorded session of one, fw B.02.03): levels
 and limits reach 102 % of the rating, OVP 120 %; VOLTage and VOLTage:LIMit go down to 0.1 % of
 the rated voltage, the positive current limit to 0.1 % of its range (the N6974A reads 0.026 A for
-0.0255: its resolution, not modelled). *RST: VOLTage its MIN, CURRent 0, CURRent:LIMit 1 % of its MAX, CURRent:LIMit:NEGative
--10 % (its MIN without an N7909A dissipator, which the twin does not have), VOLTage:LIMit its MAX
-(probable: read from a unit in its reset state), TRIGger:TRANsient:SOURce BUS,
+0.0255: its resolution, not modelled). *RST: VOLTage its MIN, CURRent 0, CURRent:LIMit 1 % of its MAX,
+CURRent:LIMit:NEGative -10 % (its MIN without an N7909A dissipator, which the twin does not have),
+VOLTage:LIMit its MAX (probable: read from a unit in its reset state), TRIGger:TRANsient:SOURce BUS,
 OUTPut:PROTection:MODE LOWZ, OUTP:PROT:WDOG:DEL 60 s. CURRent takes down to -10 % (the output
 sinks what a source outside drives into it; the sample is passive, so the twin delivers 0 A
 there). *OPT? names the options the twin serves, "302,303" (the digitizer, SENSe:SWEep and
@@ -297,14 +297,15 @@ class N6900Twin:
           self._number("current", -r.max_amps * 0.1, r.max_amps, default=0, units="A"), max_query_args=1)
         e("[SOURce:]FUNCtion", self._priority)
         e("[SOURce:]CURRent:LIMit[:POSitive][:IMMediate][:AMPLitude]",
-          self._limit("current_limit", "VOLT", r.max_amps * 0.001, r.max_amps, r.max_amps * 0.01, "A"), max_query_args=1)
+          self._limit("current_limit", "VOLT", r.max_amps * 0.001, r.max_amps, r.max_amps * 0.01, "A"),
+          max_query_args=1)
         e("[SOURce:]CURRent:LIMit:NEGative[:IMMediate][:AMPLitude]",
           self._limit("negative_limit", "VOLT", -r.max_amps * 0.1, -r.max_amps * 0.001, -r.max_amps * 0.1, "A"),
           max_query_args=1)
         e("[SOURce:]VOLTage:LIMit[:POSitive][:IMMediate][:AMPLitude]",
           self._limit("voltage_limit", "CURR", r.volts * 0.001, r.max_volts, r.max_volts, "V"), max_query_args=1)
-        e("[SOURce:]VOLTage:PROTection[:LEVel]", self._number("ovp", 0, r.volts * 1.2, default=r.volts * 1.2, units="V"),
-          max_query_args=1)
+        e("[SOURce:]VOLTage:PROTection[:LEVel]",
+          self._number("ovp", 0, r.volts * 1.2, default=r.volts * 1.2, units="V"), max_query_args=1)
         e("[SOURce:]CURRent:PROTection:STATe", stored(self, "ocp", parse_bool, format_bool))
         e("[SOURce:]CURRent:MODE", self._mode("current_mode"))
         e("[SOURce:]VOLTage:MODE", self._mode("voltage_mode"))
@@ -332,12 +333,17 @@ class N6900Twin:
         e("TRIGger:TRANsient[:IMMediate]", lambda a, q: self._start_list(), query=False, max_args=0)
         e("INITiate[:IMMediate]:TRANsient", lambda a, q: self._initiate(), query=False, max_args=0)
         e("ABORt:TRANsient", lambda a, q: self._abort(), query=False, max_args=0)
-        e("[SOURce:]DIGital:PIN1:FUNCtion", stored(self, "pin1_function", one_of(["DIO", "DINPut", "TOUTput", "TINPut", "FAULt", "INHibit", "ONCouple", "OFFCouple"])))
+        e("[SOURce:]DIGital:PIN1:FUNCtion", stored(self, "pin1_function", one_of(["DIO", "DINPut", "TOUTput", "TINPut",
+                                                                                  "FAULt", "INHibit", "ONCouple",
+                                                                                  "OFFCouple"])))
         e("SENSe:SWEep:POINts", self._number("acq_points", 1, MAX_SWEEP_POINTS, step=1, default=3255), max_query_args=1)
-        e("SENSe:SWEep:TINTerval", self._number("acq_interval", MIN_SAMPLE_INTERVAL, 40000.0, units="S"), max_query_args=1)
-        e("SENSe:SWEep:OFFSet:POINts", self._number("acq_offset", -(MAX_SWEEP_POINTS - 1), 2e9, step=1), max_query_args=1)
+        e("SENSe:SWEep:TINTerval", self._number("acq_interval", MIN_SAMPLE_INTERVAL, 40000.0, units="S"),
+          max_query_args=1)
+        e("SENSe:SWEep:OFFSet:POINts", self._number("acq_offset", -(MAX_SWEEP_POINTS - 1), 2e9, step=1),
+          max_query_args=1)
         e("TRIGger:ACQuire:SOURce", stored(self, "acq_source", one_of(["BUS", "TRANsient1", "EXTernal"])))
-        e("TRIGger:ACQuire[:IMMediate]", lambda a, q: self._trigger_acquisition(self.world.time), query=False, max_args=0)
+        e("TRIGger:ACQuire[:IMMediate]", lambda a, q: self._trigger_acquisition(self.world.time), query=False,
+          max_args=0)
         e("INITiate[:IMMediate]:ACQuire", lambda a, q: self._initiate_acquisition(), query=False, max_args=0)
         e("ABORt:ACQuire", lambda a, q: setattr(self, "acquisition", "idle"), query=False, max_args=0)
         e("FORMat[:DATA]", stored(self, "data_format", one_of(["ASCii", "REAL"])))
@@ -472,7 +478,8 @@ class N6900Twin:
         if self.output and not self.tripped:
             bits |= 2 if self.constant_current else 1
         bits |= {"waiting": 16 | 64, "running": 64}.get(self.transient, 0)
-        bits |= {"waiting": 8 | 32, "triggered": 32 if self.world.time < self._acquisition_end() else 0}.get(self.acquisition, 0)
+        bits |= {"waiting": 8 | 32,
+                 "triggered": 32 if self.world.time < self._acquisition_end() else 0}.get(self.acquisition, 0)
         return bits
 
 

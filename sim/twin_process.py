@@ -41,7 +41,8 @@ class TwinProcess:
         parent, child = context.Pipe()
         self._stop = context.Event()
         self._process = context.Process(target=_serve, args=(factory, config, clock, child,
-                                                             self._stop, os.getpid()), daemon=True, name="quenchlab-twins")
+                                                             self._stop, os.getpid()),
+                                        daemon=True, name="quenchlab-twins")
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
         try:
             self._process.start()

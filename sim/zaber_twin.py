@@ -406,7 +406,8 @@ class ZaberTwin:
         values = {"pos": lambda: round(one.physical(now) - one.offset), "maxspeed": lambda: one.maxspeed,
                   "accel": lambda: one.accel, "limit.approach.maxspeed": lambda: one.approach,
                   "limit.min": lambda: 0, "limit.max": lambda: one.travel,
-                  "limit.home.triggered": lambda: int(one.physical(now) <= 0.5), "motion.busy": lambda: int(one.busy(now))}
+                  "limit.home.triggered": lambda: int(one.physical(now) <= 0.5),
+                  "motion.busy": lambda: int(one.busy(now))}
         if name not in values:
             raise _Rejected("BADCOMMAND")
         return str(values[name]())

@@ -13,7 +13,8 @@ def test_quick_benchmark_reports_every_ratio():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     for name in RATIOS:
-        assert any(re.match(rf"{name}: ratio=\d+\.\d+ \(target (<=|>=) [\d.]+\)", line) for line in lines), result.stdout
+        assert any(re.match(rf"{name}: ratio=\d+\.\d+ \(target (<=|>=) [\d.]+\)", line)
+                   for line in lines), result.stdout
     assert lines[-1].startswith("summary: ")
 
 

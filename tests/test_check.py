@@ -49,7 +49,8 @@ def test_check_sim_prints_a_row_per_instrument_as_a_user_runs_it():
     rows = [line.split("│")[1:-1] for line in result.stdout.splitlines() if line.startswith("│")]
     named = {row[0].strip(): row for row in rows if row[0].strip()}
     assert {"valve", "pump", "collector", "gases.sheath", "filter_gauge", "pyrometer"} <= named.keys()
-    assert named["pyrometer"][4].strip() == "OK" and "emissivity: 1, config 0.3 (a run programs it)" in named["pyrometer"][5]
+    assert (named["pyrometer"][4].strip() == "OK"
+            and "emissivity: 1, config 0.3 (a run programs it)" in named["pyrometer"][5])
     assert "SR3O" in named["pump"][2]
 
 

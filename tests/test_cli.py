@@ -311,7 +311,8 @@ def test_preflight_forecasts_shots_held_apart_by_the_banks_dump_and_charge_and_t
 
 
 def test_a_bank_whose_charger_is_not_the_configured_one_is_refused_at_connect(tmp_path):
-    config = (CONFIGS / "fjh-capbank-sim.yaml").read_text().replace("  pyrometer:", "    charge_current: 2 A\n  pyrometer:", 1)
+    config = (CONFIGS / "fjh-capbank-sim.yaml").read_text().replace("  pyrometer:",
+                                                                    "    charge_current: 2 A\n  pyrometer:", 1)
     (tmp_path / "bank.yaml").write_text(config)
     ran = quenchlab("run", "bank.yaml", CONFIGS / "recipes" / "carbon-paper-shot.yaml", "--sim", "--data-dir",
                     tmp_path / "data", cwd=tmp_path)
@@ -327,7 +328,8 @@ def test_preflights_energy_estimate_is_what_the_twins_take(tmp_path, config, rec
     from quenchlab.library.preflight_fjh import fjh_pulses
     from quenchlab.recipes.load import load_recipe
     fires = fjh_pulses(load_recipe(CONFIGS / "recipes" / recipe)[0], load_config(CONFIGS / config)[0], recipe)
-    ran = quenchlab("run", CONFIGS / config, CONFIGS / "recipes" / recipe, "--sim", "--data-dir", tmp_path, cwd=tmp_path)
+    ran = quenchlab("run", CONFIGS / config, CONFIGS / "recipes" / recipe, "--sim", "--data-dir", tmp_path,
+                    cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     record, = tmp_path.glob("*.h5")
     with h5py.File(record, "r") as f:

@@ -59,7 +59,8 @@ def test_each_sample_lands_on_its_own_position_and_nowhere_else(tmp_path, config
         assert sample["exit_status"] == "success" and sample["phases"] == phases and sample["position"] == position
         tally = deposits[position]  # the world's own tally: powder lands only while this sample collects
         assert sample["marks"]["collect"] <= tally["first"] and tally["last"] <= sample["marks"]["close"]
-        assert tally["ports"][port] / tally["grams"] > 0.99  # the rest: the last precursor's tail at the nozzle (mixing)
+        # the rest: the last precursor's tail at the nozzle (mixing)
+        assert tally["ports"][port] / tally["grams"] > 0.99
         assert sample["powder"] == pytest.approx(tally["grams"] * 1e3, rel=0.05)  # what quenchlab reckons from its log
     assert set(deposits) == {"A1", "A2", "A3", "shutter"}  # flushes and transitions went onto the closed shutter
 
@@ -137,8 +138,8 @@ def test_a_collector_that_stalls_stops_the_night_with_the_shutter_closed(tmp_pat
     library = short_library(tmp_path, 2)
     reactor, slots = line(AEROSOL, library)
     with reactor:
-        with pytest.raises(LibraryStopped, match=r"^sample S01 failed: collector at \S+: stalled .*the library stops: a "
-                                                 r"failure of the line.*" + safe_state):
+        with pytest.raises(LibraryStopped, match=r"^sample S01 failed: collector at \S+: stalled .*the library stops: "
+                                                 r"a failure of the line.*" + safe_state):
             run(reactor, slots, library, tmp_path, Progress(phase=stall))
         assert not reactor.twins.collector.where(reactor.clock.now())[2]  # the shutter is closed
 
@@ -159,8 +160,8 @@ def test_a_retried_sample_gets_a_new_position(tmp_path):
 
 # --- pre-flight ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("rows, used, expected", [
-    ([{"sample_id": "P1", "port": "1", "position": "M1"}], set(), r"sample P1: field position: 'M1' is not a position of "
-                                                                  r"plate sim-plate-001 \(A1 to L24\)"),
+    ([{"sample_id": "P1", "port": "1", "position": "M1"}], set(), r"sample P1: field position: 'M1' is not a position "
+                                                                  r"of plate sim-plate-001 \(A1 to L24\)"),
     ([{"sample_id": "P1", "port": "1", "position": "B7"}], {"B7"}, r"sample P1: field position: B7 of plate "
                                                                    r"sim-plate-001 is already used"),
     ([{"sample_id": f"P{i}", "port": "1"} for i in range(3)], {p for p in [f"{r}{c}" for r in "ABCDEFGHIJKL"
@@ -187,11 +188,12 @@ def test_preflight_refuses_a_slot_the_syringe_cannot_hold(tmp_path):
 
 
 def test_preflight_forecasts_the_day(tmp_path):
-    result = subprocess.run([QUENCHLAB, "library", AEROSOL, CONFIGS / "libraries" / "aerosol-day-288.csv", "--preflight",
-                             "--data-dir", tmp_path], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([QUENCHLAB, "library", AEROSOL, CONFIGS / "libraries" / "aerosol-day-288.csv",
+                             "--preflight", "--data-dir", tmp_path], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
-    assert "288 samples, 24.00 h of reactor time" in text and "liquid per reservoir" in text and "gas per controller" in text
+    assert ("288 samples, 24.00 h of reactor time" in text and "liquid per reservoir" in text
+            and "gas per controller" in text)
     assert "plate sim-plate-001: positions A1 to L24 (288); powder" in text and "stage moves" in text
     config = load_aerosol_config(AEROSOL)[0]
     slots = aerosol_slots(load_library(CONFIGS / "libraries" / "aerosol-day-288.csv", "aerosol"), config, "day")

@@ -126,7 +126,8 @@ def test_pyrometer_wrong_bus_address_times_out_after_bounded_retries(twins):
     driver = Impac(twins.addresses["pyrometer"], bus_address=7, timeout=0.05, retries=2)
     try:
         start = time.monotonic()
-        with pytest.raises(InstrumentError, match=r"pyrometer at /dev/pts/\d+: no complete reply after 3 tries \(command '07ms'\)"):
+        with pytest.raises(InstrumentError, match=r"pyrometer at /dev/pts/\d+: no complete reply after 3 tries "
+                                                  r"\(command '07ms'\)"):
             driver.temperature()
         assert time.monotonic() - start < 2
     finally:

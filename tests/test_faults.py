@@ -32,7 +32,8 @@ def test_a_lost_reply_is_resent_and_recovered(twins, pyrometer):
                    twins, twins.world.clock)
     assert pyrometer.temperature().flag == "under range"  # third try answered
     events = pyrometer.io.take_events()
-    assert [(e.instrument, e.command, e.what) for e in events] == [("pyrometer", "00ms", "no complete reply within 0.1 s: resent")] * 2
+    assert ([(e.instrument, e.command, e.what) for e in events]
+            == [("pyrometer", "00ms", "no complete reply within 0.1 s: resent")] * 2)
     assert pyrometer.io.take_events() == []  # taken once
 
 
@@ -48,7 +49,8 @@ def test_a_reply_later_than_the_timeout_is_not_read_with_the_next_one(twins, pyr
 
 def test_a_dead_line_is_a_clear_error(twins, pyrometer):
     apply_scenario(scenario({"instrument": "pyrometer", "fault": "no_reply", "count": 10}), twins, twins.world.clock)
-    with pytest.raises(InstrumentError, match=r"pyrometer at /dev/pts/\d+: no complete reply after 4 tries \(command '00ms'\)"):
+    with pytest.raises(InstrumentError, match=r"pyrometer at /dev/pts/\d+: no complete reply after 4 tries "
+                                              r"\(command '00ms'\)"):
         pyrometer.temperature()
 
 
@@ -81,7 +83,8 @@ def test_a_timed_trip_latches_the_supply_output_off(twins):
         supply.set_voltage(50)
         supply.set_current(5)
         supply.output_on()
-        apply_scenario(scenario({"instrument": "supply", "fault": "trip_ot", "at": f"{twins.world.clock.now() + 0.1} s"}),
+        apply_scenario(scenario({"instrument": "supply", "fault": "trip_ot",
+                                 "at": f"{twins.world.clock.now() + 0.1} s"}),
                        twins, twins.world.clock)
         time.sleep(0.3)
         assert supply.trips() == ["over-temperature"] and supply.measure()[1] == 0.0
@@ -184,7 +187,8 @@ def test_a_link_closed_cleanly_is_reconnected_not_hung_on():
 
 
 def test_a_serial_line_has_no_connection_to_drop(twins):
-    with pytest.raises(ValueError, match=r"'disconnect' is not a fault of this link; allowed: no_reply, garbage, partial, latency$"):
+    with pytest.raises(ValueError, match=r"'disconnect' is not a fault of this link; "
+                                         r"allowed: no_reply, garbage, partial, latency$"):
         twins.servers["pyrometer"].faults.add(LinkFault("disconnect"))
 
 
@@ -197,9 +201,14 @@ def test_pyrometer_dropout_and_saturation(twins, pyrometer):
 
 
 @pytest.mark.parametrize("entry, expected", [
-    ({"instrument": "oven", "fault": "no_reply"}, r"faults\.0\.instrument: 'oven' is not an instrument of these twins; allowed: supply, pyrometer, digitizer"),
-    ({"instrument": "supply", "fault": "melt", "at": "1 s"}, r"faults\.0\.fault: 'melt' is not a fault of supply; allowed: no_reply, garbage, partial, latency, disconnect, trip_ov"),
-    ({"instrument": "pyrometer", "fault": "disconnect"}, r"faults\.0\.fault: 'disconnect' is not a fault of pyrometer; allowed: no_reply, garbage, partial, latency, dropout,"),
+    ({"instrument": "oven", "fault": "no_reply"},
+     r"faults\.0\.instrument: 'oven' is not an instrument of these twins; allowed: supply, pyrometer, digitizer"),
+    ({"instrument": "supply", "fault": "melt", "at": "1 s"},
+     r"faults\.0\.fault: 'melt' is not a fault of supply; "
+     r"allowed: no_reply, garbage, partial, latency, disconnect, trip_ov"),
+    ({"instrument": "pyrometer", "fault": "disconnect"},
+     r"faults\.0\.fault: 'disconnect' is not a fault of pyrometer; "
+     r"allowed: no_reply, garbage, partial, latency, dropout,"),
     ({"instrument": "supply", "fault": "trip_ov"}, r"faults\.0\.at: an instrument fault needs a time"),
 ])
 def test_bad_scenarios_are_refused(twins, entry, expected):
@@ -209,7 +218,8 @@ def test_bad_scenarios_are_refused(twins, entry, expected):
 
 def test_scenario_file_round_trip(tmp_path):
     path = tmp_path / "faults.yaml"
-    path.write_text(yaml.safe_dump({"faults": [{"instrument": "pyrometer", "fault": "no_reply", "at": "2 s", "count": 3}]}))
+    path.write_text(yaml.safe_dump({"faults": [{"instrument": "pyrometer", "fault": "no_reply", "at": "2 s",
+                                                "count": 3}]}))
     entry, = load_scenario(path).faults
     assert (entry.at, entry.count) == (2.0, 3)
     path.write_text(yaml.safe_dump({"faults": [{"instrument": "pyrometer", "fault": "no_reply", "when": "soon"}]}))
@@ -219,7 +229,8 @@ def test_scenario_file_round_trip(tmp_path):
 
 def test_a_scenario_file_takes_a_disconnect(tmp_path, twins):
     path = tmp_path / "faults.yaml"
-    path.write_text('faults:\n  - {instrument: supply, fault: disconnect, on: "^OUTP ", down: 2 s}\n')  # YAML 1.1: on = true
+    path.write_text('faults:\n'
+                    '  - {instrument: supply, fault: disconnect, on: "^OUTP ", down: 2 s}\n')  # YAML 1.1: on = true
     apply_scenario(load_scenario(path), twins, twins.world.clock)
     fault, = twins.servers["supply"].faults.pending
     assert (fault.kind, fault.on, fault.down) == ("disconnect", "^OUTP ", 2.0)

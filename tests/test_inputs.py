@@ -28,7 +28,8 @@ def test_shipped_files_are_valid():
     config = load_config(CONFIGS / "fjh-sim.yaml")[0]
     assert config.simulated
     assert not load_config(CONFIGS / "fjh-lab.example.yaml")[0].simulated
-    other_supplies = {"thin-film-host-timed.yaml": "fjh-genesys-sim.yaml", "thin-film-anneal-kelvin.yaml": "fjh-genesys-sim.yaml",
+    other_supplies = {"thin-film-host-timed.yaml": "fjh-genesys-sim.yaml",
+                      "thin-film-anneal-kelvin.yaml": "fjh-genesys-sim.yaml",
                       "carbon-paper-shot.yaml": "fjh-capbank-sim.yaml"}
     for recipe in (CONFIGS / "recipes").glob("*.yaml"):
         rig = load_config(CONFIGS / other_supplies[recipe.name])[0] if recipe.name in other_supplies else config
@@ -42,10 +43,13 @@ def test_shipped_files_are_valid():
     (lambda d: d["instruments"]["supply"].pop("ovp"), r"field instruments\.supply\.ovp: missing \(required\)"),
     (lambda d: d["instruments"]["supply"].update(ovp=55), r"instruments\.supply\.ovp: needs a unit, e\.g\. '55 V'"),
     (lambda d: d["instruments"]["supply"].update(ovp="55 A"), r"'55 A' is not convertible to V"),
-    (lambda d: d["instruments"]["supply"].update(watchdog="2 h"), r"instruments\.supply\.watchdog: Input should be less than or equal to 3600"),
-    (lambda d: d["instruments"]["supply"].update(model="acme"), r"instruments\.supply\.model: 'acme' is not allowed; allowed: keysight-n6900, tdk-genesys, capbank"),
+    (lambda d: d["instruments"]["supply"].update(watchdog="2 h"),
+     r"instruments\.supply\.watchdog: Input should be less than or equal to 3600"),
+    (lambda d: d["instruments"]["supply"].update(model="acme"),
+     r"instruments\.supply\.model: 'acme' is not allowed; allowed: keysight-n6900, tdk-genesys, capbank"),
     (lambda d: d["instruments"]["pyrometer"].update(baudrate=1234), r"baudrate: Input should be 9600, 19200"),
-    (lambda d: d["instruments"]["pyrometer"].update(response_time="2 ms"), r"response_time must be one of 0 s, 0\.001 s"),
+    (lambda d: d["instruments"]["pyrometer"].update(response_time="2 ms"),
+     r"response_time must be one of 0 s, 0\.001 s"),
     (lambda d: d["limits"].update(max_voltage="60 V"), r"ovp \(55 V\) must be above limits\.max_voltage \(60 V\)"),
     (lambda d: d.update(kind="kiln"), r"field kind: Input should be 'fjh'"),
     (lambda d: d["instruments"]["supply"].update(address="192.168.1.20:5025"),
@@ -87,7 +91,8 @@ def test_yaml_cannot_run_code(tmp_path):
 @pytest.mark.parametrize("edit, expected", [
     (lambda d: d["segments"][0].update(level="24 V"), r"segments\.0\.level: '24 V' is not convertible to A"),
     (lambda d: d["segments"][0].update(dwell="6.5"), r"field segments\.0\.dwell: needs a unit"),
-    (lambda d: d.update(control="power"), r"control: 'power' is not a kind of recipe; allowed: current, voltage, temperature"),
+    (lambda d: d.update(control="power"),
+     r"control: 'power' is not a kind of recipe; allowed: current, voltage, temperature"),
     (lambda d: d.update(segments=[]), r"segments: List should have at least 1 item"),
     (lambda d: d.update(pulses=0), r"pulses: Input should be greater than or equal to 1"),
 ])
@@ -144,10 +149,12 @@ def test_programs_outside_the_limits_are_refused(tmp_path, changes, expected):
 
 def test_power_and_duty_cycle_limits(tmp_path):
     base = limits()
-    with pytest.raises(LimitError, match=r"up to 1200 W \(level x compliance\), above the configured max_power of 1000 W"):
+    with pytest.raises(LimitError, match=r"up to 1200 W \(level x compliance\), "
+                                         r"above the configured max_power of 1000 W"):
         compile_recipe(recipe(tmp_path), base.model_copy(update={"max_power": 1000.0}))
     # 3 pulses of up to 43 J each (24 A x 50 V x 6.5 ms + 14.5 A x 50 V x 48.5 ms), all within a minute
-    with pytest.raises(LimitError, match=r"up to 129 J in a minute, above the configured max_energy_per_minute of 100 J"):
+    with pytest.raises(LimitError, match=r"up to 129 J in a minute, "
+                                         r"above the configured max_energy_per_minute of 100 J"):
         compile_recipe(recipe(tmp_path), base.model_copy(update={"max_energy_per_minute": 100.0}))
     compile_recipe(recipe(tmp_path), base.model_copy(update={"max_power": 1500.0, "max_energy_per_minute": 200.0}))
 

@@ -94,7 +94,8 @@ def test_a_signal_mid_sample_interrupts_it_and_stops_the_library_safe(line, tmp_
                                              + re.escape(SAFE_TEXT)):
         run(Progress(phase=lambda phase: kill_self(number) if phase == "settle" else None))
     rows = manifest(tmp_path / "short")
-    assert [(r["sample_id"], r["state"]) for r in rows] == [("S01", "interrupted"), ("S02", "pending"), ("S03", "pending")]
+    assert [(r["sample_id"], r["state"]) for r in rows] == [("S01", "interrupted"), ("S02", "pending"),
+                                                            ("S03", "pending")]
     assert exit_status(tmp_path / "short" / rows[0]["file"]) == ("abort", reason)
     assert journal_entries(tmp_path / "short")[-1]["safe_state"] == SAFE
     assert signal.getsignal(number) == before  # handed back
@@ -170,7 +171,8 @@ def test_ctrl_c_to_the_process_group_then_retry_into_a_new_record(tmp_path):
                              f"completed; {SAFE_TEXT}")
     assert journal_entries(directory)[-1]["safe_state"] == SAFE
     first = {r["sample_id"]: r for r in manifest(directory)}["S02"]
-    assert first["state"] == "interrupted" and exit_status(directory / first["file"]) == ("abort", "interrupted by the user")
+    assert (first["state"] == "interrupted"
+            and exit_status(directory / first["file"]) == ("abort", "interrupted by the user"))
     kept = (directory / first["file"]).read_bytes()
 
     again = subprocess.run(command + ["--retry", "S02"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -184,7 +186,8 @@ def test_ctrl_c_to_the_process_group_then_retry_into_a_new_record(tmp_path):
     resumed = subprocess.run(command + ["--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0 and "3 done" in resumed.stdout, resumed.stderr
     wide = {**os.environ, "COLUMNS": "250"}  # a terminal wide enough that no cell wraps
-    shown = subprocess.run([QUENCHLAB, "inspect", directory], capture_output=True, text=True, timeout=60, env=wide).stdout
+    shown = subprocess.run([QUENCHLAB, "inspect", directory], capture_output=True, text=True, timeout=60,
+                           env=wide).stdout
     shown = " ".join(shown.split())
     assert "3 samples, 4 attempts (3 done, 1 interrupted)" in shown
     assert re.search(r"S02 \(.* @ A2\) │ 1 │ no │ interrupted │.*│ interrupted by the user", shown), shown

@@ -64,7 +64,8 @@ def test_another_library_file_is_refused(tmp_path):
 def test_a_second_process_is_refused_while_the_first_runs(tmp_path):
     journal = Journal(tmp_path / "run", ["A"], resume=False, library=tmp_path / "lib.csv")
     code = ("import sys; from pathlib import Path; from quenchlab.library.journal import Journal\n"
-            f"Journal(Path({str(tmp_path / 'run')!r}), ['A'], resume=True, library=Path({str(tmp_path / 'lib.csv')!r}))")
+            f"Journal(Path({str(tmp_path / 'run')!r}), ['A'], resume=True, "
+            f"library=Path({str(tmp_path / 'lib.csv')!r}))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "is being run by another quenchlab process" in result.stderr
     journal.close()

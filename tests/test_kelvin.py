@@ -105,7 +105,8 @@ def test_a_minutes_long_hold_is_held_on_the_pyrometer_with_a_wrong_model():
     temperature, amps, dt, rows = AMBIENT, 0.0, 5e-4, []
     for tick in range(int(shape.duration / 0.1)):
         for _ in range(200):  # 0.1 s of the sample between ticks
-            temperature += dt * (amps ** 2 * TRUTH.resistance(temperature) - TRUTH.loss(temperature)) / TRUTH.heat_capacity
+            temperature += dt * (amps ** 2 * TRUTH.resistance(temperature)
+                                 - TRUTH.loss(temperature)) / TRUTH.heat_capacity
         read = temperature + rng.normal(0, 2.0) if temperature > 1100 else np.nan
         amps = control.current(tick * 0.1 + 0.1, read)
         rows.append((tick * 0.1 + 0.1, temperature))
@@ -145,11 +146,13 @@ def test_an_anneal_is_held_on_the_pyrometer_by_either_supply(tmp_path, config):
 @pytest.mark.parametrize("config, changes, expected", [
     ("fjh-sim", {"segments": [{"ramp_to": "2800 K", "over": "20 ms"}]},
      r"segments\.0\.ramp_to: 2800 K is above the configured max_temperature"),
-    ("fjh-sim", {"segments": [{"ramp_to": "900 K", "over": "20 ms"}]}, r"outside the pyrometer's range \(1100-2773\.15 K\)"),
+    ("fjh-sim", {"segments": [{"ramp_to": "900 K", "over": "20 ms"}]},
+     r"outside the pyrometer's range \(1100-2773\.15 K\)"),
     ("fjh-sim", {"calibration": {"level": "45 A", "dwell": "30 ms"}}, r"\(calibration\): list step 0 at 45 A exceeds"),
     ("fjh-sim", {"compliance": "60 V", "segments": [{"ramp_to": "1400 K", "over": "1 s"}]},
      r"compliance: 60 V exceeds the configured limit of 50 V"),
-    ("fjh-genesys-sim", {"calibration": {"level": "16 A", "dwell": "20 ms"}}, r"calibration.*shorter than the 36\.4 ms"),
+    ("fjh-genesys-sim", {"calibration": {"level": "16 A", "dwell": "20 ms"}},
+     r"calibration.*shorter than the 36\.4 ms"),
     ("fjh-genesys-sim", {"calibration": {"level": "16 A", "dwell": "80 ms"}},
      r"calibration\.dwell: 80 ms is shorter than the 109 ms a host-timed calibration needs"),
     ("fjh-genesys-sim", {"calibration": {"level": "16 A", "dwell": "150 ms"}, "control_period": "20 ms"},

@@ -53,7 +53,8 @@ def syringe_config():
 # --- files and pre-flight ----------------------------------------------------------------
 @pytest.mark.parametrize("text, expected", [
     ("sample_id,port\nA1,1\nA1,2\n", r"row 3 \(sample_id A1\): field sample_id: 'A1' is already used by row 2"),
-    ("sample_id,port,colour\nA1,1,red\n", r"row 2 \(sample_id A1\): field colour: unknown key; allowed keys: sample_id"),
+    ("sample_id,port,colour\nA1,1,red\n",
+     r"row 2 \(sample_id A1\): field colour: unknown key; allowed keys: sample_id"),
     ("sample_id\nA1\n", r"field port: missing \(required\)"),
     ("sample_id,port,dwell\nA1,1,5\n", r"field dwell: needs a unit, e.g. '5 s'"),
     ("sample_id,port,dwell\nA1,1,5 kg\n", r"field dwell: '5 kg' is not convertible to s"),
@@ -91,8 +92,10 @@ def test_preflight_forecasts_duration_liquid_and_gas(config, tmp_path):
 
 @pytest.mark.parametrize("rows, expected", [
     ([{"sample_id": "A", "port": "11"}], r"field port: Input should be less than or equal to|holds no reservoir"),
-    ([{"sample_id": "A", "port": "1", "liquid_flow": "9 mL/min"}], r"liquid_flow: 9 mL/min is outside the allowed band 1-8 mL/min"),
-    ([{"sample_id": "A", "port": "1", "liquid_flow": "0.1 mL/min"}], r"liquid_flow: 0.1 mL/min is outside the allowed band"),
+    ([{"sample_id": "A", "port": "1", "liquid_flow": "9 mL/min"}],
+     r"liquid_flow: 9 mL/min is outside the allowed band 1-8 mL/min"),
+    ([{"sample_id": "A", "port": "1", "liquid_flow": "0.1 mL/min"}],
+     r"liquid_flow: 0.1 mL/min is outside the allowed band"),
     ([{"sample_id": "A", "port": "1", "dwell": "30 s"}], r"field dwell: 30 s leaves no time to collect"),
     ([{"sample_id": f"A{i}", "port": "1", "dwell": "60 min"} for i in range(4)],
      r"reservoir 1 \(Fe\(NO3\)3 .*\) would run dry: the library needs 1199.7 mL, it holds 1000.0 mL"),
@@ -144,11 +147,14 @@ def test_valve_switched_library_records_every_sample(config, tmp_path):
             assert marks["flush"] - marks["switch"] < LATENCY  # the pump stopped, the valve moved and was confirmed
             assert marks["settle"] - marks["flush"] == pytest.approx(slot.flush, abs=LATENCY)
             assert marks["end"] - marks["switch"] == pytest.approx(slot.dwell, abs=LATENCY)
-            assert entry["sample/position"][()].decode() == slot.position and entry["sample/plate"][()] == b"sim-plate-001"
+            assert (entry["sample/position"][()].decode() == slot.position
+                    and entry["sample/plate"][()] == b"sim-plate-001")
             collected = entry["collection/collection_collected"][()][0]
             assert collected == pytest.approx(marks["close"] - marks["collect"])
-            assert entry["collection/collection_powder"][()][0] == pytest.approx(5.0 / 60 * collected * 0.02 * 0.6 * 1e3)
-            assert {"valve", "pump", "collector", "mfc_dispersion", "filter_gauge", "flame_pyrometer"} <= set(entry["instrument"])
+            assert (entry["collection/collection_powder"][()][0]
+                    == pytest.approx(5.0 / 60 * collected * 0.02 * 0.6 * 1e3))
+            assert {"valve", "pump", "collector", "mfc_dispersion", "filter_gauge",
+                    "flame_pyrometer"} <= set(entry["instrument"])
             connected = entry["instrument/connections"]  # what each instrument said it is at connect
             assert set(connected) == {"valve", "pump", "collector", "gases-dispersion", "gases-pilot_fuel",
                                       "gases-pilot_oxidizer", "gases-sheath", "filter_gauge", "pyrometer"}
@@ -224,7 +230,8 @@ def journal_states(directory: Path) -> dict[str, str]:
 
 def test_killed_library_resumes_with_every_sample_recorded_once(tmp_path):
     library = short_library(tmp_path, count=4)
-    command = [QUENCHLAB, "library", AEROSOL, library.name, "--sim", "--speed", str(SPEED), "--data-dir", "data"]  # as typed
+    command = [QUENCHLAB, "library", AEROSOL, library.name, "--sim", "--speed", str(SPEED),
+               "--data-dir", "data"]  # as typed
     directory = tmp_path / "data" / "short"
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -241,7 +248,8 @@ def test_killed_library_resumes_with_every_sample_recorded_once(tmp_path):
         assert sum(name.endswith(f"_{sample_id}.h5") for name in files) == 1
     assert sum(name.endswith("_S02.h5") for name in files) <= 1  # the partial record, if it was begun
     manifest = {m["sample_id"]: m for m in csv.DictReader((directory / "manifest.csv").open())}
-    assert manifest["S02"]["state"] == "interrupted" and "stopped while this sample was running" in manifest["S02"]["note"]
+    assert (manifest["S02"]["state"] == "interrupted"
+            and "stopped while this sample was running" in manifest["S02"]["note"])
     again = subprocess.run(command + ["--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and sorted(p.name for p in directory.glob("*.h5")) == files
 
@@ -283,7 +291,8 @@ def test_fjh_preflight_forecasts_pulses_energy_duration_and_record_size(tmp_path
     for name in ("thin-film-2000K.yaml", "thin-film-2000K-kelvin.yaml"):
         (tmp_path / name).write_text((CONFIGS / "recipes" / name).read_text())
     result = subprocess.run([QUENCHLAB, "library", CONFIGS / "fjh-sim.yaml", library, "--preflight"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
     rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:-1]]
             for line in result.stdout.splitlines() if line.startswith("│")}

@@ -81,7 +81,8 @@ def test_a_trip_on_the_third_sample_stops_the_night_there_with_the_line_safe(lin
                                              r"line, not of the sample; " + re.escape(SAFE_TEXT) +
                                              r"; continue with --resume, run S03 again with --retry S03"):
         run(progress)
-    assert states(tmp_path) == [("S01", "done"), ("S02", "done"), ("S03", "failed"), ("S04", "pending"), ("S05", "pending")]
+    assert states(tmp_path) == [("S01", "done"), ("S02", "done"), ("S03", "failed"), ("S04", "pending"),
+                                ("S05", "pending")]
     reactor.twins.world.advance()
     assert not reactor.twins.pump.flow_at(reactor.clock.now())
     last = json.loads((tmp_path / "short" / "journal.jsonl").read_text().splitlines()[-1])

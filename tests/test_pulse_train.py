@@ -145,7 +145,8 @@ def fire_once(flyer):
     return (yield from inner())
 
 
-def test_a_train_longer_than_the_scopes_segments_goes_as_several_lists_and_every_pulse_is_recorded(sim_config, tmp_path):
+def test_a_train_longer_than_the_scopes_segments_goes_as_several_lists_and_every_pulse_is_recorded(sim_config,
+                                                                                                   tmp_path):
     """A scope taking 4 segments: 10 pulses go as lists of 4, 4 and 2, each pulse with its trace;
     the off time across a list boundary is what the instruments timed, and said if it strays."""
     with FJHReactor(with_digitizer(sim_config, max_segments=4), simulate=True) as reactor:

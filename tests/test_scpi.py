@@ -449,7 +449,8 @@ def test_operation_complete_and_wait(twin):
 
 # --- registration and formatting ---------------------------------------------------------
 
-@pytest.mark.parametrize("pattern", ["CURRent[:LEVel", "curr", "CURRent::LEVel", "CURRent:LEVel?", "*T-R", "CURRent[LEVel]"])
+@pytest.mark.parametrize("pattern", ["CURRent[:LEVel", "curr", "CURRent::LEVel", "CURRent:LEVel?", "*T-R",
+                                     "CURRent[LEVel]"])
 def test_bad_patterns_are_refused(pattern):
     with pytest.raises(ValueError):
         ScpiEngine(IDN).command(pattern, lambda a, q: None)

@@ -477,9 +477,9 @@ def test_n6900_digitizer_sends_real_blocks_in_either_byte_order(supply):
     block of 32-bit IEEE 754 values, most significant byte first unless FORMat:BORDer SWAPped;
     *RST gives ASCii and NORMal."""
     assert supply.query("FORM?") == "ASC" and supply.query("FORM:BORD?") == "NORM"
-    supply.write("FUNC CURR", "VOLT:LIM 20", "CURR 0", "OUTP ON", "LIST:CURR 2,0", "LIST:DWEL 0.01,0.01", "CURR:MODE LIST",
-                 "TRIG:TRAN:SOUR BUS", "SENS:SWE:POIN 100", "SENS:SWE:TINT 204.8e-6", "TRIG:ACQ:SOUR TRAN1",
-                 "INIT:ACQ", "INIT:TRAN", "*TRG")
+    supply.write("FUNC CURR", "VOLT:LIM 20", "CURR 0", "OUTP ON", "LIST:CURR 2,0", "LIST:DWEL 0.01,0.01",
+                 "CURR:MODE LIST", "TRIG:TRAN:SOUR BUS", "SENS:SWE:POIN 100", "SENS:SWE:TINT 204.8e-6",
+                 "TRIG:ACQ:SOUR TRAN1", "INIT:ACQ", "INIT:TRAN", "*TRG")
     ascii_values = np.array([float(v) for v in supply.query("FETC:ARR:CURR?").split(",")])
     for order, dtype in (("NORM", ">f4"), ("SWAP", "<f4")):
         supply.write("FORM REAL", f"FORM:BORD {order}")
@@ -902,7 +902,8 @@ def test_scope_arm_event_scaling_queries_and_channel_summaries(scope):
     assert [scope.query(f":WAV:{name}?") for name in names] == pre[4:]
     assert scope.query(":TIM?") == f":TIM:MODE MAIN;REF CENT;MAIN:RANG {float(pre[4]) * 1000:+.8E};POS +0.00000000E+00"
     scope.write(":CHAN2:IMP FIFT", ":TRIG:SLOP EITH")
-    assert (scope.query(":CHAN1:IMP?"), scope.query(":CHAN2:IMP?"), scope.query(":TRIG:SLOP?")) == ("ONEM", "FIFT", "EITH")
+    assert (scope.query(":CHAN1:IMP?"), scope.query(":CHAN2:IMP?"),
+            scope.query(":TRIG:SLOP?")) == ("ONEM", "FIFT", "EITH")
     assert scope.errors() == []
 
 
@@ -920,7 +921,8 @@ def test_scope_segmented_memory_takes_its_count_and_gives_one_or_all(scope):
     for run in (":SING", ":RUN"):
         scope.write(run)
         for _ in range(5):  # more triggers than segments
-            assert wait_for(lambda: scope.query_int(":OPER:COND?") & 32 or scope.query_int(":OPER:COND?") == 0 or None, 5.0)
+            assert wait_for(lambda: scope.query_int(":OPER:COND?") & 32 or scope.query_int(":OPER:COND?") == 0 or None,
+                            5.0)
             scope.write(":TRIG:FORC")
         assert wait_for(lambda: scope.query(":WAV:SEGM:COUN?") == "3" or None, 5.0)
         assert scope.query_int(":OPER:COND?") & SCOPE_RUN == 0, run  # all taken: stopped

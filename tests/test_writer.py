@@ -410,7 +410,8 @@ def test_a_stream_of_configuration_alone_is_kept_and_leaves_the_writer_free(tmp_
     run = event_model.compose_run(metadata={"plan_name": "count"})
     writer("start", run.start_doc)
     key = {"source": "hand", "dtype": "string", "shape": []}
-    configuration = {"valve": {"data": {"firmware": "1.2"}, "timestamps": {"firmware": 0.0}, "data_keys": {"firmware": key}}}
+    configuration = {"valve": {"data": {"firmware": "1.2"}, "timestamps": {"firmware": 0.0},
+                               "data_keys": {"firmware": key}}}
     bundle = run.compose_descriptor(name="settings", data_keys={}, configuration=configuration)
     writer("descriptor", bundle.descriptor_doc)
     writer("event", bundle.compose_event(data={}, timestamps={}))

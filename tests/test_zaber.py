@@ -57,7 +57,8 @@ def raw(stage: ZaberStage, message: str) -> bytes:
 def test_axes_must_be_homed_and_homing_takes_time(stage, twin, clock):
     assert stage.get("system.axiscount") == "2"
     assert stage.warnings() == {"WR"}
-    with pytest.raises(InstrumentError, match=r"not homed: home the collector first \(command '/1 1 \d+ move abs 1000'\)"):
+    with pytest.raises(InstrumentError, match=r"not homed: home the collector first "
+                                              r"\(command '/1 1 \d+ move abs 1000'\)"):
         stage.move_absolute(1, 1000)
     start = clock.now()
     homed(stage)  # from 75 mm at 10 mm/s
@@ -277,7 +278,8 @@ def test_relative_end_and_velocity_moves_estop_reset_and_set_pos(stage, twin, cl
     assert 1500 < stopped and reply("1 get motion.busy") == "@01 1 OK IDLE -- 0"
     assert reply("0 tools echo hello there") == "@01 0 OK IDLE WR hello there"  # axis 2 has no reference
     assert reply("0 io set do port 1 1 1 2") == "@01 0 RJ IDLE WR BADDATA"  # nothing set
-    assert reply("0 io set do port 1 0 0 1") == "@01 0 OK IDLE WR 0" and reply("0 io get do") == "@01 0 OK IDLE WR 1 0 0 1"
+    assert (reply("0 io set do port 1 0 0 1") == "@01 0 OK IDLE WR 0"
+            and reply("0 io get do") == "@01 0 OK IDLE WR 1 0 0 1")
     assert twin.where(clock.now())[2] is True
     assert reply("0 system reset") == "@01 0 OK IDLE WR 0"  # then a restart: outputs off, no reference
     assert reply("0 io get do") == "@01 0 OK IDLE WR 0 0 0 0" and twin.where(clock.now())[2] is False
@@ -285,4 +287,5 @@ def test_relative_end_and_velocity_moves_estop_reset_and_set_pos(stage, twin, cl
     wait_until(lambda: not stage.busy(1))
     assert reply("0 system reset") == "@01 0 OK IDLE WR 0"
     assert reply("1 warnings") == "@01 1 OK IDLE WR 01 WR"  # a home done before the reset does not count after it
-    assert reply("0 get version") == "@01 0 OK IDLE WR 7.21" and reply("0 get comm.rs232.baud") == "@01 0 OK IDLE WR 115200"
+    assert (reply("0 get version") == "@01 0 OK IDLE WR 7.21"
+            and reply("0 get comm.rs232.baud") == "@01 0 OK IDLE WR 115200")

@@ -22,9 +22,9 @@ class ReactorClock:
     at real time beyond it until the next call. The process logger lets it run to the next
     row's time as it reads each row, so a host that falls behind (an interpreter pause, a busy
     core) finds the reactor waiting for it no longer than a real reactor would, instead of
-    every wall millisecond of the pause being stretched into `speed` reactor milliseconds. The clock never runs slower than the
-    wall, so a host that stops altogether still meets every timeout (the pump's safe mode, the
-    supply's watchdog) as it would on a real reactor.
+    every wall millisecond of the pause being stretched into `speed` reactor milliseconds.
+    The clock never runs slower than the wall, so a host that stops altogether still meets
+    every timeout (the pump's safe mode, the supply's watchdog) as it would on a real reactor.
 
     `hold()` keeps the clock at real time, whatever the pacer asks, until `release()`: a plan
     holds it while nothing in the reactor needs time to pass (between two samples, while one

@@ -43,8 +43,12 @@ DEFINITIONS: dict[str, str] = {
         "0.8*(peak - baseline)/(t90 - t10), t10/t90 = interpolated rising-edge crossings of 10 %/90 % of the rise;"
         " baseline = lowest valid temperature before the peak"
     ),
-    "cooling_rate_peak": "least-squares -dT/dt of the falling edge between its last crossings of peak-20 K and peak-100 K",
-    "cooling_rate_fixed": "least-squares -dT/dt of the falling edge between its last crossings of T_fixed+25 K and T_fixed-25 K",
+    "cooling_rate_peak": (
+        "least-squares -dT/dt of the falling edge between its last crossings of peak-20 K and peak-100 K"
+    ),
+    "cooling_rate_fixed": (
+        "least-squares -dT/dt of the falling edge between its last crossings of T_fixed+25 K and T_fixed-25 K"
+    ),
     "cooling_rate_500K": "480 K / (time the falling edge crosses peak-500 K - time it leaves peak-20 K)",
     "energy": "trapezoidal integral of V*I over the supply time base",
     "equivalent_time": "integral of exp[-(Ea/R)(1/T - 1/T_ref)] dt; under-range samples contribute nothing",
@@ -195,14 +199,16 @@ def arrhenius_integral(time: ArrayLike, temperature: ArrayLike, activation_energ
     return float(np.sum(_sample_widths(np.asarray(time, dtype=float)) * factor))
 
 
-def equivalent_time(time: ArrayLike, temperature: ArrayLike, kinetics: KineticParameters = KineticParameters()) -> float:
+def equivalent_time(time: ArrayLike, temperature: ArrayLike,
+                    kinetics: KineticParameters = KineticParameters()) -> float:
     """Arrhenius-equivalent time at T_ref, s: integral of exp[-(Ea/R)(1/T - 1/T_ref)] dt."""
     ea = kinetics.activation_energy
     reference = math.exp(ea / (GAS_CONSTANT * kinetics.reference_temperature))
     return arrhenius_integral(time, temperature, ea) * reference
 
 
-def diffusion_length(time: ArrayLike, temperature: ArrayLike, kinetics: KineticParameters = KineticParameters()) -> float:
+def diffusion_length(time: ArrayLike, temperature: ArrayLike,
+                     kinetics: KineticParameters = KineticParameters()) -> float:
     """Diffusion length, m: sqrt(integral of D0 exp(-Ea/(R T)) dt)."""
     return math.sqrt(kinetics.d0 * arrhenius_integral(time, temperature, kinetics.activation_energy))
 

@@ -105,7 +105,8 @@ def show_library(console: Console, path: Path, png: Path | None = None) -> None:
     if not held_figures([rows[i] for i in shown], OVERVIEW):
         console.print("no plot: no sample has a figure to plot yet", highlight=False)
         return
-    picture = plot_library([labels[i] for i in shown], [rows[i] for i in shown], png or directory / "overview.png", title)
+    picture = plot_library([labels[i] for i in shown], [rows[i] for i in shown], png or directory / "overview.png",
+                           title)
     console.print(f"plot: {picture}", highlight=False)
 
 

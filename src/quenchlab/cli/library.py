@@ -29,7 +29,8 @@ def check(config_path: Path, library_path: Path, data_dir: Path | None = None):
         if config.plate:  # the positions this plate gave already, to this library and to others
             ledger = PlateLedger(data_dir or Path(config.data_dir), config.plate)
             used = set(ledger.used)
-            placed = {e["sample_id"]: p for p, e in ledger.used.items() if e.get("library") == str(library_path.resolve())}
+            placed = {e["sample_id"]: p for p, e in ledger.used.items()
+                      if e.get("library") == str(library_path.resolve())}
         samples = aerosol_slots(rows, config, str(library_path), placed, used)
         return config, text, samples, aerosol_forecast(samples, config, str(library_path))
     samples = fjh_shots(rows, config, library_path)
@@ -47,7 +48,8 @@ def show_forecast(console: Console, samples: list, forecast: Forecast, config) -
             table.add_column(column, justify="right")
         for port, used in sorted(forecast.liquid.items()):
             held = config.reservoirs[port].volume
-            table.add_row(str(port), config.reservoirs[port].precursor, f"{used:.1f}", f"{held:.1f}", f"{held - used:.1f}")
+            table.add_row(str(port), config.reservoirs[port].precursor, f"{used:.1f}", f"{held:.1f}",
+                          f"{held - used:.1f}")
         console.print(table)
     if forecast.gas:
         table = Table(title="gas per controller")

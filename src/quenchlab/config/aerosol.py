@@ -22,7 +22,8 @@ class ValveConfig(Strict):
     baudrate: Literal[4800, 9600, 19200, 38400, 57600, 115200] = 9600
     positions: Annotated[int, Field(ge=2, le=40)]
     move_timeout: Annotated[Seconds, Field(gt=0, le=120)] = 10.0
-    safe_port: Annotated[int, Field(ge=1)] = Field(description="the solvent port the valve goes to when anything goes wrong")
+    safe_port: Annotated[int, Field(ge=1)] = Field(
+        description="the solvent port the valve goes to when anything goes wrong")
 
 
 class FlowControllerConfig(Strict):
@@ -80,7 +81,8 @@ class HplcPumpConfig(Strict):
     head_volume: Annotated[Millilitres, Field(ge=0)] = Field(
         description="pump head and pulse damper: part of the line's dead volume")
     max_flow: Annotated[MlPerMin, Field(gt=0)] = Field(description="the pump head's top flow")
-    max_pressure: Annotated[Quantity("psi"), Field(gt=0)] = Field(description="upper pressure limit: the pump stops above it")
+    max_pressure: Annotated[Quantity("psi"), Field(gt=0)] = Field(
+        description="upper pressure limit: the pump stops above it")
     min_pressure: Annotated[Quantity("psi"), Field(ge=0)] = 0.0
     no_host_watchdog: Literal["accepted"] = Field(description=(
         "this pump has no host watchdog: if quenchlab dies it keeps pumping; write 'accepted' to run it"))
@@ -165,8 +167,8 @@ class AerosolConfig(Strict):
             raise ValueError(f"instruments.valve.safe_port {valve.safe_port} must be one of the reservoirs' ports "
                              f"({', '.join(map(str, sorted(self.reservoirs)))})")
         if (self.plate is None) != (self.instruments.collector is None):
-            raise ValueError("a plate needs instruments.collector to carry it, and a collector needs a plate: give both "
-                             "or neither")
+            raise ValueError("a plate needs instruments.collector to carry it, and a collector needs a plate: "
+                             "give both or neither")
         if self.plate is not None:
             self._plate_fits(self.plate, self.instruments.collector)
         pump = self.instruments.pump
@@ -175,7 +177,8 @@ class AerosolConfig(Strict):
                              f"{pump.max_flow:g} mL/min")
         if not self.min_liquid_flow <= self.defaults.liquid_flow <= self.max_liquid_flow:
             raise ValueError(f"defaults.liquid_flow {self.defaults.liquid_flow:g} mL/min is outside the allowed band "
-                             f"{self.min_liquid_flow:g}-{self.max_liquid_flow:g} mL/min (min_liquid_flow, max_liquid_flow)")
+                             f"{self.min_liquid_flow:g}-{self.max_liquid_flow:g} mL/min "
+                             "(min_liquid_flow, max_liquid_flow)")
         return self
 
     @staticmethod

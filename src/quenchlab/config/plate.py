@@ -38,7 +38,8 @@ class PlateConfig(Strict):
 
     def positions(self) -> list[str]:
         """Every position, row by row."""
-        return [f"{string.ascii_uppercase[row]}{column + 1}" for row in range(self.rows) for column in range(self.columns)]
+        return [f"{string.ascii_uppercase[row]}{column + 1}"
+                for row in range(self.rows) for column in range(self.columns)]
 
     def xy(self, position: str) -> tuple[float, float]:
         """Stage coordinates (mm) of a position; ValueError if the plate has none of that name."""

@@ -35,7 +35,8 @@ class AerosolRow(Row):
     dwell: Annotated[Seconds, Field(gt=0)] | None = None
     flush: Annotated[Seconds, Field(ge=0)] | None = None
     liquid_flow: Annotated[MlPerMin, Field(gt=0)] | None = None
-    position: Annotated[str, Field(pattern=r"^[A-Z][1-9][0-9]?$", description="a plate position, e.g. B7")] | None = None
+    position: Annotated[str, Field(pattern=r"^[A-Z][1-9][0-9]?$",
+                                   description="a plate position, e.g. B7")] | None = None
 
 
 class RecipeRow(Row):

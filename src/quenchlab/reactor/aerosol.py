@@ -80,7 +80,8 @@ class AerosolReactor(Assembly):
             self.pump_driver = self._open(NE1000(addresses["pump"], i.pump.pump_address, baudrate=i.pump.baudrate,
                                                  safe_mode=0), "pump")
             self.pump_driver.stop()
-            if abs(self.pump_driver.diameter() - i.pump.diameter) > 0.01:  # DIA clears the counters: set it only if wrong
+            # DIA clears the counters: set it only if wrong
+            if abs(self.pump_driver.diameter() - i.pump.diameter) > 0.01:
                 self.pump_driver.set_diameter(i.pump.diameter)
         else:
             self.pump_driver = self._open(SsiPump(addresses["pump"], baudrate=i.pump.baudrate,
@@ -101,8 +102,8 @@ class AerosolReactor(Assembly):
             raise ConfigError(f"instruments.filter_gauge reports its pressure in {unit}; quenchlab's filter limits "
                               "are in kPa: set the gauge's engineering unit to kPa")
         p = i.pyrometer
-        self.pyrometer_driver = self._open(Impac(addresses["pyrometer"], p.bus_address, p.baudrate, name="flame-pyrometer"),
-                                           "pyrometer")
+        self.pyrometer_driver = self._open(Impac(addresses["pyrometer"], p.bus_address, p.baudrate,
+                                                 name="flame-pyrometer"), "pyrometer")
         self.pyrometer_driver.set_emissivity(p.emissivity)
         self.pyrometer_driver.set_response_time(p.response_time)
         self.pyrometer_driver.set_measuring_range(p.range_begin, p.range_end)

@@ -60,7 +60,8 @@ def _supply(config, address: str, name: str, library: str):
 def _supply_differences(driver, config) -> list[Difference]:
     builder = BUILDERS[config.instruments.supply.model](config)
     found = [d for setting, actual, wanted in builder.readbacks(driver) for d in _differ(setting, wanted, actual)]
-    return found + [Difference(setting, wanted, actual, REFUSES) for setting, wanted, actual in builder.refusals(driver)]
+    return found + [Difference(setting, wanted, actual, REFUSES)
+                    for setting, wanted, actual in builder.refusals(driver)]
 
 
 def _pyrometer_differences(driver: Impac, entry) -> list[Difference]:
@@ -117,10 +118,12 @@ READERS = {
                        r"SR3O|Version", _pump_differences, ping=lambda driver: driver.pressure()),
     "ne1000": Reader(lambda e, address, name, library: NE1000(address, e.pump_address, name=name, baudrate=e.baudrate,
                                                               safe_mode=0),
-                     r"NE-?1000", lambda driver, e: _differ("diameter", e.diameter, driver.diameter(),
-                                                               tolerance=0.01 / max(e.diameter, 1.0)),  # a run's 0.01 mm
+                     r"NE-?1000",
+                     lambda driver, e: _differ("diameter", e.diameter, driver.diameter(),
+                                               tolerance=0.01 / max(e.diameter, 1.0)),  # a run's 0.01 mm
                      identify=lambda driver: driver.version(), ping=lambda driver: driver.status()),
-    "zaber-ascii": Reader(lambda e, address, name, library: ZaberStage(address, device=e.device, baudrate=e.baudrate, name=name),
+    "zaber-ascii": Reader(lambda e, address, name, library: ZaberStage(address, device=e.device, baudrate=e.baudrate,
+                                                                       name=name),
                           r"^device \d+ firmware \d", _collector_differences,
                           identify=lambda driver: f"device {driver.get('deviceid')} firmware {driver.get('version')}",
                           ping=lambda driver: driver.warnings()),

@@ -83,7 +83,8 @@ class Interlock:
         """Interrupt `engine` on a trip; suspend it while a recoverable band is not met, and
         resume `resume_after` s of reactor time after it is met again."""
         self.engine = engine
-        engine.install_suspender(SuspendBoolHigh(self.suspend, post_plan=lambda: reactor_sleep(self.clock, resume_after)))
+        engine.install_suspender(SuspendBoolHigh(self.suspend,
+                                                 post_plan=lambda: reactor_sleep(self.clock, resume_after)))
 
     def start(self) -> None:
         """Watch afresh: earlier trips and out-of-band readings are forgotten (a library starts

@@ -134,7 +134,8 @@ class GenesysBuilder(SupplyBuilder):
     def readbacks(self, driver: Genesys) -> list[Readback]:
         s, settings = self.settings, driver.protection_settings()
         expected = {"ovp": s.ovp, "uvl": s.uvl, "foldback": float(s.foldback), "foldback_delay": s.foldback_delay}
-        return [(k, settings[k], v) for k, v in expected.items()] + [("auto_restart", float(driver.auto_restart()), 0.0)]
+        return ([(k, settings[k], v) for k, v in expected.items()]
+                + [("auto_restart", float(driver.auto_restart()), 0.0)])
 
     def device(self, driver: Genesys) -> GenesysSupply:
         return GenesysSupply(driver, name="supply")
@@ -160,7 +161,8 @@ class CapBankBuilder(SupplyBuilder):
         driver.dump()
         if refused := self.refusals(driver):
             setting, configured, reported = refused[0]
-            raise InstrumentError(driver.name, driver.address, BANK_QUERIES[setting], f"the controller reports {reported}, not the "
+            raise InstrumentError(driver.name, driver.address, BANK_QUERIES[setting],
+                                  f"the controller reports {reported}, not the "
                                   f"{configured} of instruments.supply.{setting}: the shots would be misjudged "
                                   "(pre-flight forecasts them from the config); correct the config (or the bank)")
         driver.set_watchdog(round(self.settings.watchdog))

@@ -63,5 +63,6 @@ def compile_shot(recipe: ShotRecipe, config: FJHConfig, source: str = "recipe") 
     record, pre_trigger = config.record_window
     if shot.duration + pre_trigger >= record:
         raise LimitError(f"{source}: field fire: the shot lasts {shot.duration:g} s; the digitizer records "
-                         f"{record:g} s with {pre_trigger:g} s before the trigger: lengthen instruments.digitizer.record")
+                         f"{record:g} s with {pre_trigger:g} s before the trigger: "
+                         "lengthen instruments.digitizer.record")
     return shot

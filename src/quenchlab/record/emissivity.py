@@ -40,8 +40,9 @@ class EmissivityCheck:
     emissivity: float  # what would have read the plateau at the melting point
 
     def __str__(self) -> str:
-        return (f"{self.pulse}: {self.plateau_kind} plateau at {self.plateau_temperature:.1f} K from {self.plateau_start * 1e3:.2f} to "
-                f"{self.plateau_end * 1e3:.2f} ms; the melting point is {self.melting_point:.1f} K: emissivity "
+        return (f"{self.pulse}: {self.plateau_kind} plateau at {self.plateau_temperature:.1f} K "
+                f"from {self.plateau_start * 1e3:.2f} to {self.plateau_end * 1e3:.2f} ms; "
+                f"the melting point is {self.melting_point:.1f} K: emissivity "
                 f"{self.emissivity:.3f} (set: {self.emissivity_set:.3f}, at {self.wavelength:g} um)")
 
 

@@ -47,7 +47,8 @@ def _pulse_row(figures: dict[str, np.ndarray]) -> dict[str, float]:
     if "diffusion_length" in figures:
         row["diffusion_length"] = math.sqrt(_total(np.square(figures["diffusion_length"])))
     for n in (2, 3):
-        row[f"grain_size_n{n}"] = _train_grain_size(figures.get(f"grain_size_n{n}"), figures.get(f"grain_growth_n{n}"), n)
+        row[f"grain_size_n{n}"] = _train_grain_size(figures.get(f"grain_size_n{n}"),
+                                                    figures.get(f"grain_growth_n{n}"), n)
     return row
 
 

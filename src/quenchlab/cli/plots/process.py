@@ -18,7 +18,8 @@ def plot_process(record: RunRecord, png: str | Path) -> Path:
     process, time = record.process, record.process["reactor_time"]
     panels = [(label, {name: process[name] for name in names if name in process})
               for label, names in (("flame temperature (K)", ["flame_temperature"]),
-                                   ("gas flow (L/min)", [n for n in process if n.endswith("_flow") and n != "pump_flow"]),
+                                   ("gas flow (L/min)",
+                                    [n for n in process if n.endswith("_flow") and n != "pump_flow"]),
                                    ("filter pressure (kPa)", ["filter_pressure"]), ("valve port", ["valve_port"]))]
     liquid = process.get("pump_flow")
     if liquid is None and "pump_content" in process and time.size > 1:
