@@ -3,6 +3,7 @@ has another emissivity than the pyrometer is set to, the emissivity it gives bac
 sample's."""
 import subprocess
 from dataclasses import astuple
+from datetime import datetime
 from pathlib import Path
 
 import h5py
@@ -73,6 +74,9 @@ def test_on_the_twin_the_check_finds_the_samples_emissivity(sim_config, tmp_path
         assert check["emissivity_set"][()] == pytest.approx(0.60)
         assert check["plateau_kind"][()].decode() in ("melting", "freezing")
         assert 0.5 < check["latent_fraction"][()] <= 1
+        assert check.attrs["added_after_run"] and check.attrs["run_uid"] == f["entry/entry_identifier"][()].decode()
+        ended = datetime.fromisoformat(f["entry/end_time"][()].decode())
+        assert datetime.fromisoformat(check.attrs["added_time"]) > ended
     assert "emissivity 0.30" in checked.stdout or "emissivity 0.29" in checked.stdout, checked.stdout
     below = emissivity(path, "1550 K")  # would need an emissivity above 1
     assert below.returncode == 2 and "nothing was added" in below.stderr, below.stderr

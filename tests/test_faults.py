@@ -5,13 +5,23 @@ import socket
 import threading
 import time
 
+import h5py
 import pytest
 import yaml
 
+from conftest import CONFIGS
 from quenchlab.devices.impac_driver import Impac
 from quenchlab.devices.n6900_driver import N6900
 from quenchlab.devices.transport import VisaTransport
 from quenchlab.errors import ConfigError, InstrumentError
+from quenchlab.plans.pulses import pulse_train
+from quenchlab.reactor.fjh import FJHReactor
+from quenchlab.recipes.load import load_recipe
+from quenchlab.recipes.pulse import compile_recipe
+from quenchlab.record.writer import HDF5Writer
+from quenchlab.run.engine import run_engine
+from quenchlab.run.interrupts import Interrupts
+from quenchlab.run.outcome import run_once
 from quenchlab.sim.faults import FaultScenario, apply_scenario, load_scenario
 from quenchlab.sim.servers import LinkFault
 
@@ -246,7 +256,6 @@ def test_twins_command_injects_a_scenario(tmp_path):
     import sys
     from pathlib import Path
 
-    from conftest import CONFIGS
     path = tmp_path / "faults.yaml"
     path.write_text("faults:\n  - {instrument: pyrometer, fault: saturation, at: 0 s}\n")
     process = subprocess.Popen([str(Path(sys.executable).parent / "quenchlab"), "twins", CONFIGS / "fjh-sim.yaml",
@@ -260,3 +269,29 @@ def test_twins_command_injects_a_scenario(tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+
+
+def test_link_faults_ridden_through_in_a_run_travel_as_documents_before_its_stop(sim_config, tmp_path):
+    """A dropped LAN link during a pulse train: the run completes, and the fault reaches every
+    consumer as the `notes` event before the stop, which the writer keeps at /entry/link_faults."""
+    recipe = load_recipe(CONFIGS / "recipes" / "thin-film-2000K.yaml")[0]
+    program = compile_recipe(recipe, sim_config.limits)
+    documents, interrupts = [], Interrupts()
+    with FJHReactor(sim_config, simulate=True) as reactor, interrupts, run_engine() as engine, \
+            interrupts.running(engine):
+        writer = HDF5Writer(tmp_path)
+        engine.subscribe(writer)
+        engine.subscribe(lambda name, doc: documents.append((name, doc)))
+        disconnect(reactor.twins, on="FETC:ARR:VOLT", down="0.2 s")  # a query after confirmed writes
+        outcome = run_once(engine, pulse_train(reactor.flyer, program, pulses=2, off_time=0.6,
+                                               detectors=reactor.detectors()),
+                           interrupts, None, reactor.link_events)
+    assert outcome.state == "done", outcome.reason
+    notes, = [doc["uid"] for name, doc in documents if name == "descriptor" and doc["name"] == "notes"]
+    names = [name for name, doc in documents if doc.get("descriptor") in (None, notes)]
+    assert names[-3:] == ["descriptor", "event", "stop"]
+    faults, = [doc["data"]["link_faults"] for name, doc in documents if doc.get("descriptor") == notes]
+    assert len(faults) == 1 and "supply" in faults[0] and "reconnected" in faults[0]
+    with h5py.File(writer.path, "r") as f:
+        assert [text.decode() for text in f["entry/link_faults"][()]] == faults
+        assert f["entry/num_events/notes"][()] == 1 and "notes" not in f["entry"]  # not a table

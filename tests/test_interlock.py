@@ -29,6 +29,7 @@ from quenchlab.recipes.load import load_recipe
 from quenchlab.recipes.pulse import compile_recipe
 from quenchlab.record.writer import HDF5Writer
 from quenchlab.run.engine import abort_run
+from quenchlab.run.notes import RunNotes, with_notes
 
 
 def test_watch_bands():
@@ -49,9 +50,9 @@ def test_over_temperature_trips_the_supply_off_mid_train(sim_config, tmp_path):
         interlock.start()
         threading.Timer(0.8, reactor.twins.pyrometer.inject, ["saturation"]).start()
         with pytest.raises(RunEngineInterrupted):
-            engine(pulse_train(reactor.flyer, program, pulses=10, off_time=0.6))
+            engine(with_notes(pulse_train(reactor.flyer, program, pulses=10, off_time=0.6),
+                              RunNotes(interlock=interlock)))
         engine.abort(reason=str(interlock.trips[-1]))
-        writer.annotate("interlock_trip", str(interlock.trips[-1]))
         interlock.halt()
         reactor.twins.world.advance()
         assert not reactor.twins.supply.output and reactor.twins.world.amps == 0.0
@@ -108,7 +109,8 @@ def test_a_failure_told_by_another_thread_trips_with_its_error_as_the_reason():
     interlock.fail(QuenchlabError("gauge at 'pty': unit E did not answer"))
     assert made_safe.wait(5)
     interlock.halt()
-    assert str(interlock.trips[-1]).endswith("reading failed at reactor time 0.0 s: gauge at 'pty': unit E did not answer")
+    assert str(interlock.trips[-1]).endswith("reading failed at reactor time 0.0 s: "
+                                             "gauge at 'pty': unit E did not answer")
 
 
 def test_while_told_rows_pace_the_clock_the_interlock_is_not_woken_at_each_of_its_periods():
@@ -164,7 +166,8 @@ def test_an_action_failing_while_a_tripped_run_stops_is_pardoned_the_run_is_reco
         engine(bpp.finalize_wrapper(plan(), bps.sleep(0.4)))
     threading.Timer(0.1, in_flight.set_exception, [TimeoutError("pyrometer: no reply")]).start()
     assert abort_run(engine, "interlock: reading failed") == "interlock: reading failed"
-    assert in_flight.done and [(s["exit_status"], s["reason"]) for s in stops] == [("abort", "interlock: reading failed")]
+    assert (in_flight.done
+            and [(s["exit_status"], s["reason"]) for s in stops] == [("abort", "interlock: reading failed")])
 
 
 def aerosol_run(tmp_path, fault, dwell="90 s", phase=None):
@@ -188,12 +191,13 @@ def test_filter_overpressure_trips_and_is_recorded(tmp_path):
         twins.world.collected = 200.0  # g of cake: far above the 50 kPa limit
     reactor, run = aerosol_run(tmp_path, clog, phase="flush")  # the sample's file is open
     with reactor:
-        with pytest.raises(QuenchlabError, match=r"sample I1 failed: interlock: filter_pressure = \S+ \(above its limit of 50 kPa\)"):
+        with pytest.raises(QuenchlabError, match=r"sample I1 failed: interlock: "
+                                                 r"filter_pressure = \S+ \(above its limit of 50 kPa\)"):
             run()
         reactor.twins.world.advance()
         assert not reactor.twins.pump.flow_at(reactor.clock.now())
         assert reactor.twins.valve.port_at(reactor.clock.now()) == 10
-    manifest = list(csv.DictReader((tmp_path / "lib" / "manifest.csv").open()))
+    manifest = list(csv.DictReader((tmp_path / "lib" / "manifest.csv").read_text().splitlines()))
     assert manifest[0]["state"] == "failed" and "interlock: filter_pressure" in manifest[0]["note"]
     with h5py.File(tmp_path / "lib" / manifest[0]["file"], "r") as f:
         assert f["entry/interlock_trip"][()].decode().startswith("interlock: filter_pressure")
@@ -221,7 +225,8 @@ def test_process_data_gone_stale_trips_and_leaves_the_line_safe(tmp_path):
         reactor.logger.sources = [lambda: release.wait(10) and {}]
     release = threading.Event()
     reactor, run = aerosol_run(tmp_path, hang)
-    trips_to_safe_state(reactor, run, release, r"sample I1 failed: interlock: data_age = \S+ \(above its limit of 5 s\)")
+    trips_to_safe_state(reactor, run, release, r"sample I1 failed: interlock: "
+                                               r"data_age = \S+ \(above its limit of 5 s\)")
 
 
 def trips_to_safe_state(reactor, run, release: threading.Event, match: str) -> None:

@@ -1,4 +1,9 @@
-"""quenchlab: instrument control and data acquisition for heat/quench synthesis reactors."""
+"""quenchlab: instrument control and data acquisition for heat/quench synthesis reactors.
+
+The kernel (this package's modules: errors, units, files, clock) imports nothing of quenchlab
+above it. The rooms, highest first: cli > library > run > reactor > plans | sim | record >
+recipes > config > devices > control > analysis (pyproject.toml's import-linter contracts).
+"""
 from importlib.metadata import PackageNotFoundError, version
 
 try:

@@ -22,7 +22,7 @@ from quenchlab.files import writable_directory
 from quenchlab.library.journal import DONE, FAILED, INTERRUPTED, PENDING, RUNNING, Journal
 from quenchlab.library.rows import safe_name
 from quenchlab.record.writer import HDF5Writer, file_stem
-from quenchlab.run.engine import link_faults_recorded, run_engine
+from quenchlab.run.engine import run_engine
 from quenchlab.run.interrupts import Interrupts
 from quenchlab.run.outcome import Outcome, run_once
 
@@ -122,7 +122,7 @@ def _run(reactor, todo: list, journal: Journal, md: dict, progress: Progress,
         interlock = reactor.interlock()
         if interlock:
             interlock.attach(engine, resume_after=10.0)
-        night = _Night(reactor, engine, interlock, writer, journal, interrupts, result)
+        night = _Night(reactor, engine, interlock, journal, interrupts, result)
         try:
             stopped = night.run(todo, md, progress, current)
         except BaseException as error:
@@ -143,7 +143,6 @@ class _Night:
     reactor: object
     engine: object
     interlock: object
-    writer: HDF5Writer
     journal: Journal
     interrupts: Interrupts
     result: LibraryResult
@@ -161,8 +160,7 @@ class _Night:
                 return self.stopped_by_signal()
             current["sample_id"] = sample.sample_id
             progress.sample(sample.sample_id, index, len(todo))
-            with link_faults_recorded(self.reactor, self.writer):
-                outcome = self.run_one(sample, md)
+            outcome = self.run_one(sample, md)
             if outcome.state == PENDING:  # a signal came before its run began: nothing of it happened
                 return self.stopped_by_signal()
             self.last = sample.sample_id
@@ -178,7 +176,8 @@ class _Night:
         placed = self.reactor.place(sample, self.journal.directory.parent, Path(self.journal.library), attempt)
         sample_md = {"sample": sample.sample_id, **sample.row.model_dump(exclude_none=True), **md, **placed,
                      "quenchlab_version": __version__}
-        return run_once(self.engine, self.reactor.plan(sample, sample_md), self.interrupts, self.interlock, self.writer)
+        return run_once(self.engine, self.reactor.plan(sample, sample_md), self.interrupts, self.interlock,
+                        self.reactor.link_events)
 
     def after(self, outcome: Outcome) -> str:
         """Why the night stops after this sample ("": it goes on; a failed sample's line made safe)."""

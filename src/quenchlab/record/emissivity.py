@@ -5,17 +5,22 @@ A single-colour pyrometer set to emissivity e_set reads T_m for a true temperatu
 surface of emissivity e (Wien): 1/T_m - 1/T = -(lambda/c2) ln(e/e_set) (domain.md). At a
 melting plateau T is the melting point, so e = e_set exp(-(c2/lambda) (1/T_m - 1/T)).
 The check is added to the record (`/entry/emissivity_check`, numbered if one is there already;
-nothing recorded is replaced). The plateau is the longest, read where an emissivity in [0.02, 1]
-puts the melting point, that is a phase change (`plateau.phase_change`: a hold is not); none, or an
-emissivity outside (0, 1], is refused, and nothing is added.
+nothing recorded is replaced), as an analysis of its own after the run: not one of the run's
+documents, its group says so (`added_after_run`), when it was added (`added_time`), by which
+quenchlab, and which run it analyses (`run_uid`, the run's start uid: /entry/entry_identifier).
+The plateau is the longest, read where an emissivity in [0.02, 1] puts the melting point, that
+is a phase change (`plateau.phase_change`: a hold is not); none, or an emissivity outside
+(0, 1], is refused, and nothing is added.
 """
 import math
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 import h5py
 import yaml
 
+from quenchlab import __version__
 from quenchlab.analysis.plateau import BAND, PhaseChange, Plateau, phase_change, plateaus
 from quenchlab.config.fjh import FJHConfig
 from quenchlab.errors import QuenchlabError
@@ -93,6 +98,8 @@ def check_record(path: Path, melting_point: float, pulse: int = 1, wavelength: f
         group = entry.create_group(key)
         for field, value in asdict(check).items():
             group[field] = value
+        group.attrs.update(NX_class="NXnote", added_after_run=True, added_time=datetime.now().astimezone().isoformat(),
+                           program=f"quenchlab {__version__}", run_uid=_text(entry.get("entry_identifier")))
         return check
 
 
@@ -112,3 +119,8 @@ def _configured_wavelength(entry) -> float:
     """The pyrometer's wavelength in the reactor config the run was recorded with."""
     text = entry["reactor_config"][()].decode()
     return validate(FJHConfig, yaml.safe_load(text), "the record's reactor_config").instruments.pyrometer.wavelength
+
+
+def _text(dataset) -> str:
+    """A text dataset's value ("" for none: a record written without a start uid)."""
+    return "" if dataset is None else dataset[()].decode()

@@ -11,6 +11,10 @@ SIGKILL) up to its last flush. Trace groups are written and flushed as their eve
 Scalar table rows are buffered in memory and appended as blocks: when ROWS_PER_BLOCK are
 buffered, when the oldest is ROWS_MAX_AGE (0.5 s) old, before any trace group and on every
 other document. A crash therefore loses at most the scalar rows of its last ~0.5 s.
+
+The `notes` stream (quenchlab.run.notes: the link faults a run rode through, the interlock trip
+that ended it) is not a table: each of its fields is written at /entry/<field>, a text or a
+list of texts, never over anything already written.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from quenchlab import __version__
 
 TEXT = h5py.string_dtype()  # variable-length UTF-8
 _TEXT_TYPE = h5py.h5t.py_create(TEXT, logical=True)
+NOTES = "notes"  # the stream of what a run notes before its stop (quenchlab.run.notes)
 CHUNK_ROWS = 1024
 ROWS_PER_BLOCK = 512  # buffered scalar rows that are written as one block
 ROWS_MAX_AGE = 0.5  # seconds a buffered scalar row may wait before its block is written
@@ -215,17 +220,6 @@ class HDF5Writer(DocumentRouter):
         self._buffered = 0  # rows buffered in all tables
         self._buffered_since: float | None = None  # monotonic time of the oldest buffered row
 
-    def annotate(self, name: str, text: str | list[str]) -> None:
-        """Add `/entry/<name>` (a text, or a list of texts) to the last run's closed file: what no
-        document carries, e.g. the interlock trip that ended it or the link faults ridden
-        through; never replaces anything already written."""
-        if self.path is None:
-            return
-        with h5py.File(self.path, "r+") as handle:
-            if name not in handle["entry"]:
-                _write_value(handle["entry"], name, text)
-                handle.flush()
-
     def __call__(self, name: str, doc: dict, validate: bool = False) -> tuple[str, dict]:
         with self._lock:
             if self._file is None and name != "start":
@@ -300,7 +294,7 @@ class HDF5Writer(DocumentRouter):
         self._streams[doc["uid"]] = stream
         self._counts.setdefault(stream.name, 0)
         self._write_configuration(doc.get("configuration", {}))
-        if stream.scalars:
+        if stream.scalars and stream.name != NOTES:
             self._table(stream)
 
     def event_page(self, page: dict) -> None:
@@ -310,6 +304,9 @@ class HDF5Writer(DocumentRouter):
         if stream is None or not rows:
             return
         self._counts[stream.name] += rows
+        if stream.name == NOTES:
+            self._write_notes(page)
+            return
         if stream.scalars:
             self._buffer_rows(stream.name, page)
         if stream.arrays or self._buffered >= ROWS_PER_BLOCK:
@@ -361,6 +358,13 @@ class HDF5Writer(DocumentRouter):
                 dataset = _write_value(group, field, value, data_keys.get(field))
                 if field in stamps:
                     _set_time_attr(dataset, stamps[field])
+
+    def _write_notes(self, page: dict) -> None:
+        """Each field of the notes at /entry/<field> (its latest row), never over what is there."""
+        for field, rows in page["data"].items():
+            if field not in self._entry:
+                _write_value(self._entry, field, rows[-1])
+        self._file.flush()
 
     def _table(self, stream: _Stream) -> None:
         """NXdata table of the stream's scalar fields, one resizable column per field."""

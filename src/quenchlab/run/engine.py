@@ -1,7 +1,7 @@
 """The RunEngine as quenchlab runs it from the command line."""
 import asyncio
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 
 from bluesky import RunEngine
 from bluesky.utils import FailedStatus
@@ -26,23 +26,6 @@ def run_engine():
             if left:
                 loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
             loop.close()
-
-
-@contextmanager
-def link_faults_recorded(reactor, writer):
-    """After the block (a run), add the link faults the reactor's drivers rode through to the
-    run's file as /entry/link_faults. If the block raised, a failure to add them (a full
-    disk) does not hide its error."""
-    def record():
-        if (events := reactor.link_events()) and writer.path is not None:
-            writer.annotate("link_faults", [str(event) for event in events])
-    try:
-        yield
-    except BaseException:
-        with suppress(OSError):
-            record()
-        raise
-    record()
 
 
 def abort_run(engine: RunEngine, reason: str) -> str:

@@ -16,6 +16,7 @@ A failure is the sample's or the line's (`Outcome.line`); a library goes on afte
   data), an instrument that stopped answering, a record that could not be written, and
   anything unforeseen.
 """
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bluesky import RunEngine
@@ -24,6 +25,7 @@ from bluesky.utils import FailedStatus, RunEngineInterrupted
 from quenchlab.errors import ConfigError, QuenchlabError
 from quenchlab.run.engine import abort_run, failure_error
 from quenchlab.run.interrupts import Interrupts
+from quenchlab.run.notes import RunNotes, with_notes
 
 # an attempt's states, as the run tells them and a library's journal records them
 PENDING, RUNNING, DONE, FAILED, INTERRUPTED = "pending", "running", "done", "failed", "interrupted"
@@ -41,29 +43,28 @@ def belongs_to_sample(error: BaseException | None) -> bool:
     return isinstance(error, ConfigError) or getattr(error, "liquid", False) is True
 
 
-def run_once(engine: RunEngine, plan, interrupts: Interrupts, interlock=None, writer=None) -> Outcome:
+def run_once(engine: RunEngine, plan, interrupts: Interrupts, interlock=None,
+             link_events: Callable[[], list] | None = None) -> Outcome:
     """Run `plan` on `engine` under `interrupts`; a paused run is aborted (its cleanup runs) with
-    the trip or the signal as its reason; the run's file (`writer`) is given the trip and the
-    reason of a run that did not complete."""
+    the trip or the signal as its reason. The run notes the interlock's trip, the link faults
+    `link_events` returns and an abort's reason before its stop (quenchlab.run.notes)."""
     opened = []
     token = engine.subscribe(lambda name, doc: opened.append(doc["uid"]), "start")
     try:
-        outcome = _outcome(engine, plan, interrupts, interlock, writer, opened)
+        noted = with_notes(plan, RunNotes(link_events, interlock, interrupts))
+        return _outcome(engine, noted, interrupts, interlock, opened)
     finally:
         engine.unsubscribe(token)
-    if outcome.state not in (DONE, PENDING) and writer is not None and opened:
-        writer.annotate("reason", outcome.reason)  # an aborting plan closes its run without one
-    return outcome
 
 
-def _outcome(engine, plan, interrupts, interlock, writer, opened) -> Outcome:
+def _outcome(engine, plan, interrupts, interlock, opened) -> Outcome:
     try:
         result = engine(interrupts.unless_received(plan))
     except RunEngineInterrupted:
         trip = _trip(interlock)
         reason = abort_run(engine, str(trip) if trip else interrupts.reason or "paused")
         if trip:
-            return _tripped(trip, reason, writer, opened)
+            return _tripped(trip, reason)
         return Outcome(INTERRUPTED if opened else PENDING, reason)
     except FailedStatus as failure:  # what the instrument action behind it met, not the Status's repr
         error = failure_error(failure)
@@ -77,7 +78,7 @@ def _outcome(engine, plan, interrupts, interlock, writer, opened) -> Outcome:
         return Outcome(DONE, result.plan_result or "")
     said = str(error) if isinstance(error, QuenchlabError) else f"{type(error).__name__}: {error}"
     if trip := _trip(interlock):  # the error itself, met by the plan too, is said once
-        return _tripped(trip, str(trip) if said in str(trip) else f"{trip}; then {said}", writer, opened)
+        return _tripped(trip, str(trip) if said in str(trip) else f"{trip}; then {said}")
     if interrupts.received:
         return Outcome(INTERRUPTED, f"{interrupts.reason}; then {said}")
     return Outcome(FAILED, said, line=not belongs_to_sample(error))
@@ -87,7 +88,5 @@ def _trip(interlock):
     return interlock.trips[-1] if interlock and interlock.trips else None
 
 
-def _tripped(trip, reason: str, writer, opened) -> Outcome:
-    if writer is not None and opened:
-        writer.annotate("interlock_trip", str(trip))
+def _tripped(trip, reason: str) -> Outcome:
     return Outcome(FAILED, reason, line=not belongs_to_sample(trip.cause))

@@ -16,7 +16,7 @@ from quenchlab.reactor.fjh import FJHReactor
 from quenchlab.recipes.kelvin import TemperatureRecipe
 from quenchlab.recipes.pulse import Recipe
 from quenchlab.record.writer import HDF5Writer
-from quenchlab.run.engine import link_faults_recorded, run_engine
+from quenchlab.run.engine import run_engine
 from quenchlab.run.interrupts import Interrupts
 from quenchlab.run.outcome import DONE, PENDING, run_once
 
@@ -68,9 +68,9 @@ def _run(reactor: FJHReactor, engine, signals: Interrupts, plan, writer: HDF5Wri
     if interlock:
         interlock.attach(engine, resume_after=1.0)
         interlock.start()
-    with link_faults_recorded(reactor, writer), _watching_the_train(reactor.flyer, on_fired):
+    with _watching_the_train(reactor.flyer, on_fired):
         try:
-            outcome = run_once(engine, plan, signals, interlock, writer)
+            outcome = run_once(engine, plan, signals, interlock, reactor.link_events)
         finally:
             if interlock:
                 interlock.halt()
