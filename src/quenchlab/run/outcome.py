@@ -51,15 +51,15 @@ def run_once(engine: RunEngine, plan, interrupts: Interrupts, interlock=None,
     opened = []
     token = engine.subscribe(lambda name, doc: opened.append(doc["uid"]), "start")
     try:
-        noted = with_notes(plan, RunNotes(link_events, interlock, interrupts))
-        return _outcome(engine, noted, interrupts, interlock, opened)
+        notes = RunNotes(link_events, interlock, interrupts)
+        return _outcome(engine, plan, notes, interrupts, interlock, opened)
     finally:
         engine.unsubscribe(token)
 
 
-def _outcome(engine, plan, interrupts, interlock, opened) -> Outcome:
+def _outcome(engine, plan, notes, interrupts, interlock, opened) -> Outcome:
     try:
-        result = engine(interrupts.unless_received(plan))
+        result = engine(with_notes(interrupts.unless_received(plan), notes))
     except RunEngineInterrupted:
         trip = _trip(interlock)
         reason = abort_run(engine, str(trip) if trip else interrupts.reason or "paused")
