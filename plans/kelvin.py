@@ -11,9 +11,9 @@ import numpy as np
 from quenchlab.control.profile import Profile, learned
 from quenchlab.control.programs import ListProgram
 from quenchlab.control.thermal_model import SampleModel
-from quenchlab.devices.fjh_pulse import train_timing
-from quenchlab.devices.pulse_capture import PulseCapture
-from quenchlab.devices.sample_model import model_device
+from quenchlab.devices.flyers.fjh_pulse import train_timing
+from quenchlab.devices.flyers.pulse_capture import PulseCapture
+from quenchlab.devices.soft.sample_model import model_device
 
 from .pulses import fire, record_train
 

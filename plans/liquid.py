@@ -5,8 +5,9 @@ the spray stops while the syringe refills (the flame burns on its pilot)."""
 import bluesky.plan_stubs as bps
 
 from quenchlab.devices.ne1000_device import EMPTY
+from quenchlab.plans.stubs import mark
 
-from .sequences import mark, wait_until
+from .sequences import wait_until
 
 
 def dispense(pump, clock, logger, direction: str, volume, rate: float):

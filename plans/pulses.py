@@ -1,6 +1,6 @@
 """Heat/quench pulse plans: one programmed pulse, or a train of them, each recorded.
 
-A train on the N6900 is timed by the supply's list (devices/fjh_pulse.py): one kickoff fires
+A train on the N6900 is timed by the supply's list (devices/flyers/fjh_pulse.py): one kickoff fires
 every pulse, so the off time is the recipe's, not the host's work between pulses; a train
 longer than one list holds is fired list after list, the gaps showing in the pulses' starts.
 On the host-timed supplies each pulse fires `off_time` after the one before ended. A
@@ -14,7 +14,7 @@ import bluesky.preprocessors as bpp
 from bluesky import Msg
 
 from quenchlab.control.programs import ListProgram
-from quenchlab.devices.fjh_pulse import PulseFlyer, TrainRecord, train_timing
+from quenchlab.devices.flyers.fjh_pulse import PulseFlyer, TrainRecord, train_timing
 
 
 def pulse_train(flyer, program: ListProgram, pulses: int, off_time: float, detectors=(), md: dict | None = None):
@@ -59,7 +59,7 @@ def pulse_train(flyer, program: ListProgram, pulses: int, off_time: float, detec
 
 
 def record_train(timing: dict):
-    """The train's timing (devices.fjh_pulse.train_timing) as one event of the "train" stream."""
+    """The train's timing (devices.flyers.fjh_pulse.train_timing) as one event of the "train" stream."""
     record = TrainRecord(name="train")
     yield Msg("set", record, timing, group=None)
     yield from bps.trigger_and_read([record], name="train")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Generator
 from quenchlab.config.fjh import FJHConfig
 from quenchlab.control.profile import predicted_energy
 from quenchlab.control.thermal_model import STEADY_PART, identify, steady_state
-from quenchlab.devices.host_timed_pulse import minimum_step, minimum_tick, minimum_tick_basis
+from quenchlab.devices.flyers.host_timed_pulse import minimum_step, minimum_tick, minimum_tick_basis
 from quenchlab.errors import ConfigError, LimitError
 from quenchlab.plans.kelvin import kelvin_train
 from quenchlab.plans.pulses import pulse_train

@@ -11,7 +11,6 @@ slot collects on the one filter. Process data are logged all along on the reacto
 collected as pages. A checkpoint precedes each mark; after `end` the plan clears it:
 quenchlab's Ctrl-C then lets the sample complete (quenchlab.run.interrupts).
 """
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,39 +19,12 @@ import bluesky.preprocessors as bpp
 from bluesky import Msg
 
 from quenchlab.clock import ReactorClock
-from quenchlab.devices.phase_marker import PhaseMarker, settings_of
-from quenchlab.devices.process_logger import ProcessLogger
+from quenchlab.devices.flyers.process_logger import ProcessLogger
+from quenchlab.devices.soft.phase_marker import settings_of
 from quenchlab.errors import QuenchlabError
+from quenchlab.plans.stubs import mark, reactor_sleep
 
 COLLECT_EVERY = 60.0  # s of wall time between pages of process data: at speed N a page holds N minutes
-
-
-def reactor_sleep(clock: ReactorClock, seconds: float):
-    """Wait `seconds` of reactor time: one `wait_for` on the clock (ReactorClock.until), not
-    sleep messages of wall time (a paced clock runs slower than `speed`, so those would be
-    repeated, hundreds of times a sample in a dry run). A bare message, not a plan stub: each
-    stub records the stack it was made in."""
-    end = clock.now() + seconds
-    waits = []
-
-    def wait():
-        waits.append(asyncio.ensure_future(clock.until(end)))
-        return waits[-1]
-    try:
-        yield Msg("wait_for", None, [wait])
-    finally:  # a wait the RunEngine left (a pause, then an abort) would go on to its end: ended here
-        for task in waits:
-            task.cancel()
-
-
-def mark(marker: PhaseMarker, phase: str, note: str = ""):
-    """The phase stamped (the marker's set finishes at once) and read into the "phases" stream:
-    bare messages, as in reactor_sleep (a dry run marks five phases per sample, 288 samples a day)."""
-    yield Msg("checkpoint")  # where a Ctrl-C (a deferred pause) takes effect
-    yield Msg("set", marker, phase, group=None, note=note)
-    yield Msg("create", None, name="phases")
-    yield Msg("read", marker)
-    yield Msg("save")
 
 
 def wait_until(clock: ReactorClock, logger: ProcessLogger, end: float):

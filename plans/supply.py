@@ -3,7 +3,7 @@
 A Keysight N6900 runs current, voltage and temperature recipes from its hardware list
 (quenchlab.plans.recipe). A TDK-Lambda Genesys runs current and voltage recipes host-timed
 (temperature recipes in a closed loop, quenchlab.plans.recipe):
-`compile_host_timed` refuses any step shorter than the link allows (devices/host_timed_pulse.py
+`compile_host_timed` refuses any step shorter than the link allows (devices/flyers/host_timed_pulse.py
 `minimum_step`) and any level the supply would refuse. A capacitor bank runs shot recipes
 (`control: discharge`, quenchlab.recipes.shot). Any other pairing is refused, naming the recipe's
 kind and what the configured supply runs.
@@ -13,7 +13,7 @@ import math
 from quenchlab.config.fjh import FJHConfig
 from quenchlab.config.supplies import GENESYS_PV_OF_OVP
 from quenchlab.control.programs import ListProgram
-from quenchlab.devices.host_timed_pulse import minimum_step, minimum_step_basis
+from quenchlab.devices.flyers.host_timed_pulse import minimum_step, minimum_step_basis
 from quenchlab.errors import ConfigError, LimitError
 from quenchlab.plans.pulses import pulse_train
 from quenchlab.recipes.pulse import Ramp, Recipe, compile_recipe

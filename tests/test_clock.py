@@ -9,7 +9,7 @@ from bluesky import Msg
 from bluesky.utils import RunEngineInterrupted
 
 from quenchlab.clock import ReactorClock
-from quenchlab.plans.sequences import reactor_sleep
+from quenchlab.plans.stubs import reactor_sleep
 from quenchlab.run.engine import run_engine
 
 

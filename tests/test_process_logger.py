@@ -8,7 +8,7 @@ import pytest
 from bluesky import RunEngine
 
 from quenchlab.clock import ReactorClock
-from quenchlab.devices.process_logger import ProcessLogger
+from quenchlab.devices.flyers.process_logger import ProcessLogger
 from quenchlab.errors import QuenchlabError
 from quenchlab.plans import sequences
 from quenchlab.reactor.interlock import Interlock

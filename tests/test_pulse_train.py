@@ -13,7 +13,7 @@ from bluesky.utils import RunEngineInterrupted
 
 from conftest import wall_timed
 from quenchlab.control.programs import ListProgram
-from quenchlab.devices.fjh_pulse import TrainRecord, train_timing
+from quenchlab.devices.flyers.fjh_pulse import TrainRecord, train_timing
 from quenchlab.plans.pulses import fire, pulse_train
 from quenchlab.reactor.fjh import FJHReactor
 from quenchlab.record.writer import HDF5Writer

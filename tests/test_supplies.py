@@ -19,7 +19,7 @@ from bluesky.utils import FailedStatus, RunEngineInterrupted
 from conftest import CONFIGS, QUENCHLAB, wall_timed
 from quenchlab.analysis.pulse import pulse_energy
 from quenchlab.config.fjh import load_config
-from quenchlab.devices.host_timed_pulse import minimum_step
+from quenchlab.devices.flyers.host_timed_pulse import minimum_step
 from quenchlab.errors import ConfigError, InstrumentError, LimitError
 from quenchlab.plans.pulses import pulse_train
 from quenchlab.plans.recipe import checked_plan

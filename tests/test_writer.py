@@ -23,7 +23,7 @@ from ophyd.status import Status
 
 import quenchlab.record.writer as writer_module
 from quenchlab.clock import ReactorClock
-from quenchlab.devices.process_logger import ProcessLogger
+from quenchlab.devices.flyers.process_logger import ProcessLogger
 from quenchlab.record.writer import HDF5Writer
 
 RECIPE = "name: flash-1\npulses:\n  - {voltage: 120, duration_ms: 50}\n"

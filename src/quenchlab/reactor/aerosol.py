@@ -19,12 +19,12 @@ from quenchlab.config.plate import PlateLedger
 from quenchlab.config.slot_budget import round_trip
 from quenchlab.devices.alicat_device import MassFlowController, PressureGauge
 from quenchlab.devices.alicat_driver import DIFFERENTIAL_PRESSURE, AlicatUnit
+from quenchlab.devices.flyers.process_logger import ProcessLogger
 from quenchlab.devices.impac_device import ImpacPyrometer
 from quenchlab.devices.impac_driver import Impac
 from quenchlab.devices.ne1000_device import SyringePump
 from quenchlab.devices.ne1000_driver import NE1000, PumpAlarm
-from quenchlab.devices.phase_marker import CollectionRecord, PhaseMarker
-from quenchlab.devices.process_logger import ProcessLogger
+from quenchlab.devices.soft.phase_marker import CollectionRecord, PhaseMarker
 from quenchlab.devices.ssi_device import HplcPump
 from quenchlab.devices.ssi_driver import SsiPump
 from quenchlab.devices.transport import run_together

@@ -28,7 +28,7 @@ from bluesky.suspenders import SuspendBoolHigh
 from ophyd import Signal
 
 from quenchlab.clock import ReactorClock
-from quenchlab.plans.sequences import reactor_sleep
+from quenchlab.plans.stubs import reactor_sleep
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,19 @@
 programs its protection and reads it back, and which ophyd device and pulse flyer drive it.
 
 | model            | pulse timing        | flyer                                  |
-| keysight-n6900   | hardware list       | devices/fjh_pulse.py PulseFlyer        |
-| tdk-genesys      | host-timed          | devices/host_timed_pulse.py            |
-| capbank          | capacitor discharge | devices/capbank_shot.py                |
+| keysight-n6900   | hardware list       | devices/flyers/fjh_pulse.py PulseFlyer        |
+| tdk-genesys      | host-timed          | devices/flyers/host_timed_pulse.py            |
+| capbank          | capacitor discharge | devices/flyers/capbank_shot.py                |
 """
 from quenchlab.config.fjh import FJHConfig
 from quenchlab.devices.capbank_device import CapBankSupply
 from quenchlab.devices.capbank_driver import CapBank
-from quenchlab.devices.capbank_shot import CapBankShot
-from quenchlab.devices.closed_loop import ClosedLoopPulse
-from quenchlab.devices.fjh_pulse import PulseFlyer
+from quenchlab.devices.flyers.capbank_shot import CapBankShot
+from quenchlab.devices.flyers.closed_loop import ClosedLoopPulse
+from quenchlab.devices.flyers.fjh_pulse import PulseFlyer
+from quenchlab.devices.flyers.host_timed_pulse import HostTimedPulse
 from quenchlab.devices.genesys_device import GenesysSupply
 from quenchlab.devices.genesys_driver import Genesys
-from quenchlab.devices.host_timed_pulse import HostTimedPulse
 from quenchlab.devices.n6900_device import N6900Supply
 from quenchlab.devices.n6900_driver import N6900
 from quenchlab.errors import InstrumentError

@@ -8,7 +8,7 @@ steps), switches the output off and fetches the traces: the pyrometer's one segm
 from a scope with segmented memory (what re-arming between pulses allows without it), V/I of
 the whole train from one acquisition of the supply's own digitizer, at the coarsest interval
 its 512 K points need. Each pulse's start is where the supply's digitizer saw it begin; collect
-returns one page per pulse taken (devices/pulse_capture.py), also after a stop. Staging,
+returns one page per pulse taken (devices/flyers/pulse_capture.py), also after a stop. Staging,
 unstaging and stop always leave the output off; the supply's watchdog is the last line of
 defence if this process dies.
 """
@@ -22,13 +22,12 @@ from ophyd import Component as Cpt
 from ophyd import Kind, Signal
 from ophyd.status import Status
 
+from quenchlab.devices.flyers.pulse_capture import ProgrammedPulse
+from quenchlab.devices.impac_driver import Impac
+from quenchlab.devices.infiniivision_driver import InfiniiVision, Trace
+from quenchlab.devices.n6900_driver import MAX_LIST_COUNT, N6900
+from quenchlab.devices.soft.phase_marker import SoftRecord
 from quenchlab.errors import InstrumentError
-
-from .impac_driver import Impac
-from .infiniivision_driver import InfiniiVision, Trace
-from .n6900_driver import MAX_LIST_COUNT, N6900
-from .phase_marker import SoftRecord
-from .pulse_capture import ProgrammedPulse
 
 MAX_SUPPLY_POINTS = 512 * 1024
 WATCHDOG_ONLY = 2048

@@ -5,8 +5,7 @@ from ophyd import Device
 from ophyd.device import Component, create_device_from_components
 
 from quenchlab.control.thermal_model import UNITS, SampleModel
-
-from .driver_device import UnitSignal
+from quenchlab.devices.driver_device import UnitSignal
 
 SampleModelDevice = create_device_from_components(
     "SampleModelDevice",

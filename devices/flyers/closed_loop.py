@@ -23,9 +23,8 @@ import numpy as np
 from quenchlab.control.hold import HoldController
 from quenchlab.control.profile import Profile
 from quenchlab.control.thermal_model import SampleModel
+from quenchlab.devices.flyers.pulse_capture import PulseCapture
 from quenchlab.errors import InstrumentError
-
-from .pulse_capture import PulseCapture
 
 ASKED = 1.0  # A: a current this large must show at the output ...
 DELIVERED = 0.05  # ... at least this fraction of it ...

@@ -24,11 +24,10 @@ from ophyd.status import Status
 from quenchlab.analysis.pulse import FIGURES, AnalysisSettings, analyse_pulse
 from quenchlab.control.profile import TRACKING, Profile
 from quenchlab.control.programs import LEVEL_UNITS, ListProgram
+from quenchlab.devices.driver_device import run_in_thread
+from quenchlab.devices.impac_driver import Impac
+from quenchlab.devices.infiniivision_driver import InfiniiVision, Trace
 from quenchlab.errors import InstrumentError
-
-from .driver_device import run_in_thread
-from .impac_driver import Impac
-from .infiniivision_driver import InfiniiVision, Trace
 
 TRACES = {"time": ("s", "time"), "temperature": ("K", "time"), "supply_time": ("s", "supply_time"),
           "current": ("A", "supply_time"), "voltage": ("V", "supply_time")}  # field: units, axis

@@ -25,10 +25,9 @@ import time as wallclock
 
 import numpy as np
 
+from quenchlab.devices.flyers.pulse_capture import ProgrammedPulse
+from quenchlab.devices.genesys_driver import Genesys
 from quenchlab.errors import InstrumentError
-
-from .genesys_driver import Genesys
-from .pulse_capture import ProgrammedPulse
 
 BITS_PER_CHARACTER = 10  # 8N1: a start bit, 8 data bits, a stop bit (7.5)
 SETTING_CHARACTERS = len("PC 123456789012\r") + len("OK\r")  # the longest number a setting takes (7.7.1)

@@ -23,10 +23,9 @@ from ophyd import Component as Cpt
 from ophyd import Kind, Signal
 
 from quenchlab.control.programs import Shot
+from quenchlab.devices.capbank_driver import CapBank
+from quenchlab.devices.flyers.pulse_capture import PulseCapture
 from quenchlab.errors import InstrumentError
-
-from .capbank_driver import CapBank
-from .pulse_capture import PulseCapture
 
 TRIGGER_FRACTION = 0.05  # of max_current: the current that starts the record
 PROBE_HEADROOM = 1.2  # the probe channel's full scale, in max_current
