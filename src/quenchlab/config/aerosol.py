@@ -4,8 +4,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from quenchlab.config.addresses import TWIN, SerialAddress
+from quenchlab.config.addresses import SerialAddress
 from quenchlab.config.fjh import LibraryPolicy, PyrometerConfig
+from quenchlab.config.listing import Listed, only_twins
 from quenchlab.config.plate import PlateConfig, Point
 from quenchlab.files import Strict, load
 from quenchlab.units import Kelvin, Quantity, Seconds
@@ -196,10 +197,18 @@ class AerosolConfig(Strict):
 
     @property
     def simulated(self) -> bool:
+        return only_twins(self.listed())
+
+    def listed(self) -> list[Listed]:
+        """Valve, pump, collector (if any), gases, filter gauge and pyrometer, in the order the
+        line opens them."""
         i = self.instruments
-        addresses = [i.valve.address, i.pump.address, i.filter_gauge.address, i.pyrometer.address]
-        addresses += [i.collector.address] if i.collector else []
-        return all(a == TWIN for a in addresses + [g.address for g in i.gases.values()])
+        found = [Listed("valve", i.valve.model, i.valve), Listed("pump", i.pump.model, i.pump)]
+        if i.collector:
+            found.append(Listed("collector", i.collector.model, i.collector))
+        found += [Listed(f"gases.{role}", g.model, g) for role, g in i.gases.items()]
+        return found + [Listed("filter_gauge", i.filter_gauge.model, i.filter_gauge),
+                        Listed("pyrometer", "impac-upp", i.pyrometer)]
 
 
 def load_aerosol_config(path: str | Path) -> tuple[AerosolConfig, str]:

@@ -5,7 +5,8 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from quenchlab.analysis.pulse import AnalysisSettings, GrainGrowth, KineticParameters
-from quenchlab.config.addresses import TWIN, SerialAddress, VisaAddress, VisaLibrary
+from quenchlab.config.addresses import SerialAddress, VisaAddress, VisaLibrary
+from quenchlab.config.listing import Listed, only_twins
 from quenchlab.config.supplies import CapBankConfig, GenesysConfig
 from quenchlab.errors import ConfigError
 from quenchlab.files import Strict, read_yaml, validate
@@ -165,10 +166,16 @@ class FJHConfig(Strict):
         """(record length, pre-trigger time) of the digitizer: a pulse must fit in it."""
         return self.instruments.digitizer.record, self.instruments.digitizer.pre_trigger
 
+    def listed(self) -> list[Listed]:
+        """Supply, pyrometer and digitizer, in the order the reactor opens them."""
+        i = self.instruments
+        return [Listed("supply", i.supply.model, i.supply), Listed("pyrometer", "impac-upp", i.pyrometer),
+                Listed("digitizer", "keysight-infiniivision", i.digitizer)]
+
     @property
     def simulated(self) -> bool:
         """True when every instrument is a twin."""
-        return all(getattr(self.instruments, n).address == TWIN for n in Instruments.model_fields)
+        return only_twins(self.listed())
 
 
 def load_config(path: str | Path) -> tuple[FJHConfig, str]:

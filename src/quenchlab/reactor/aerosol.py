@@ -54,11 +54,7 @@ class AerosolReactor(Assembly):
         self.config = config
         self.clock = ReactorClock(speed)
         self.twins = None
-        i = config.instruments
-        addresses = {"valve": i.valve.address, "pump": i.pump.address, "pyrometer": i.pyrometer.address,
-                     **{role: g.address for role, g in i.gases.items()}, "filter_gauge": i.filter_gauge.address}
-        if i.collector:
-            addresses["collector"] = i.collector.address
+        addresses = {instrument.name: instrument.entry.address for instrument in config.listed()}
         if simulate or config.simulated:
             from quenchlab.sim.aerosol_twins import AerosolTwins
             from quenchlab.sim.twin_process import TwinProcess
@@ -92,7 +88,8 @@ class AerosolReactor(Assembly):
             c = i.collector
             self.collector_driver = self._open(ZaberStage(addresses["collector"], device=c.device, baudrate=c.baudrate),
                                               "collector")
-        self.gas_drivers = {role: self._open(AlicatUnit(addresses[role], g.unit, name=f"mfc-{role}"), f"gases.{role}")
+        self.gas_drivers = {role: self._open(AlicatUnit(addresses[f"gases.{role}"], g.unit, name=f"mfc-{role}"),
+                                             f"gases.{role}")
                             for role, g in i.gases.items()}
         for role, g in i.gases.items():
             self.gas_drivers[role].set_gas(g.gas)

@@ -3,6 +3,7 @@ even if another fails, after the line is brought to its safe state; the twins st
 each instrument said it is at connect, for every record."""
 from quenchlab.config.addresses import TWIN, address_kind
 from quenchlab.errors import ConfigError
+from quenchlab.reactor.check_instruments import READERS
 
 
 class Assembly:
@@ -33,9 +34,7 @@ class Assembly:
     def _identify(self) -> None:
         """Each instrument's model, identity (as it answers it), address and how that is reached
         ("gases-sheath" for the config's gases.sheath)."""
-        from quenchlab.reactor.check import instruments
-        from quenchlab.reactor.check_instruments import READERS
-        for name, model, _ in instruments(self.config):
+        for name, model, _ in self.config.listed():
             driver = self._named[name]
             key = name.replace(".", "-")  # a start document's keys have no dots
             self.connections[key] = {"model": model, "identity": READERS[model].identify(driver),

@@ -32,27 +32,6 @@ class Checked:
         return "a run refuses" if any(d.run == REFUSES for d in self.differences) else "OK"
 
 
-def instruments(config) -> list[tuple[str, str, object]]:
-    """(name, model, config entry) of every instrument of a reactor config; the supply's entry
-    is the whole config (its builder reads what it needs)."""
-    i = config.instruments
-    if config.kind == "fjh":
-        return [("supply", i.supply.model, config), ("pyrometer", "impac-upp", i.pyrometer),
-                ("digitizer", "keysight-infiniivision", i.digitizer)]
-    found = [("valve", i.valve.model, i.valve), ("pump", i.pump.model, i.pump)]
-    if i.collector:
-        found.append(("collector", i.collector.model, i.collector))
-    found += [(f"gases.{role}", g.model, g) for role, g in i.gases.items()]
-    return found + [("filter_gauge", i.filter_gauge.model, i.filter_gauge), ("pyrometer", "impac-upp", i.pyrometer)]
-
-
-def address_of(config, name: str) -> str:
-    entry = config.instruments
-    for part in name.split("."):
-        entry = entry[part] if isinstance(entry, dict) else getattr(entry, part)
-    return entry.address
-
-
 def check_one(name: str, model: str, entry, address: str, library: str = "@py") -> Checked:
     """Open (LAN ones with the VISA `library`), identify, read back and close one instrument;
     whatever goes wrong is its problem."""
@@ -85,11 +64,11 @@ def check_one(name: str, model: str, entry, address: str, library: str = "@py") 
 
 def check(config, addresses: dict[str, str] | None = None) -> list[Checked]:
     """Every instrument of `config`, at the config's addresses or at `addresses` (its twins')."""
-    if not addresses and any(address_of(config, name) == TWIN for name, _, _ in instruments(config)):
+    if not addresses and any(i.entry.address == TWIN for i in config.listed()):
         raise ConfigError("an instrument's address is 'twin': check with --sim, or fill in its real address")
     library = getattr(config, "visa_library", "@py")
-    return [check_one(name, model, entry, (addresses or {}).get(name) or address_of(config, name), library)
-            for name, model, entry in instruments(config)]
+    return [check_one(i.name, i.model, config if i.name == "supply" else i.entry,  # a supply's builder reads it all
+                      (addresses or {}).get(i.name) or i.entry.address, library) for i in config.listed()]
 
 
 def exit_code(results: list[Checked]) -> int:

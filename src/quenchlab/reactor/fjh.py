@@ -28,7 +28,7 @@ class FJHReactor(Assembly):
         self.builder = BUILDERS[config.instruments.supply.model](config)
         self.clock = ReactorClock()  # an FJH rig always runs at speed 1; shared with its twins
         self.twins = None
-        addresses = {name: getattr(config.instruments, name).address for name in ("supply", "pyrometer", "digitizer")}
+        addresses = {instrument.name: instrument.entry.address for instrument in config.listed()}
         if simulate or config.simulated:
             from quenchlab.sim.fjh_twins import FJHTwins
             self.twins = FJHTwins(config, self.clock)
