@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -59,10 +60,13 @@ class _Link:
         self._events.append(LinkEvent(time.time(), self.name, command, what))
 
     def take_events(self) -> list[LinkEvent]:
-        """The faults ridden through since the last call, oldest first."""
-        with self.lock:
-            events, self._events = list(self._events), deque(maxlen=self.KEPT)
-        return events
+        """The faults ridden through since the last call, oldest first. Without the port's lock,
+        which a slow exchange may hold for its whole timeout: a deque's pops are atomic."""
+        taken = []
+        with suppress(IndexError):
+            while True:
+                taken.append(self._events.popleft())
+        return taken
 
 
 def _visa(library: str) -> pyvisa.ResourceManager:

@@ -37,8 +37,8 @@ def kelvin_train(flyer: PulseCapture, calibrating: PulseCapture, calibration: Li
         yield from bps.stop(calibrating)
         yield from bps.stop(flyer)
 
+    @bpp.run_decorator(md=md)  # staged inside the run, as pulse_train is
     @bpp.stage_decorator([flyer, calibrating, *detectors])
-    @bpp.run_decorator(md=md)
     @bpp.finalize_decorator(stop_both)
     def inner():
         calibrating.follow(None)

@@ -38,8 +38,8 @@ def pulse_train(flyer, program: ListProgram, pulses: int, off_time: float, detec
         if timed:
             yield from bps.collect(flyer)  # the pulses a stopped train completed
 
+    @bpp.run_decorator(md=md)  # staged inside the run: what unstaging meets (the output off) is the run's
     @bpp.stage_decorator([flyer, *detectors])
-    @bpp.run_decorator(md=md)
     @bpp.finalize_decorator(keep_what_was_taken)
     def inner():
         flyer.follow(None)

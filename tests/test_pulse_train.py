@@ -184,3 +184,13 @@ def test_without_segmented_memory_a_pulse_the_scope_was_rearmed_too_late_for_has
         for index in np.flatnonzero(~has):
             assert np.all(np.isnan(f[f"entry/pulse_{index + 1:04d}/temperature"][()]))
         assert np.isfinite(table["energy"][()]).all()  # the supply's V/I of every pulse
+
+
+def test_the_supply_is_made_safe_inside_the_run_so_what_that_meets_is_the_runs(reactor, tmp_path):
+    """Unstaging (the output off, read back) comes before the run's close: a link fault it rides
+    through is noted in this run's record, not the next one's."""
+    engine, commands = RunEngine({}), []
+    engine.msg_hook = lambda msg: commands.append(msg.command)
+    train(reactor, tmp_path, 1, engine)
+    opened, closed = commands.index("open_run"), commands.index("close_run")
+    assert "stage" not in commands[:opened] and opened < commands.index("unstage") < closed

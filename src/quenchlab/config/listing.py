@@ -9,7 +9,8 @@ from quenchlab.config.addresses import TWIN
 class Listed(NamedTuple):
     name: str  # as `check` and the records name it; a nested entry's path ("gases.sheath")
     model: str
-    entry: object  # its config entry: its address and what its driver is opened with
+    entry: object  # its config entry: its address, and what its driver is opened with (a supply's
+    # builder reads the whole config)
 
 
 def only_twins(listed: list[Listed]) -> bool:

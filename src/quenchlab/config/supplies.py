@@ -1,4 +1,4 @@
-"""Configs of the supplies beside the Keysight N6900 (quenchlab/config.py): a TDK-Lambda Genesys,
+"""Configs of the supplies beside the Keysight N6900 (quenchlab.config.fjh): a TDK-Lambda Genesys,
 whose pulses the host times, and a capacitor bank behind its controller. The reactor config's
 `instruments.supply.model` picks one; each `check(limits)` says what the limits rule out."""
 import math
