@@ -14,7 +14,7 @@ from bluesky.utils import Msg, RunEngineInterrupted
 from ophyd.sim import SynAxis
 from ophyd.status import Status
 
-from conftest import CONFIGS
+from conftest import CONFIGS, wait_until
 from quenchlab.clock import ReactorClock
 from quenchlab.config.aerosol import load_aerosol_config
 from quenchlab.errors import QuenchlabError
@@ -170,15 +170,17 @@ def test_an_action_failing_while_a_tripped_run_stops_is_pardoned_the_run_is_reco
             and [(s["exit_status"], s["reason"]) for s in stops] == [("abort", "interlock: reading failed")])
 
 
-def aerosol_run(tmp_path, fault, dwell="90 s", phase=None):
+def aerosol_run(tmp_path, fault, dwell="90 s", phase=None, progress=None):
     """A two-sample library whose `fault` is injected as the first sample starts (or, given
-    `phase`, as a sample's run enters it)."""
+    `phase`, as a sample's run enters it; or as `progress` does it)."""
     config = load_aerosol_config(CONFIGS / "aerosol-sim.yaml")[0]
     library = tmp_path / "lib.csv"
     library.write_text(f"sample_id,port,dwell\nI1,1,{dwell}\nI2,2,{dwell}\n")
     slots = aerosol_slots(load_library(library, "aerosol"), config, str(library))
     reactor = AerosolReactor(config, simulate=True, speed=100, twins_in_process=True)
-    if phase:
+    if progress:
+        pass
+    elif phase:
         progress = Progress(phase=lambda name: fault(reactor.twins) if name == phase else None)
     else:
         progress = Progress(sample=lambda sample_id, index, total: fault(reactor.twins) if index == 0 else None)
@@ -257,3 +259,24 @@ def test_a_flame_flicker_suspends_and_the_sample_resumes(tmp_path):
         flame = f["entry/process/flame_temperature"][()]
         assert np.isnan(flame).any() or np.nanmin(flame) < 1200  # the excursion is in the record
         assert f["entry/exit_status"][()].decode() == "success"
+
+
+
+def test_a_trip_between_samples_stops_the_night_before_the_next_one(tmp_path):
+    """The interlock trips after a sample completed (the line made safe, its watch over): the next
+    sample is not run unwatched; it stays pending, for --resume."""
+    made = {}
+
+    def gauge_gone(sample_id, state):
+        if sample_id == "I1":
+            made["interlock"].fail(RuntimeError("filter gauge: no answer"))
+            wait_until(lambda: made["interlock"].trips, 10)
+
+    reactor, run = aerosol_run(tmp_path, None, progress=Progress(done=gauge_gone))
+    build = reactor.interlock
+    reactor.interlock = lambda: made.setdefault("interlock", build())
+    with reactor, pytest.raises(QuenchlabError, match=r"the interlock tripped before sample I2: interlock: "
+                                                      r"reading failed"):
+        run()
+    states = [row["state"] for row in csv.DictReader((tmp_path / "lib" / "manifest.csv").read_text().splitlines())]
+    assert states == ["done", "pending"]

@@ -158,6 +158,8 @@ class _Night:
                 prepared = True
             if self.interrupts.received:
                 return self.stopped_by_signal()
+            if self.interlock and self.interlock.trips:  # between samples: the line is safe, no longer watched
+                return f"the interlock tripped before sample {sample.sample_id}: {self.interlock.trips[-1]}"
             current["sample_id"] = sample.sample_id
             progress.sample(sample.sample_id, index, len(todo))
             outcome = self.run_one(sample, md)
