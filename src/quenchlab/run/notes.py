@@ -33,9 +33,8 @@ class _Notes:
 class RunNotes:
     """What a run notes when it closes: the link faults `link_events` returns (those since its
     last call, oldest first), the trip of `interlock` if it tripped during the run, and as an
-    abort's reason that trip or the signal `interrupts` received. Faults taken from the links
-    are kept until the notes are saved: an abort that lands between the notes' read and save
-    sends the close again, and the notes with it."""
+    abort's reason that trip or the signal `interrupts` received. An abort that lands within
+    the notes' own three messages loses them (the RunEngine then closes the run itself)."""
 
     def __init__(self, link_events=None, interlock=None, interrupts=None):
         self.link_events, self.interlock, self.interrupts = link_events, interlock, interrupts
@@ -43,7 +42,6 @@ class RunNotes:
 
     def opened(self) -> None:
         """A run begins: nothing of it noted yet; trips before it are not its."""
-        self.faults: list[str] = []
         self.tripped_before = len(self.interlock.trips) if self.interlock is not None else 0
         self.saved = False
 
@@ -52,9 +50,9 @@ class RunNotes:
         return trips[-1] if len(trips) > self.tripped_before else None
 
     def gather(self) -> dict[str, str | list[str]]:
-        if self.link_events:
-            self.faults += [str(event) for event in self.link_events()]
-        notes: dict[str, str | list[str]] = {"link_faults": list(self.faults)} if self.faults else {}
+        notes: dict[str, str | list[str]] = {}
+        if self.link_events and (events := self.link_events()):
+            notes["link_faults"] = [str(event) for event in events]
         if trip := self.trip():
             notes["interlock_trip"] = str(trip)
         return notes
