@@ -28,7 +28,7 @@ def _serve(factory, config, clock: ReactorClock, pipe, stop, parent: int) -> Non
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPPING)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     with factory(config, clock) as twins:
-        pipe.send(twins.addresses)
+        pipe.send((twins.addresses, twins.config_addresses()))
         while not stop.wait(0.2) and os.getppid() == parent:
             pass
 
@@ -55,7 +55,11 @@ class TwinProcess:
                 self.close()
                 raise RuntimeError(f"the twins did not start (exit code {self._process.exitcode}); "
                                    "run `quenchlab twins CONFIG` to see why")
-        self.addresses: dict[str, str] = parent.recv()
+        self.addresses, self._config_addresses = parent.recv()
+
+    def config_addresses(self) -> dict[str, str]:
+        """The address of every instrument entry of the config, as the twins give it."""
+        return self._config_addresses
 
     def close(self) -> None:
         self._stop.set()

@@ -62,7 +62,7 @@ class AerosolReactor(Assembly):
                 self.twins = AerosolTwins(config, self.clock)
             running = self.twins or TwinProcess(AerosolTwins, config, self.clock)
             self._twins.append(running)
-            addresses = {name: running.addresses.get(name, running.addresses["gases"]) for name in addresses}
+            addresses = running.config_addresses()
         self._connect_all(addresses, bool(self._twins))
 
     def _connect(self, addresses: dict[str, str]) -> None:

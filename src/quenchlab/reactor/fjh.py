@@ -33,7 +33,7 @@ class FJHReactor(Assembly):
             from quenchlab.sim.fjh_twins import FJHTwins
             self.twins = FJHTwins(config, self.clock)
             self._twins.append(self.twins)
-            addresses = self.twins.addresses
+            addresses = self.twins.config_addresses()
         self._connect_all(addresses, self.twins is not None)
 
     def _connect(self, addresses: dict[str, str]) -> None:
